@@ -1,0 +1,85 @@
+"""The thin command line: parse, load settings, hand over. No tracebacks for user errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from exporter import __version__
+from exporter.logging import configure_logging
+from exporter.settings import ConfigError, Settings, load_settings
+
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _add_sidecar(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sidecar", help="poll PostgreSQL and serve /metrics")
+    p.add_argument("--dsn", help="connection string (or DBPULSE_DSN)")
+    p.add_argument("--listen", help="HOST:PORT to serve on (default 0.0.0.0:9189)")
+    p.add_argument("--interval", type=float, help="seconds between polls (default 15)")
+    p.add_argument("--config", type=Path, help="YAML settings file")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["auto", "json", "console"])
+    p.set_defaults(func=_cmd_sidecar)
+
+
+def _add_check_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("check-config", help="validate a YAML settings file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=_cmd_check_config)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        args.config,
+        dsn=args.dsn,
+        listen=args.listen,
+        interval=args.interval,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+
+
+def _cmd_sidecar(args: argparse.Namespace) -> int:
+    from exporter.sidecar.daemon import run_sidecar
+
+    settings = _settings_from(args)
+    if settings.dsn is None:
+        raise ConfigError([("dsn", "required: pass --dsn, set DBPULSE_DSN or dsn: in --config")])
+    configure_logging(settings.log_level, settings.log_format)
+    return run_sidecar(settings)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    load_settings(args.file)
+    print(f"{args.file}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dbpulse", description="PostgreSQL and SQLAlchemy observability for Prometheus"
+    )
+    parser.add_argument("--version", action="version", version=f"dbpulse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_sidecar(sub)
+    _add_check_config(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"dbpulse: config error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,104 @@
+"""The HTTP endpoints: /metrics, /healthz, /readyz and /debug/<collector>.
+
+Scrapes read the registry only (the sidecar's snapshot or the in-process metrics), so a
+slow database can never make a scrape slow.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+
+@dataclass
+class Endpoints:
+    registry: CollectorRegistry
+    readiness: Callable[[], tuple[bool, str]] | None = None
+    debug: Callable[[str], Any] | None = None
+    debug_names: Callable[[], list[str]] | None = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    endpoints: Endpoints
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    # A client that stops sending mid-request must not hold a thread forever.
+    timeout = 10
+    protocol_version = "HTTP/1.1"
+    server_version = "dbpulse"
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        endpoints = self.server.endpoints
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._send(200, encoder(endpoints.registry), content_type)
+        elif path == "/healthz":
+            self._send(200, b"ok\n")
+        elif path == "/readyz":
+            ready, reason = endpoints.readiness() if endpoints.readiness else (True, "ok")
+            self._send(200 if ready else 503, f"{reason}\n".encode())
+        elif path.startswith("/debug/") and endpoints.debug is not None:
+            name = path.removeprefix("/debug/")
+            names = endpoints.debug_names() if endpoints.debug_names else []
+            if name not in names:
+                self._send(404, f"no debug view {name!r}; have: {', '.join(names)}\n".encode())
+                return
+            body = json.dumps(endpoints.debug(name), indent=2, default=str).encode()
+            self._send(200, body + b"\n", "application/json")
+        elif path == "/":
+            links = "".join(
+                f'<li><a href="{p}">{p}</a></li>' for p in ("/metrics", "/healthz", "/readyz")
+            )
+            self._send(
+                200,
+                f"<html><body><h1>dbpulse</h1><ul>{links}</ul></body></html>".encode(),
+                "text/html",
+            )
+        else:
+            self._send(404, b"not found\n")
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def _send(
+        self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Access logs would drown the collector logs at a 15 s scrape interval.
+        return
+
+
+def start_server(host: str, port: int, endpoints: Endpoints) -> tuple[_Server, threading.Thread]:
+    """Bind and serve in a daemon thread; raises OSError when the address is taken."""
+    server = _Server((host, port), _Handler)
+    server.endpoints = endpoints
+    thread = threading.Thread(target=server.serve_forever, name="dbpulse-http", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def serve_metrics(
+    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
+) -> _Server:
+    """Serve ``/metrics`` for an application that has no HTTP endpoint of its own."""
+    server, _ = start_server(addr, port, Endpoints(registry=registry or REGISTRY))
+    return server

@@ -1,0 +1,247 @@
+"""The one settings model: CLI flags, then ``DBPULSE_*`` environment, then a YAML file.
+
+Unknown keys are errors at every level (``extra="forbid"``) so that a typo in a config
+file is reported instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+COLLECTOR_NAMES = ("activity", "statements", "locks", "progress", "database")
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "dbpulse_config_file", default=None
+)
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; ``problems`` are ``(field.path, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("; ".join(f"{path}: {msg}" for path, msg in problems))
+
+    def lines(self) -> list[str]:
+        prefix = f"{self.source}: " if self.source else ""
+        return [
+            f"{prefix}{path}: {msg}" if path else f"{prefix}{msg}" for path, msg in self.problems
+        ]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class CollectorSettings(_Strict):
+    """Per-collector schedule and limits."""
+
+    enabled: bool = True
+    interval: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="seconds between polls; default: top-level interval",
+    )
+    timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="statement_timeout for this collector's queries, seconds",
+    )
+    stale_after: float | None = Field(
+        default=None,
+        gt=0,
+        description="drop its series when the last success is older; default 3 x interval",
+    )
+
+
+class StatementsSettings(CollectorSettings):
+    """pg_stat_statements: top-N selection under a series budget."""
+
+    top_n: int = Field(default=200, ge=1, le=5000, description="statements exported per poll")
+    max_series: int = Field(
+        default=2000, ge=10, le=100000, description="hard cap on series this collector emits"
+    )
+    hold_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="a statement that entered the top-N stays at least this long (no flapping)",
+    )
+    text_max_length: int = Field(
+        default=200, ge=0, le=10000, description="query text kept for /debug (never a label)"
+    )
+
+
+class CollectorsSettings(_Strict):
+    activity: CollectorSettings = Field(default_factory=CollectorSettings)
+    statements: StatementsSettings = Field(default_factory=StatementsSettings)
+    locks: CollectorSettings = Field(default_factory=CollectorSettings)
+    progress: CollectorSettings = Field(default_factory=CollectorSettings)
+    database: CollectorSettings = Field(default_factory=CollectorSettings)
+
+    def items(self) -> Iterator[tuple[str, CollectorSettings]]:
+        for name in COLLECTOR_NAMES:
+            yield name, getattr(self, name)
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``--config`` (held in a context variable for one load)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # pragma: no cover - __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file.get()
+        if path is None:
+            return {}
+        return read_yaml(path)
+
+
+class Settings(BaseSettings):
+    """Everything dbpulse reads from its configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DBPULSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    dsn: SecretStr | None = Field(
+        default=None, description="libpq connection string or URL of the database to watch"
+    )
+    target: str | None = Field(
+        default=None, description="name for the target label; default host:port/dbname"
+    )
+    listen: str = Field(default="0.0.0.0:9189", description="HOST:PORT the HTTP server binds")
+    interval: float = Field(
+        default=15.0, gt=0, le=86400, description="default seconds between polls"
+    )
+    lock_timeout: float = Field(
+        default=0.1, gt=0, le=60, description="lock_timeout on every sidecar query, seconds"
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, le=120, description="seconds to connect")
+    max_connections: int = Field(
+        default=1, ge=1, le=10, description="connections the poller may hold to the target"
+    )
+    stale_after: float | None = Field(
+        default=None, gt=0, description="/readyz fails when no poll reached the database this long"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a TTY, JSON lines otherwise"
+    )
+    collectors: CollectorsSettings = Field(default_factory=CollectorsSettings)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags arrive as init kwargs and win; then the environment; then the file.
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    def collector_interval(self, name: str) -> float:
+        interval = getattr(self.collectors, name).interval
+        return float(interval if interval is not None else self.interval)
+
+    def collector_stale_after(self, name: str) -> float:
+        stale = getattr(self.collectors, name).stale_after
+        return float(stale if stale is not None else 3 * self.collector_interval(name))
+
+    def readiness_stale_after(self) -> float:
+        if self.stale_after is not None:
+            return self.stale_after
+        return 3 * min(self.collector_interval(n) for n, c in self.collectors.items() if c.enabled)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[::1]:9189`` for IPv6) and check both parts."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:9189")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError("port must be between 0 and 65535")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - binding all interfaces is the sidecar's job
+    if not host.replace("-", "").replace(".", "").isalnum():
+        try:
+            ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise ValueError(f"{host!r} is not a host name or address") from exc
+    return host, port
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Load a YAML mapping, turning every failure into a ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read config file: {exc.strerror}")], str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([("", f"{problem}{where}")], str(path)) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([("", "top level must be a mapping of settings")], str(path))
+    return data
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in err["loc"])
+        msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append((path, msg))
+    return problems
+
+
+@contextmanager
+def _using_file(path: Path | None) -> Iterator[None]:
+    token = _config_file.set(path)
+    try:
+        yield
+    finally:
+        _config_file.reset(token)
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build the settings; raise ConfigError (never ValidationError) when they are wrong."""
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    if config_file is not None:
+        read_yaml(config_file)  # surface file errors with the file's name first
+    with _using_file(config_file):
+        try:
+            return Settings(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc), str(config_file) if config_file else None) from exc

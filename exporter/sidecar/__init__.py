@@ -1,0 +1,1 @@
+"""Sidecar mode: poll PostgreSQL's catalog views and serve the last good snapshot."""

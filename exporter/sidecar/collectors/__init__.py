@@ -1,0 +1,33 @@
+"""The registry of collectors: one module per catalog view, looked up by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from exporter.settings import COLLECTOR_NAMES, Settings
+from exporter.sidecar.base import Collector
+
+
+def _factories() -> dict[str, Callable[[Settings], Collector]]:
+    from exporter.sidecar.collectors import activity, database, locks, progress, statements
+
+    return {
+        "activity": activity.create,
+        "statements": statements.create,
+        "locks": locks.create,
+        "progress": progress.create,
+        "database": database.create,
+    }
+
+
+def create_enabled(settings: Settings) -> dict[str, Collector]:
+    """Instantiate every collector the settings enable, in a stable order."""
+    factories = _factories()
+    missing = set(COLLECTOR_NAMES) - set(factories)
+    if missing:  # the settings and the registry must agree; a gap is a packaging bug
+        raise RuntimeError(f"collectors without a module: {sorted(missing)}")
+    return {
+        name: factories[name](settings)
+        for name, config in settings.collectors.items()
+        if config.enabled
+    }

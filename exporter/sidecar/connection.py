@@ -1,0 +1,163 @@
+"""The sidecar's connections to one target: bounded, timed out, and self-healing.
+
+Every transaction runs ``SET LOCAL statement_timeout`` and ``lock_timeout`` first, so a
+poll can neither run away nor queue behind (and so hold up) the application's DDL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from exporter.dsn import redact
+from exporter.logging import get_logger
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+class Unavailable(Exception):
+    """The target cannot be reached right now (the poller reports pg_up 0)."""
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff between reconnect attempts (pure, clock passed in)."""
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    failures: int = 0
+    next_attempt: float = 0.0
+
+    def failed(self, now: float) -> float:
+        delay = float(min(self.maximum, self.initial * (2.0**self.failures)))
+        self.failures += 1
+        self.next_attempt = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.next_attempt = 0.0
+
+    def ready(self, now: float) -> bool:
+        return now >= self.next_attempt
+
+
+class ConnectionManager:
+    """At most ``max_connections`` open connections, handed out one per poll."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        target: str,
+        max_connections: int = 1,
+        connect_timeout: float = 5.0,
+        lock_timeout: float = 0.1,
+        application_name: str = "dbpulse",
+        acquire_timeout: float = 30.0,
+    ) -> None:
+        self._dsn = dsn
+        self._target = target
+        self._connect_timeout = connect_timeout
+        self._lock_timeout_ms = max(1, int(lock_timeout * 1000))
+        self._application_name = application_name
+        self._acquire_timeout = acquire_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._idle: list[Conn] = []
+        self._lock = threading.Lock()
+        self._backoff = Backoff()
+        self._up: bool | None = None
+        self._server_version_num = 0
+        self._log = get_logger(target=target)
+
+    @property
+    def up(self) -> bool:
+        return bool(self._up)
+
+    @property
+    def server_version_num(self) -> int:
+        return self._server_version_num
+
+    def _connect(self) -> Conn:
+        now = time.monotonic()
+        if not self._backoff.ready(now):
+            wait = self._backoff.next_attempt - now
+            raise Unavailable(f"database unreachable, next connection attempt in {wait:.0f}s")
+        try:
+            conn: Conn = psycopg.connect(
+                self._dsn,
+                autocommit=False,
+                connect_timeout=max(1, round(self._connect_timeout)),
+                application_name=self._application_name,
+                row_factory=dict_row,
+            )
+        except psycopg.Error as exc:
+            delay = self._backoff.failed(time.monotonic())
+            self._mark(up=False, reason=_first_line(exc), retry_in=delay)
+            raise Unavailable(_first_line(exc)) from exc
+        self._backoff.succeeded()
+        self._server_version_num = conn.info.server_version
+        return conn
+
+    def _mark(self, *, up: bool, reason: str = "", retry_in: float | None = None) -> None:
+        # Log transitions only: a database that stays down must not flood the log.
+        if self._up is not up:
+            if up:
+                self._log.info("database reachable", server_version=self._server_version_num)
+            else:
+                self._log.warning("database unreachable", reason=reason, retry_in_seconds=retry_in)
+        self._up = up
+
+    @contextmanager
+    def transaction(self, statement_timeout: float) -> Iterator[Conn]:
+        """A read-only transaction with this collector's timeouts on a pooled connection."""
+        if not self._slots.acquire(timeout=self._acquire_timeout):
+            raise Unavailable("all poller connections are busy")
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed or conn.broken:
+                conn = self._connect()
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true),"
+                        " set_config('lock_timeout', %s, true)",
+                        (
+                            f"{max(1, int(statement_timeout * 1000))}ms",
+                            f"{self._lock_timeout_ms}ms",
+                        ),
+                    )
+                    yield conn
+            finally:
+                if conn.broken or conn.closed:
+                    self._mark(up=False, reason="connection lost")
+                    conn.close()
+                else:
+                    self._mark(up=True)
+                    with self._lock:
+                        self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def describe(self) -> str:
+        return redact(self._dsn)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact(text[0]) if text else type(exc).__name__

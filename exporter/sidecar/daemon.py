@@ -1,0 +1,113 @@
+"""Wires settings into a running sidecar: connections, collectors, poller, HTTP server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter.dsn import target_name
+from exporter.http import Endpoints, start_server
+from exporter.logging import get_logger
+from exporter.settings import Settings, parse_listen
+from exporter.sidecar.collectors import create_enabled
+from exporter.sidecar.connection import ConnectionManager
+from exporter.sidecar.poller import Poller, Schedule
+from exporter.sidecar.snapshot import Snapshot
+
+
+@dataclass
+class Sidecar:
+    settings: Settings
+    registry: CollectorRegistry
+    snapshot: Snapshot
+    poller: Poller
+    connections: ConnectionManager
+
+    @classmethod
+    def build(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Sidecar:
+        if settings.dsn is None:
+            raise ValueError("dsn is required")
+        dsn = settings.dsn.get_secret_value()
+        target = settings.target or target_name(dsn)
+        collectors = create_enabled(settings)
+        schedules = {
+            name: Schedule(
+                interval=settings.collector_interval(name),
+                timeout=getattr(settings.collectors, name).timeout,
+            )
+            for name in collectors
+        }
+        snapshot = Snapshot(
+            target, {name: settings.collector_stale_after(name) for name in collectors}
+        )
+        connections = ConnectionManager(
+            dsn,
+            target=target,
+            max_connections=settings.max_connections,
+            connect_timeout=settings.connect_timeout,
+            lock_timeout=settings.lock_timeout,
+        )
+        poller = Poller(
+            collectors=collectors,
+            schedules=schedules,
+            connections=connections,
+            snapshot=snapshot,
+            workers=settings.max_connections,
+        )
+        registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+        registry.register(snapshot)
+        return cls(settings, registry, snapshot, poller, connections)
+
+    def endpoints(self) -> Endpoints:
+        stale = self.settings.readiness_stale_after()
+        return Endpoints(
+            registry=self.registry,
+            readiness=lambda: self.snapshot.readiness(stale),
+            debug=self.snapshot.debug,
+            debug_names=self.snapshot.collector_names,
+        )
+
+    def close(self) -> None:
+        self.poller.stop()
+        self.connections.close()
+
+
+def run_sidecar(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code."""
+    log = get_logger()
+    sidecar = Sidecar.build(settings)
+    ProcessCollector(registry=sidecar.registry)
+    host, port = parse_listen(settings.listen)
+    try:
+        server, _ = start_server(host, port, sidecar.endpoints())
+    except OSError as exc:
+        # The reason is the whole message; a traceback would only bury it.
+        log.error(  # noqa: TRY400
+            "cannot listen", listen=settings.listen, reason=exc.strerror
+        )
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    sidecar.poller.start()
+    log.info(
+        "dbpulse sidecar started",
+        target=sidecar.snapshot.target,
+        dsn=sidecar.connections.describe(),
+        listen=f"http://{host}:{server.server_address[1]}/metrics",
+        collectors=sidecar.snapshot.collector_names(),
+    )
+    stop.wait()
+    server.shutdown()
+    sidecar.close()
+    return 0

@@ -1,0 +1,36 @@
+"""Session fixtures: one real PostgreSQL cluster with pg_stat_statements, started here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from exporter.localpg import LocalPostgres
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[LocalPostgres]:
+    """A throwaway cluster for the whole session (initdb + pg_ctl in a temp dir)."""
+    with LocalPostgres() as cluster:
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        yield cluster
+
+
+@pytest.fixture
+def pg_dsn(pg: LocalPostgres) -> str:
+    return pg.dsn
+
+
+@pytest.fixture
+def fresh_db(pg: LocalPostgres) -> Iterator[str]:
+    """A new empty database for one test, dropped afterwards; yields its DSN."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg.dsn_for(name)
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
