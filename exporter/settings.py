@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -214,6 +215,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([("", "top level must be a mapping of settings")], str(path))
+    bad_keys = [repr(key) for key in data if not isinstance(key, str)]
+    if bad_keys:
+        raise ConfigError(
+            [("", f"setting names must be strings, got {', '.join(bad_keys)}")], str(path)
+        )
     return data
 
 
@@ -222,6 +228,11 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     for err in exc.errors(include_url=False, include_input=False):
         path = ".".join(str(part) for part in err["loc"])
         msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        env_name = "DBPULSE_" + "__".join(str(p) for p in err["loc"]).upper()
+        if env_name in os.environ:
+            # The file may be fine; say where the bad value really came from.
+            msg = f"{msg} (from environment variable {env_name})"
         problems.append((path, msg))
     return problems
 

@@ -69,8 +69,9 @@ class Poller:
             self._fail(name, log, started, message, reached=True)
             return False
         except (CollectorError, psycopg.Error) as exc:
-            reached = self._conns.up and not isinstance(exc, psycopg.OperationalError)
-            self._fail(name, log, started, _describe(exc), reached=reached)
+            # Lock and statement timeouts are OperationalErrors too: whether the database
+            # was reached is what the connection manager saw, not the exception class.
+            self._fail(name, log, started, _describe(exc), reached=self._conns.up)
             return False
         except Exception as exc:
             log.exception("collector crashed", error=type(exc).__name__)

@@ -1,0 +1,267 @@
+"""The poller, connection manager and HTTP server against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.http import Endpoints, start_server
+from exporter.localpg import LocalPostgres, free_port
+from exporter.sidecar.base import BuildResult, Context, Rows, query
+from exporter.sidecar.collectors.database import DatabaseCollector
+from exporter.sidecar.connection import ConnectionManager
+from exporter.sidecar.poller import Poller, Schedule
+from exporter.sidecar.snapshot import Snapshot
+
+
+@dataclass
+class SqlCollector:
+    """A collector that runs one given statement; used to provoke timeouts."""
+
+    sql: str
+    name: str = "probe"
+
+    def fetch(self, conn: psycopg.Connection[Any], ctx: Context) -> Rows:
+        return {"rows": query(conn, self.sql)}
+
+    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+        return BuildResult([])
+
+
+def _poller(
+    dsn: str,
+    collectors: dict[str, Any],
+    *,
+    timeout: float = 5.0,
+    interval: float = 60.0,
+    max_connections: int = 1,
+) -> tuple[Poller, Snapshot, ConnectionManager]:
+    snap = Snapshot("t", dict.fromkeys(collectors, 3 * interval))
+    conns = ConnectionManager(dsn, target="t", max_connections=max_connections, connect_timeout=2)
+    poller = Poller(
+        collectors=collectors,
+        schedules={n: Schedule(interval=interval, timeout=timeout) for n in collectors},
+        connections=conns,
+        snapshot=snap,
+        workers=max_connections,
+    )
+    return poller, snap, conns
+
+
+def _text(snap: Snapshot) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(snap)
+    return generate_latest(registry).decode()
+
+
+def test_database_collector_against_real_server(pg: LocalPostgres) -> None:
+    """The database collector reports commits and size for the real 'postgres' database."""
+    poller, snap, conns = _poller(pg.dsn, {"database": DatabaseCollector()})
+    try:
+        assert poller.run_once("database")
+        text = _text(snap)
+        assert 'pg_up{target="t"} 1.0' in text
+        assert 'pg_stat_database_xact_commit_total{datname="postgres"}' in text
+        assert 'pg_database_size_bytes{datname="postgres"}' in text
+        assert 'dbpulse_collector_success{collector="database"} 1.0' in text
+    finally:
+        conns.close()
+
+
+def test_statement_timeout_cancels_and_connection_survives(pg: LocalPostgres) -> None:
+    """A slow collector query is cancelled by statement_timeout; the next poll still works."""
+    collectors = {
+        "slow": SqlCollector("SELECT pg_sleep(3)", "slow"),
+        "database": DatabaseCollector(),
+    }
+    poller, snap, conns = _poller(pg.dsn, collectors, timeout=0.2)
+    try:
+        started = time.monotonic()
+        assert not poller.run_once("slow")
+        assert time.monotonic() - started < 2.0
+        assert poller.run_once("database")
+        text = _text(snap)
+        assert 'dbpulse_collector_success{collector="slow"} 0.0' in text
+        assert 'pg_up{target="t"} 1.0' in text
+    finally:
+        conns.close()
+
+
+def test_lock_timeout_means_sidecar_never_queues(fresh_db: str) -> None:
+    """A poll that meets an exclusive lock gives up after lock_timeout instead of waiting."""
+    with psycopg.connect(fresh_db, autocommit=True) as setup:
+        setup.execute("CREATE TABLE t (id int)")
+    holder = psycopg.connect(fresh_db)
+    try:
+        holder.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        poller, snap, conns = _poller(fresh_db, {"probe": SqlCollector("SELECT count(*) FROM t")})
+        started = time.monotonic()
+        assert not poller.run_once("probe")
+        assert time.monotonic() - started < 1.5
+        assert 'pg_up{target="t"} 1.0' in _text(snap)
+        conns.close()
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_ddl_never_waits_on_the_sidecar(fresh_db: str) -> None:
+    """While the sidecar polls in a loop, the application's ALTER TABLE never hits its lock_timeout."""
+    with psycopg.connect(fresh_db, autocommit=True) as setup:
+        setup.execute("CREATE TABLE t (id int)")
+    collectors = {"probe": SqlCollector("SELECT count(*) FROM t"), "database": DatabaseCollector()}
+    poller, _snap, conns = _poller(fresh_db, collectors)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            poller.run_all_once()
+
+    worker = threading.Thread(target=poll)
+    worker.start()
+    try:
+        with psycopg.connect(fresh_db, autocommit=True) as app:
+            app.execute("SET lock_timeout = '2s'")
+            for i in range(30):
+                app.execute(f"ALTER TABLE t ADD COLUMN c{i} int")
+                app.execute(f"ALTER TABLE t DROP COLUMN c{i}")
+    finally:
+        stop.set()
+        worker.join()
+        conns.close()
+
+
+def test_connections_are_bounded_and_named(pg: LocalPostgres) -> None:
+    """With max_connections=1 and parallel runs, the server sees at most one dbpulse backend."""
+    collectors = {f"c{i}": SqlCollector("SELECT pg_sleep(0.2)", f"c{i}") for i in range(4)}
+    poller, _snap, conns = _poller(pg.dsn, collectors, max_connections=1)
+    seen: list[int] = []
+    threads = [threading.Thread(target=poller.run_once, args=(n,)) for n in collectors]
+    for t in threads:
+        t.start()
+    with psycopg.connect(pg.dsn, autocommit=True) as watcher:
+        for _ in range(10):
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbpulse'"
+            ).fetchone()
+            assert row is not None
+            seen.append(row[0])
+            time.sleep(0.1)
+    for t in threads:
+        t.join()
+    conns.close()
+    assert max(seen) == 1
+
+
+def test_unreachable_at_start_then_recovers() -> None:
+    """With no server, pg_up is 0 and /readyz fails; once the server starts, polls recover."""
+    port = free_port()
+    dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    poller, snap, conns = _poller(dsn, {"database": DatabaseCollector()})
+    assert not poller.run_once("database")
+    assert 'pg_up{target="t"} 0.0' in _text(snap)
+    assert not snap.readiness(60)[0]
+    with LocalPostgres(port=port):
+        deadline = time.monotonic() + 10
+        while not poller.run_once("database"):
+            assert time.monotonic() < deadline, "never recovered"
+            time.sleep(0.3)
+        assert 'pg_up{target="t"} 1.0' in _text(snap)
+        assert snap.readiness(60) == (True, "ok")
+        conns.close()
+
+
+def test_restart_under_running_poller() -> None:
+    """Killing and restarting PostgreSQL under a running poller: pg_up goes 0, then back to 1."""
+    with LocalPostgres() as cluster:
+        poller, snap, conns = _poller(cluster.dsn, {"database": DatabaseCollector()}, interval=0.3)
+        ups: list[str] = []
+        poller.start()
+        try:
+            time.sleep(1.0)
+            ups.append(_text(snap))
+            cluster.pg_ctl_stop("immediate")
+            time.sleep(1.5)
+            ups.append(_text(snap))
+            cluster.pg_ctl_start()
+            deadline = time.monotonic() + 20
+            while 'pg_up{target="t"} 1.0' not in _text(snap):
+                assert time.monotonic() < deadline, "poller did not reconnect"
+                time.sleep(0.2)
+        finally:
+            poller.stop()
+            conns.close()
+        assert 'pg_up{target="t"} 1.0' in ups[0]
+        assert 'pg_up{target="t"} 0.0' in ups[1]
+
+
+def _get(url: str, accept: str | None = None) -> tuple[int, str, str]:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - local test server
+            return resp.status, resp.headers["Content-Type"], resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["Content-Type"], err.read().decode()
+
+
+def test_http_endpoints_serve_snapshot(pg: LocalPostgres) -> None:
+    """/metrics (text and OpenMetrics), /healthz, /readyz and /debug behave as documented."""
+    poller, snap, conns = _poller(pg.dsn, {"database": DatabaseCollector()})
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(snap)
+    endpoints = Endpoints(
+        registry=registry,
+        readiness=lambda: snap.readiness(60),
+        debug=snap.debug,
+        debug_names=snap.collector_names,
+    )
+    server, _ = start_server("127.0.0.1", 0, endpoints)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert _get(base + "/healthz")[0] == 200
+        status, _, body = _get(base + "/readyz")
+        assert status == 503
+        assert "not reachable" in body
+        assert poller.run_once("database")
+        assert _get(base + "/readyz")[0] == 200
+        status, ctype, body = _get(base + "/metrics")
+        assert status == 200
+        assert ctype.startswith("text/plain")
+        assert "pg_stat_database_xact_commit_total" in body
+        status, ctype, body = _get(base + "/metrics", "application/openmetrics-text; version=1.0.0")
+        assert ctype.startswith("application/openmetrics-text")
+        assert body.rstrip().endswith("# EOF")
+        assert _get(base + "/debug/database")[0] == 200
+        assert _get(base + "/debug/nope")[0] == 404
+        assert _get(base + "/nope")[0] == 404
+    finally:
+        server.shutdown()
+        conns.close()
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz"])
+def test_scrape_does_not_touch_database(path: str) -> None:
+    """With the database unreachable, scrapes still answer at once from the snapshot."""
+    poller, snap, conns = _poller(
+        "postgresql://postgres@127.0.0.1:1/x", {"database": DatabaseCollector()}
+    )
+    poller.run_once("database")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(snap)
+    server, _ = start_server("127.0.0.1", 0, Endpoints(registry=registry))
+    try:
+        started = time.monotonic()
+        status, _, _ = _get(f"http://127.0.0.1:{server.server_address[1]}{path}")
+        assert status == 200
+        assert time.monotonic() - started < 0.5
+    finally:
+        server.shutdown()
+        conns.close()
