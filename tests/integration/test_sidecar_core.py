@@ -206,7 +206,7 @@ def test_restart_under_running_poller() -> None:
 def _get(url: str, accept: str | None = None) -> tuple[int, str, str]:
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     try:
-        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - local test server
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status, resp.headers["Content-Type"], resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.headers["Content-Type"], err.read().decode()
