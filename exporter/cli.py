@@ -33,6 +33,27 @@ def _add_check_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(func=_cmd_check_config)
 
 
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo", help="throwaway PostgreSQL + sidecar + instrumented app + a troublesome workload"
+    )
+    p.add_argument("--listen", default="127.0.0.1:9189", help="sidecar HOST:PORT")
+    p.add_argument("--app-listen", default="127.0.0.1:9190", help="demo app metrics HOST:PORT")
+    p.add_argument("--cycles", type=int, default=0, help="workload cycles; 0 runs until Ctrl-C")
+    p.add_argument("--interval", type=float, default=1.0, help="sidecar poll interval, seconds")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from exporter.demo.runner import DemoOptions, run_demo
+
+    configure_logging("warning", "console")
+    options = DemoOptions(
+        listen=args.listen, app_listen=args.app_listen, cycles=args.cycles, interval=args.interval
+    )
+    return run_demo(options)
+
+
 def _settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(
         args.config,
@@ -68,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_sidecar(sub)
     _add_check_config(sub)
+    _add_demo(sub)
     return parser
 
 

@@ -19,6 +19,9 @@ from exporter.sidecar.connection import ConnectionManager
 from exporter.sidecar.poller import Poller, Schedule
 from exporter.sidecar.snapshot import Snapshot
 
+# /debug/blocking is the name users look for; the data belongs to the locks collector.
+DEBUG_ALIASES = {"blocking": "locks"}
+
 
 @dataclass
 class Sidecar:
@@ -68,8 +71,8 @@ class Sidecar:
         return Endpoints(
             registry=self.registry,
             readiness=lambda: self.snapshot.readiness(stale),
-            debug=self.snapshot.debug,
-            debug_names=self.snapshot.collector_names,
+            debug=lambda name: self.snapshot.debug(DEBUG_ALIASES.get(name, name)),
+            debug_names=lambda: [*self.snapshot.collector_names(), *DEBUG_ALIASES],
         )
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""`dbpulse demo`: a throwaway PostgreSQL, a sidecar, an instrumented app, and trouble."""
