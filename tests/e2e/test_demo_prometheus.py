@@ -71,7 +71,8 @@ class Demo:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.output.append(line)
 
@@ -80,7 +81,8 @@ class Demo:
         while time.monotonic() < deadline:
             if any(needle in line for line in self.output):
                 return
-            assert self.proc is not None and self.proc.poll() is None, "".join(self.output)
+            assert self.proc is not None
+            assert self.proc.poll() is None, "".join(self.output)
             time.sleep(0.5)
         raise AssertionError(f"demo never printed {needle!r}:\n{''.join(self.output)}")
 
