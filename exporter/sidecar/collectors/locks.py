@@ -227,6 +227,7 @@ def build_families(locks: list[Row], databases: list[Row], tree: BlockingTree) -
     families.append(fam)
 
     datnames = {_text(row.get("datname")) for row in databases}
+    datnames.update(_text(tree.sessions.get(pid, {}).get("datname")) for pid in tree.blockers)
     sessions: dict[str, int] = dict.fromkeys(datnames, 0)
     max_wait: dict[str, float] = dict.fromkeys(datnames, 0.0)
     roots: dict[str, int] = dict.fromkeys(datnames, 0)

@@ -1,0 +1,235 @@
+"""Unit tests for top-N selection, the series budget, text scrubbing and statement families."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from exporter.sidecar.base import Context
+from exporter.sidecar.collectors.statements import (
+    FAMILIES,
+    StatementsCollector,
+    rank,
+    scrub_text,
+    select,
+    statement_capacity,
+)
+
+
+def _row(queryid: int, total_ms: float, *, dbid: int = 1, userid: int = 10, **kw: Any) -> dict:
+    row = {
+        "dbid": dbid,
+        "userid": userid,
+        "queryid": queryid,
+        "datname": "app",
+        "user": "web",
+        "calls": 3.0,
+        "total_ms": total_ms,
+        "rows": 6.0,
+        "shared_blks_hit": 1.0,
+        "shared_blks_read": 2.0,
+        "temp_blks_written": 0.0,
+    }
+    row.update(kw)
+    return row
+
+
+def _k(queryid: int) -> tuple[int, int, int]:
+    return (1, 10, queryid)
+
+
+def test_top_n_only_when_nothing_is_held() -> None:
+    """Without a previous state the selection is exactly the top-N by rank."""
+    sel = select([_k(1), _k(2), _k(3)], {}, 100.0, top_n=2, capacity=10, hold_seconds=60)
+    assert sel.keys == [_k(1), _k(2)]
+    assert sel.in_top == {_k(1), _k(2)}
+    assert sel.last_in_top == {_k(1): 100.0, _k(2): 100.0}
+
+
+def test_statement_that_leaves_the_top_is_held_then_released() -> None:
+    """A statement that drops out of the top-N stays hold_seconds after it last ranked there."""
+    first = select([_k(1), _k(2)], {}, 100.0, top_n=1, capacity=10, hold_seconds=60)
+    assert first.keys == [_k(1)]
+    # 2 overtakes 1: both exported, 1 only because it is held.
+    second = select([_k(2), _k(1)], first.last_in_top, 130.0, top_n=1, capacity=10, hold_seconds=60)
+    assert second.keys == [_k(2), _k(1)]
+    assert second.in_top == {_k(2)}
+    assert second.last_in_top[_k(1)] == 100.0
+    # Still held just before the hold expires, gone right after.
+    third = select([_k(2), _k(1)], second.last_in_top, 159.0, top_n=1, capacity=10, hold_seconds=60)
+    assert _k(1) in third.keys
+    fourth = select([_k(2), _k(1)], third.last_in_top, 160.0, top_n=1, capacity=10, hold_seconds=60)
+    assert fourth.keys == [_k(2)]
+    assert _k(1) not in fourth.last_in_top
+
+
+def test_oscillating_statements_do_not_flap() -> None:
+    """Two statements swapping places every poll stay exported on every poll."""
+    state: dict = {}
+    for poll in range(10):
+        ranked = [_k(1), _k(2)] if poll % 2 == 0 else [_k(2), _k(1)]
+        sel = select(ranked, state, 100.0 + 15 * poll, top_n=1, capacity=10, hold_seconds=60)
+        state = sel.last_in_top
+        if poll > 0:
+            assert set(sel.keys) == {_k(1), _k(2)}
+
+
+def test_budget_caps_held_statements_but_never_the_current_top() -> None:
+    """When the budget is tight the current top-N wins and held statements fill what is left."""
+    state = {_k(7): 90.0, _k(8): 95.0, _k(9): 99.0}
+    ranked = [_k(1), _k(2), _k(7), _k(8), _k(9)]
+    sel = select(ranked, state, 100.0, top_n=2, capacity=3, hold_seconds=60)
+    assert sel.keys == [_k(1), _k(2), _k(7)]
+    assert sel.dropped_held == 2
+    assert set(sel.last_in_top) == {_k(1), _k(2), _k(7)}
+
+
+def test_top_n_larger_than_budget_is_capped() -> None:
+    """top_n beyond the budget exports only what fits."""
+    ranked = [_k(i) for i in range(10)]
+    sel = select(ranked, {}, 0.0, top_n=10, capacity=4, hold_seconds=60)
+    assert sel.keys == ranked[:4]
+
+
+def test_vanished_statement_is_forgotten() -> None:
+    """A held statement that left pg_stat_statements (reset or evicted) is dropped."""
+    sel = select([_k(1)], {_k(5): 99.0}, 100.0, top_n=1, capacity=10, hold_seconds=60)
+    assert sel.keys == [_k(1)]
+    assert _k(5) not in sel.last_in_top
+
+
+def test_capacity_counts_every_family_and_the_totals() -> None:
+    """families x statements + per-database totals stay within max_series (0 when none fit)."""
+    for max_series in (10, 100, 2000, 2001):
+        for databases in (0, 1, 3, 50):
+            cap = statement_capacity(max_series, databases)
+            if 2 * databases <= max_series:
+                assert cap * len(FAMILIES) + 2 * databases <= max_series
+                assert (cap + 1) * len(FAMILIES) + 2 * databases > max_series
+            else:
+                assert cap == 0
+
+
+def test_rank_orders_by_time_with_stable_ties() -> None:
+    """Ranking is by total time descending, ties by (dbid, userid, queryid) like the SQL."""
+    rows = [_row(3, 5.0), _row(2, 5.0), _row(1, 9.0), _row(4, None)]
+    assert [r["queryid"] for r in rank(rows)] == [1, 2, 3, 4]
+
+
+def test_scrub_text_removes_literals_and_truncates() -> None:
+    """Quoted and dollar-quoted literals become '?', parameters stay, long text is cut."""
+    assert scrub_text("ALTER ROLE a PASSWORD 'it''s secret'", 200) == "ALTER ROLE a PASSWORD '?'"
+    assert scrub_text("SELECT $1 FROM t WHERE x = $2", 200) == "SELECT $1 FROM t WHERE x = $2"
+    assert scrub_text("DO $body$ BEGIN PERFORM 1; END $body$", 200) == "DO '?'"
+    assert scrub_text("SET x = E'abc", 200) == "SET x = '?'"
+    assert scrub_text("SELECT " + "a" * 50, 10) == "SELECT aa\u2026"
+    assert "secret" not in scrub_text("COPY t FROM $$secret", 200)
+
+
+def _collector(**kw: Any) -> StatementsCollector:
+    return StatementsCollector(**{"top_n": 1, "hold_seconds": 60.0, **kw})
+
+
+def _samples(result) -> dict:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in result.families
+        for s in fam.samples
+    }
+
+
+TOTALS = [{"datname": "app", "calls": 100.0, "total_ms": 5000.0}]
+
+
+def test_build_exports_counters_in_seconds_with_string_queryids() -> None:
+    """Selected statements become counters (ms in seconds) with datname/user/queryid labels."""
+    collector = _collector()
+    big = -(2**62)
+    rows = {"totals": TOTALS, "candidates": [_row(big, 2500.0), _row(2, 100.0)]}
+    samples = _samples(collector.build(rows, Context("t", 150000, 0.0)))
+    labels = (("datname", "app"), ("queryid", str(big)), ("user", "web"))
+    assert samples["pg_stat_statements_seconds_total", labels] == 2.5
+    assert samples["pg_stat_statements_calls_total", labels] == 3
+    assert samples["pg_stat_statements_temp_blks_written_total", labels] == 0
+    assert samples["pg_stat_statements_all_calls_total", (("datname", "app"),)] == 100
+    assert samples["pg_stat_statements_all_seconds_total", (("datname", "app"),)] == 5
+    assert not any(dict(k[1]).get("queryid") == "2" for k in samples)
+
+
+def test_build_keeps_state_between_polls_and_reports_coverage() -> None:
+    """The collector holds a statement that fell out of the top and shows coverage in debug."""
+    collector = _collector()
+    collector.build(
+        {"totals": TOTALS, "candidates": [_row(1, 300.0), _row(2, 100.0)]},
+        Context("t", 150000, 0.0),
+    )
+    result = collector.build(
+        {"totals": TOTALS, "candidates": [_row(2, 900.0), _row(1, 300.0)]},
+        Context("t", 150000, 15.0),
+    )
+    debug = result.debug
+    assert [s["queryid"] for s in debug["statements"]] == ["2", "1"]
+    assert [s["in_top_n"] for s in debug["statements"]] == [True, False]
+    assert debug["covered"]["seconds"] == 1200.0 / 5000.0
+    json.dumps(debug)
+
+
+def test_texts_are_requested_once_scrubbed_and_kept_out_of_labels() -> None:
+    """Texts come only for newly selected statements, are scrubbed, and never become labels."""
+    collector = _collector(text_max_length=40)
+    ctx = Context("t", 150000, 1000.0)
+    collector.build({"totals": TOTALS, "candidates": [_row(1, 10.0)]}, ctx)
+    assert collector._texts_wanted(ctx.now) == [_k(1)]
+    rows = {
+        "totals": TOTALS,
+        "candidates": [_row(1, 20.0)],
+        "texts_requested": [{"dbid": 1, "userid": 10, "queryid": 1}],
+        "texts": [{"dbid": 1, "userid": 10, "queryid": 1, "query": "SET a = 'hunter2'"}],
+    }
+    result = collector.build(rows, ctx)
+    assert result.debug["statements"][0]["query"] == "SET a = '?'"
+    assert "hunter2" not in json.dumps(result.debug)
+    assert all("query" not in s.labels for fam in result.families for s in fam.samples)
+    # Known now: not asked again, even after the rate limit has passed.
+    assert collector._texts_wanted(ctx.now + 3600) == []
+
+
+def test_text_fetch_is_rate_limited_and_can_be_disabled() -> None:
+    """Newly selected statements wait for the text rate limit; text_max_length=0 never asks."""
+    collector = _collector()
+    collector._last_text_fetch = 1000.0
+    collector.build({"totals": TOTALS, "candidates": [_row(1, 10.0)]}, Context("t", 1, 1001.0))
+    assert collector._texts_wanted(1010.0) == []
+    assert collector._texts_wanted(1061.0) == [_k(1)]
+    off = _collector(text_max_length=0)
+    off.build({"totals": TOTALS, "candidates": [_row(1, 10.0)]}, Context("t", 1, 0.0))
+    assert off._texts_wanted(10_000.0) == []
+
+
+def test_budget_notice_and_null_names() -> None:
+    """A top_n the budget cannot hold yields one static notice; NULL names become ''."""
+    collector = _collector(top_n=5, max_series=10)
+    rows = {
+        "totals": [{"datname": None, "calls": None, "total_ms": None}],
+        "candidates": [_row(1, 10.0, datname=None, user=None), _row(2, 5.0)],
+    }
+    result = collector.build(rows, Context("t", 120000, 0.0))
+    assert len(result.notices) == 1
+    assert "max_series=10" in result.notices[0]
+    samples = _samples(result)
+    calls = [k for k in samples if k[0] == "pg_stat_statements_calls_total"]
+    assert calls == [
+        ("pg_stat_statements_calls_total", (("datname", ""), ("queryid", "1"), ("user", "")))
+    ]
+    assert result.debug["covered"] == {"calls": None, "seconds": None}
+
+
+def test_counter_reset_is_passed_through() -> None:
+    """After pg_stat_statements_reset() counters simply go down; the build does not object."""
+    collector = _collector()
+    collector.build({"totals": TOTALS, "candidates": [_row(1, 900.0)]}, Context("t", 1, 0.0))
+    after = collector.build(
+        {"totals": TOTALS, "candidates": [_row(1, 1.0, calls=1.0)]}, Context("t", 1, 15.0)
+    )
+    labels = (("datname", "app"), ("queryid", "1"), ("user", "web"))
+    assert _samples(after)["pg_stat_statements_calls_total", labels] == 1
