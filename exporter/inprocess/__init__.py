@@ -1,0 +1,8 @@
+"""In-process mode: SQLAlchemy engine and pool hooks that feed Prometheus metrics.
+
+Modules, one concern each: ``instrumentation`` (lifecycle), ``metrics`` (the metric set
+per registry), ``pool``, ``queries``, ``transactions``, ``nplusone``, ``fingerprint``
+(pure), ``scope`` (contextvars, ``query_counter``), ``middleware`` (ASGI/WSGI), ``lint``
+(pool configuration), ``guard`` (hooks never raise), ``callsite``. Importing this
+package registers nothing.
+"""

@@ -1,0 +1,241 @@
+"""``instrument(engine)`` and the ``Instrumentation`` it returns: the lifecycle.
+
+One engine is instrumented at most once (a second call logs and returns the first
+Instrumentation). Every listener added is recorded with its target so that
+``uninstrument()`` removes exactly those and restores every wrapped attribute; the
+engine itself is held by weak reference only.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from exporter.inprocess import nplusone
+from exporter.inprocess.guard import HookGuard
+from exporter.inprocess.lint import PoolConfig, findings, running_under_tests
+from exporter.inprocess.metrics import MetricSet, metric_set
+from exporter.inprocess.pool import PoolHooks
+from exporter.inprocess.queries import QueryHooks
+from exporter.inprocess.transactions import TransactionHooks
+from exporter.logging import get_logger
+
+__all__ = ["Instrumentation", "default_pool_name", "instrument"]
+
+_INSTRUMENTED: weakref.WeakKeyDictionary[Engine, Instrumentation] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def default_pool_name(engine: Engine) -> str:
+    """``host:port/dbname`` from the engine's URL; never the user or password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:{url.database or ':memory:'}"
+    port = url.port or {"postgresql": 5432, "mysql": 3306}.get(url.get_backend_name(), 0)
+    return f"{url.host or 'localhost'}:{port}/{url.database or ''}"
+
+
+def _sync_engine(engine: Any) -> Engine:
+    # AsyncEngine wraps a sync Engine; importing sqlalchemy.ext.asyncio to check the type
+    # would need greenlet even for sync users, so duck-type instead.
+    sync = getattr(engine, "sync_engine", engine)
+    if not isinstance(sync, Engine):
+        raise TypeError(f"instrument() needs an Engine or AsyncEngine, got {type(engine)!r}")
+    # engine.execution_options() returns an OptionEngine sharing the real one's pool.
+    proxied = getattr(sync, "_proxied", None)
+    return proxied if isinstance(proxied, Engine) else sync
+
+
+class Instrumentation:
+    """The hooks dbpulse installed on one engine; ``uninstrument()`` takes them out."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        pool_name: str,
+        metrics: MetricSet,
+        slow_query_seconds: float,
+        log_parameters: bool,
+        n_plus_one_threshold: int,
+        n_plus_one_strict: bool,
+        detect_n_plus_one: bool,
+        max_label_sets: int,
+    ) -> None:
+        self.pool_name = pool_name
+        self.metrics = metrics
+        self.slow_query_seconds = slow_query_seconds
+        self._engine_ref = weakref.ref(engine)
+        self._listeners: list[tuple[Any, str, Callable[..., Any]]] = []
+        self._active = False
+        self._guard = HookGuard(metrics, pool_name)
+        self._nplusone = (
+            nplusone.NPlusOneDetector(
+                pool_name,
+                metrics,
+                self._guard,
+                threshold=n_plus_one_threshold,
+                strict=n_plus_one_strict,
+            )
+            if detect_n_plus_one
+            else None
+        )
+        self._pool = PoolHooks(engine, pool_name, metrics, self._guard)
+        self._queries = QueryHooks(
+            pool_name,
+            metrics,
+            self._guard,
+            self._nplusone,
+            dialect_name=engine.dialect.name,
+            slow_query_seconds=slow_query_seconds,
+            log_parameters=log_parameters,
+            max_label_sets=max_label_sets,
+        )
+        self._transactions = TransactionHooks(pool_name, metrics, self._guard)
+
+    @property
+    def engine(self) -> Engine | None:
+        """The instrumented (sync) engine, or None once it was garbage collected."""
+        return self._engine_ref()
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def _listen(self, target: Any, identifier: str, fn: Callable[..., Any]) -> None:
+        event.listen(target, identifier, fn)
+        # Pool listeners are removed through the pool they were added to: SQLAlchemy
+        # copies them into the pool that engine.dispose() creates and removing via the
+        # original removes both. The engine is held weakly.
+        held = target if not isinstance(target, Engine) else weakref.ref(target)
+        self._listeners.append((held, identifier, fn))
+
+    def _install(self, engine: Engine) -> None:
+        pool = engine.pool
+        p, q, t = self._pool, self._queries, self._transactions
+        self._listen(pool, "checkout", p.on_checkout)
+        self._listen(pool, "checkin", p.on_checkin)
+        self._listen(pool, "detach", p.on_detach)
+        self._listen(pool, "invalidate", p.on_invalidate)
+        self._listen(engine, "engine_disposed", p.on_engine_disposed)
+        self._listen(engine, "before_cursor_execute", q.before_cursor_execute)
+        self._listen(engine, "after_cursor_execute", q.after_cursor_execute)
+        self._listen(engine, "handle_error", q.handle_error)
+        self._listen(engine, "begin", t.on_begin)
+        self._listen(engine, "commit", t.on_commit)
+        self._listen(engine, "rollback", t.on_rollback)
+        p.wrap_pool(pool)
+        p.wrap_dialect(engine.dialect)
+        self.metrics.pools.add(self.pool_name, p.read)
+        if self._nplusone is not None:
+            nplusone.attach(engine, self._nplusone)
+        self._active = True
+
+    def uninstrument(self) -> None:
+        """Remove every listener and wrapper added by ``instrument()``; idempotent."""
+        with _LOCK:
+            if not self._active:
+                return
+            self._active = False
+            for held, identifier, fn in self._listeners:
+                target = held() if isinstance(held, weakref.ref) else held
+                if target is not None and event.contains(target, identifier, fn):
+                    event.remove(target, identifier, fn)
+            self._listeners.clear()
+            self._pool.restore()
+            self.metrics.pools.remove(self.pool_name)
+            engine = self._engine_ref()
+            if self._nplusone is not None:
+                nplusone.detach(engine)
+            if engine is not None and _INSTRUMENTED.get(engine) is self:
+                del _INSTRUMENTED[engine]
+        get_logger(pool_name=self.pool_name).info("dbpulse uninstrumented engine")
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "removed"
+        return f"<Instrumentation pool_name={self.pool_name!r} {state}>"
+
+
+def _unique_name(metrics: MetricSet, wanted: str, explicit: bool) -> str:
+    taken = metrics.pools.names()
+    if wanted not in taken:
+        return wanted
+    if explicit:
+        raise ValueError(f"pool_name {wanted!r} is already used by another engine in this registry")
+    n = 2
+    while f"{wanted}#{n}" in taken:
+        n += 1
+    return f"{wanted}#{n}"
+
+
+def _lint(instrumentation: Instrumentation, engine: Engine) -> None:
+    config = PoolConfig.from_engine(engine)
+    instrumentation.metrics.pool_config.labels(
+        pool_name=instrumentation.pool_name, **config.labels()
+    ).set(1)
+    log = get_logger(pool_name=instrumentation.pool_name)
+    for code, advice in findings(config, under_tests=running_under_tests()):
+        log.warning("pool configuration", check=code, advice=advice)
+
+
+def instrument(
+    engine: Any,
+    *,
+    pool_name: str | None = None,
+    registry: CollectorRegistry | None = None,
+    slow_query_seconds: float = 0.5,
+    log_parameters: bool = False,
+    n_plus_one_threshold: int = 5,
+    n_plus_one_strict: bool = False,
+    detect_n_plus_one: bool = True,
+    max_label_sets: int = 500,
+    lint: bool = True,
+) -> Instrumentation:
+    """Hook ``engine`` (an ``Engine`` or ``AsyncEngine``) into Prometheus metrics.
+
+    ``registry=None`` uses ``prometheus_client.REGISTRY``. Engines sharing a registry
+    share its metric objects, told apart by ``pool_name`` (default ``host:port/dbname``).
+    Calling this again for the same engine returns the existing Instrumentation.
+    ``log_parameters=True`` adds parameter values to slow-query logs (off by default:
+    they can hold personal data). ``n_plus_one_strict=True`` raises ``NPlusOneError``
+    instead of logging, for tests. ``max_label_sets`` caps distinct (operation, table)
+    pairs per engine; statements past it are labelled ``db_collection_name="other"``.
+    """
+    sync = _sync_engine(engine)
+    with _LOCK:
+        existing = _INSTRUMENTED.get(sync)
+        if existing is not None:
+            get_logger(pool_name=existing.pool_name).info(
+                "engine already instrumented; returning the existing Instrumentation"
+            )
+            return existing
+        metrics = metric_set(registry)
+        name = _unique_name(metrics, pool_name or default_pool_name(sync), pool_name is not None)
+        inst = Instrumentation(
+            sync,
+            pool_name=name,
+            metrics=metrics,
+            slow_query_seconds=slow_query_seconds,
+            log_parameters=log_parameters,
+            n_plus_one_threshold=n_plus_one_threshold,
+            n_plus_one_strict=n_plus_one_strict,
+            detect_n_plus_one=detect_n_plus_one,
+            max_label_sets=max_label_sets,
+        )
+        inst._install(sync)
+        _INSTRUMENTED[sync] = inst
+    if lint:
+        try:
+            _lint(inst, sync)
+        except Exception as exc:  # noqa: BLE001 - a lint failure must not block startup
+            inst._guard.failed("lint", exc)
+    get_logger(pool_name=name).info(
+        "dbpulse instrumented engine", pool_class=type(sync.pool).__name__
+    )
+    return inst

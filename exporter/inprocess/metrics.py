@@ -1,0 +1,243 @@
+"""The in-process metric set: one per registry, shared by every engine registered in it.
+
+prometheus_client refuses a second metric with the same name in one registry, so two
+instrumented engines cannot each create their own; they share these objects and tell
+their series apart by ``pool_name``. Pool gauges are not stored values at all: a
+collector reads each live pool at scrape time, so they always agree with
+``pool.status()``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["MetricSet", "PoolReading", "metric_set"]
+
+# Statement latencies: sub-millisecond SQLite up to multi-second reports.
+OPERATION_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+# Connection hold times run longer than statements (a request, a batch job).
+USE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
+CREATE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+TRANSACTION_BUCKETS = (*OPERATION_BUCKETS, 30.0, 60.0)
+REQUEST_QUERY_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolReading:
+    """A pool's state at one instant, as the gauges export it."""
+
+    idle: int
+    used: int
+    max: float
+    overflow: int
+    pending: int
+
+
+class _PoolCollector(Collector):
+    """Reads every registered pool when scraped; nothing is cached between scrapes."""
+
+    def __init__(self) -> None:
+        self._readers: dict[str, Callable[[], PoolReading | None]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, pool_name: str, reader: Callable[[], PoolReading | None]) -> None:
+        with self._lock:
+            self._readers[pool_name] = reader
+
+    def remove(self, pool_name: str) -> None:
+        with self._lock:
+            self._readers.pop(pool_name, None)
+
+    def names(self) -> set[str]:
+        with self._lock:
+            return set(self._readers)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        count = GaugeMetricFamily(
+            "db_client_connection_count",
+            "Connections in the pool by state (idle, used)",
+            labels=["pool_name", "state"],
+        )
+        maximum = GaugeMetricFamily(
+            "db_client_connection_max",
+            "Most connections the pool may open (pool_size + max_overflow)",
+            labels=["pool_name"],
+        )
+        overflow = GaugeMetricFamily(
+            "db_client_connection_overflow",
+            "Overflow connections open beyond pool_size (never negative)",
+            labels=["pool_name"],
+        )
+        pending = GaugeMetricFamily(
+            "db_client_connection_pending_requests",
+            "Callers waiting for a connection right now",
+            labels=["pool_name"],
+        )
+        with self._lock:
+            readers = list(self._readers.items())
+        for name, reader in readers:
+            reading = reader()
+            if reading is None:
+                continue
+            count.add_metric([name, "idle"], reading.idle)
+            count.add_metric([name, "used"], reading.used)
+            maximum.add_metric([name], reading.max)
+            overflow.add_metric([name], reading.overflow)
+            pending.add_metric([name], reading.pending)
+        yield from (count, maximum, overflow, pending)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Describing with no samples keeps registration cheap and lets the registry
+        # detect a name clash with another collector up front.
+        yield GaugeMetricFamily("db_client_connection_count", "", labels=["pool_name", "state"])
+        yield GaugeMetricFamily("db_client_connection_max", "", labels=["pool_name"])
+        yield GaugeMetricFamily("db_client_connection_overflow", "", labels=["pool_name"])
+        yield GaugeMetricFamily("db_client_connection_pending_requests", "", labels=["pool_name"])
+
+
+@dataclass
+class MetricSet:
+    """Every in-process metric, registered once in ``registry``."""
+
+    registry: CollectorRegistry
+    pools: _PoolCollector = field(init=False)
+    timeouts: Counter = field(init=False)
+    wait_time: Histogram = field(init=False)
+    use_time: Histogram = field(init=False)
+    create_time: Histogram = field(init=False)
+    invalidations: Counter = field(init=False)
+    operation_duration: Histogram = field(init=False)
+    operation_errors: Counter = field(init=False)
+    slow_queries: Counter = field(init=False)
+    transaction_duration: Histogram = field(init=False)
+    n_plus_one: Counter = field(init=False)
+    request_queries: Histogram = field(init=False)
+    pool_config: Gauge = field(init=False)
+    hook_errors: Counter = field(init=False)
+
+    def __post_init__(self) -> None:
+        reg = self.registry
+        pool = ["pool_name"]
+        self.pools = _PoolCollector()
+        reg.register(self.pools)
+        self.timeouts = Counter(
+            "db_client_connection_timeouts",
+            "Checkouts that gave up after pool_timeout",
+            pool,
+            registry=reg,
+        )
+        self.wait_time = Histogram(
+            "db_client_connection_wait_time_seconds",
+            "Time to obtain a connection from the pool",
+            pool,
+            buckets=WAIT_BUCKETS,
+            registry=reg,
+        )
+        self.use_time = Histogram(
+            "db_client_connection_use_time_seconds",
+            "Time between checkout and checkin of a connection",
+            pool,
+            buckets=USE_BUCKETS,
+            registry=reg,
+        )
+        self.create_time = Histogram(
+            "db_client_connection_create_time_seconds",
+            "Time to open a new DBAPI connection",
+            pool,
+            buckets=CREATE_BUCKETS,
+            registry=reg,
+        )
+        self.invalidations = Counter(
+            "db_client_connection_invalidations",
+            "Connections invalidated (disconnects, explicit invalidate())",
+            pool,
+            registry=reg,
+        )
+        self.operation_duration = Histogram(
+            "db_client_operation_duration_seconds",
+            "Statement execution time by operation and main table",
+            ["pool_name", "db_operation_name", "db_collection_name"],
+            buckets=OPERATION_BUCKETS,
+            registry=reg,
+        )
+        self.operation_errors = Counter(
+            "db_client_operation_errors",
+            "Statements that raised, by DBAPI error class",
+            ["pool_name", "db_operation_name", "error_type"],
+            registry=reg,
+        )
+        self.slow_queries = Counter(
+            "db_client_slow_queries",
+            "Statements slower than slow_query_seconds",
+            ["pool_name", "db_operation_name", "db_collection_name"],
+            registry=reg,
+        )
+        self.transaction_duration = Histogram(
+            "db_client_transaction_duration_seconds",
+            "Time from BEGIN to COMMIT or ROLLBACK (savepoints do not end it)",
+            ["pool_name", "outcome"],
+            buckets=TRANSACTION_BUCKETS,
+            registry=reg,
+        )
+        self.n_plus_one = Counter(
+            "db_client_n_plus_one",
+            "N+1 query patterns detected (once per unit of work and statement)",
+            ["pool_name", "db_collection_name"],
+            registry=reg,
+        )
+        self.request_queries = Histogram(
+            "db_client_request_queries",
+            "Statements issued per request (middleware scope)",
+            buckets=REQUEST_QUERY_BUCKETS,
+            registry=reg,
+        )
+        self.pool_config = Gauge(
+            "db_client_pool_config_info",
+            "Pool configuration at instrument() time (value is always 1)",
+            ["pool_name", "pool_class", "size", "max_overflow", "timeout", "pre_ping", "recycle"],
+            registry=reg,
+        )
+        self.hook_errors = Counter(
+            "dbpulse_instrumentation_errors",
+            "Internal failures inside dbpulse hooks (the application never sees them)",
+            ["hook"],
+            registry=reg,
+        )
+
+
+_SETS: weakref.WeakKeyDictionary[CollectorRegistry, MetricSet] = weakref.WeakKeyDictionary()
+_SETS_LOCK = threading.Lock()
+
+
+def metric_set(registry: CollectorRegistry | None = None) -> MetricSet:
+    """The metric set of ``registry`` (default: the global one), created on first use."""
+    reg = registry if registry is not None else REGISTRY
+    with _SETS_LOCK:
+        found = _SETS.get(reg)
+        if found is None:
+            found = MetricSet(reg)
+            _SETS[reg] = found
+        return found

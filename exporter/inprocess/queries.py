@@ -1,0 +1,210 @@
+"""Statement hooks: duration by operation and table, errors, slow queries, scopes.
+
+The hot path is ``after_cursor_execute``: one clock read, one dict lookup keyed by the
+statement string, one histogram observe on a child whose labels were resolved when the
+statement was first seen. Everything costly (fingerprinting, label budgeting, call-site
+lookup, logging) happens once per distinct statement or only for slow ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import trace
+
+from exporter.inprocess.callsite import caller
+from exporter.inprocess.fingerprint import Fingerprint, fingerprint
+from exporter.inprocess.guard import HookGuard
+from exporter.inprocess.metrics import MetricSet
+from exporter.inprocess.nplusone import NPlusOneDetector, NPlusOneError
+from exporter.inprocess.scope import _CURRENT, record
+from exporter.logging import get_logger
+
+__all__ = ["OTHER", "QueryHooks"]
+
+OTHER = "other"
+_T0 = "_dbpulse_t0"
+_MAX_ENTRIES = 4096
+
+
+@dataclass(slots=True)
+class _Entry:
+    """Everything the hot path needs for one distinct statement string."""
+
+    fp: Fingerprint
+    operation: str
+    collection: str
+    duration: Any  # the Histogram child for this pool / operation / table
+    is_select: bool
+
+
+class QueryHooks:
+    """``before/after_cursor_execute`` and ``handle_error`` for one engine."""
+
+    def __init__(
+        self,
+        pool_name: str,
+        metrics: MetricSet,
+        guard: HookGuard,
+        nplusone: NPlusOneDetector | None,
+        *,
+        dialect_name: str,
+        slow_query_seconds: float,
+        log_parameters: bool,
+        max_label_sets: int,
+    ) -> None:
+        self._pool_name = pool_name
+        self._metrics = metrics
+        self._guard = guard
+        self._nplusone = nplusone
+        self._dialect_name = dialect_name
+        self._slow = slow_query_seconds if slow_query_seconds > 0 else float("inf")
+        self._log_parameters = log_parameters
+        self._max_label_sets = max_label_sets
+        self._entries: dict[str, _Entry] = {}
+        self._label_sets: set[tuple[str, str]] = set()
+
+    # -- labels ------------------------------------------------------------------------
+
+    def _labels(self, fp: Fingerprint) -> tuple[str, str]:
+        """(operation, collection) within the label budget; past it, table is 'other'."""
+        pair = (fp.operation, fp.collection)
+        if pair in self._label_sets:
+            return pair
+        if len(self._label_sets) >= self._max_label_sets:
+            return fp.operation, OTHER
+        self._label_sets.add(pair)
+        return pair
+
+    def entry(self, statement: str) -> _Entry:
+        """The cached entry for ``statement`` (fingerprinted on first sight)."""
+        found = self._entries.get(statement)
+        if found is not None:
+            return found
+        fp = fingerprint(statement)
+        operation, collection = self._labels(fp)
+        made = _Entry(
+            fp=fp,
+            operation=operation,
+            collection=collection,
+            duration=self._metrics.operation_duration.labels(
+                self._pool_name, operation, collection
+            ),
+            is_select=operation == "SELECT",
+        )
+        if len(self._entries) >= _MAX_ENTRIES:
+            # Bounded: drop the oldest entry (dicts keep insertion order). Its
+            # fingerprint stays in fingerprint()'s own LRU cache.
+            del self._entries[next(iter(self._entries))]
+        self._entries[statement] = made
+        return made
+
+    # -- listeners ---------------------------------------------------------------------
+
+    def before_cursor_execute(  # noqa: PLR0917 - SQLAlchemy's event signature
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        try:
+            context.__dict__[_T0] = perf_counter()
+        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
+            self._guard.failed("before_cursor_execute", exc)
+
+    def after_cursor_execute(  # noqa: PLR0917 - SQLAlchemy's event signature
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        try:
+            elapsed = perf_counter() - context.__dict__.pop(_T0)
+            compiled = context.compiled
+            # The compiled string predates IN-list expansion and insertmanyvalues
+            # batching, so one ORM statement is one cache key whatever its parameters.
+            entry = self.entry(compiled.string if compiled is not None else statement)
+            entry.duration.observe(elapsed)
+            if elapsed >= self._slow:
+                self._slow_query(entry, elapsed, parameters)
+            current = _CURRENT.get()
+            if current is not None:
+                record(current, elapsed, entry.fp.text)
+                if entry.is_select and self._nplusone is not None:
+                    self._repeats(current, entry, context)
+        except NPlusOneError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
+            self._guard.failed("after_cursor_execute", exc)
+
+    def _repeats(self, current: Any, entry: _Entry, context: Any) -> None:
+        unit = current.unit()
+        if unit is None or self._nplusone is None:
+            return
+        load_options = context.execution_options.get("_sa_orm_load_options")
+        if getattr(load_options, "_lazy_loaded_from", None) is not None:
+            return  # lazy loads are counted (and named) by the ORM listener
+        self._nplusone.statement_repeated(unit, entry.fp.text, entry.collection)
+
+    def handle_error(self, ctx: Any) -> None:
+        try:
+            context = ctx.execution_context
+            if context is not None:
+                context.__dict__.pop(_T0, None)
+            statement = ctx.statement
+            if statement is None:
+                return  # a connect failure, not a statement: the pool metrics cover it
+            compiled = getattr(context, "compiled", None)
+            entry = self.entry(compiled.string if compiled is not None else statement)
+            self._metrics.operation_errors.labels(
+                self._pool_name, entry.operation, type(ctx.original_exception).__name__
+            ).inc()
+        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
+            self._guard.failed("handle_error", exc)
+
+    # -- slow path ---------------------------------------------------------------------
+
+    def _slow_query(self, entry: _Entry, elapsed: float, parameters: Any) -> None:
+        self._metrics.slow_queries.labels(self._pool_name, entry.operation, entry.collection).inc()
+        site = caller()
+        fields: dict[str, Any] = {
+            "fingerprint": entry.fp.text[:2000],
+            "duration_seconds": round(elapsed, 6),
+            "threshold_seconds": self._slow,
+            "db_operation_name": entry.operation,
+            "db_collection_name": entry.collection,
+            "caller": site,
+        }
+        if self._log_parameters:  # opt-in only: parameters can hold personal data
+            fields["parameters"] = repr(parameters)[:1000]
+        get_logger(pool_name=self._pool_name).warning("slow query", **fields)
+        self._slow_span(entry, elapsed, site)
+
+    def _slow_span(self, entry: _Entry, elapsed: float, site: str) -> None:
+        tracer = trace.get_tracer("dbpulse")
+        end = time.time_ns()
+        name = f"{entry.operation} {entry.collection}".strip()
+        span = tracer.start_span(
+            name,
+            kind=trace.SpanKind.CLIENT,
+            start_time=end - int(elapsed * 1e9),
+            attributes={
+                "db.system.name": self._dialect_name,
+                "db.operation.name": entry.operation,
+                "db.collection.name": entry.collection,
+                "db.query.text": entry.fp.text[:2000],
+                "code.location": site,
+                "dbpulse.pool_name": self._pool_name,
+                "dbpulse.slow_query": True,
+            },
+        )
+        span.end(end_time=end)

@@ -1,0 +1,94 @@
+"""Per-request and per-test query scopes, carried in a context variable.
+
+A scope counts the statements run (and their database time) by whatever code runs in
+its context: the request handler behind the middleware, or the body of a
+``with query_counter()`` block. Context variables follow asyncio tasks, threads started
+through ``contextvars.copy_context()`` (Starlette's threadpool) and SQLAlchemy's
+greenlets, so async and sync code are counted the same way. Scopes nest: an inner
+``query_counter()`` inside a request counts toward both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+__all__ = ["QueryScope", "current_scope", "query_counter", "scope"]
+
+
+@dataclass(slots=True, eq=False)
+class QueryScope:
+    """Statements and database seconds seen inside one scope."""
+
+    unit_of_work: bool = False
+    record_statements: bool = False
+    parent: QueryScope | None = None
+    count: int = 0
+    duration: float = 0.0
+    statements: list[str] = field(default_factory=list)
+    # N+1 bookkeeping for scopes that are a unit of work: repeats per key, and the keys
+    # already reported so a loop of 1000 lazy loads yields one report, not 996.
+    repeats: dict[object, int] = field(default_factory=dict)
+    reported: set[object] = field(default_factory=set)
+
+    @property
+    def time(self) -> float:
+        """Alias of ``duration`` (seconds spent in the database)."""
+        return self.duration
+
+    def unit(self) -> QueryScope | None:
+        """The innermost enclosing scope that is a unit of work, if any."""
+        node: QueryScope | None = self
+        while node is not None:
+            if node.unit_of_work:
+                return node
+            node = node.parent
+        return None
+
+
+_CURRENT: ContextVar[QueryScope | None] = ContextVar("dbpulse_query_scope", default=None)
+
+
+def current_scope() -> QueryScope | None:
+    """The innermost active scope in this context (None outside any)."""
+    return _CURRENT.get()
+
+
+def record(scope_: QueryScope, elapsed: float, statement: str) -> None:
+    """Count one finished statement in ``scope_`` and every scope around it."""
+    node: QueryScope | None = scope_
+    while node is not None:
+        node.count += 1
+        node.duration += elapsed
+        if node.record_statements:
+            node.statements.append(statement)
+        node = node.parent
+
+
+@contextmanager
+def scope(*, unit_of_work: bool = False, record_statements: bool = False) -> Iterator[QueryScope]:
+    """Open a scope for the code in the ``with`` block (nested inside any current one)."""
+    new = QueryScope(
+        unit_of_work=unit_of_work, record_statements=record_statements, parent=_CURRENT.get()
+    )
+    token = _CURRENT.set(new)
+    try:
+        yield new
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextmanager
+def query_counter() -> Iterator[QueryScope]:
+    """Count statements issued inside the block, for tests.
+
+    >>> with query_counter() as c:  # doctest: +SKIP
+    ...     client.get("/users")
+    >>> assert c.count <= 2, c.statements  # doctest: +SKIP
+
+    ``c.statements`` lists the fingerprints (parameterized SQL, never values).
+    """
+    with scope(record_statements=True) as counter:
+        yield counter
