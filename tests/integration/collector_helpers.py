@@ -1,0 +1,103 @@
+"""Helpers for running sidecar collectors against the real test cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from exporter.sidecar.base import BuildResult, Collector, Context
+from exporter.sidecar.connection import ConnectionManager
+
+APP_NAME = "dbpulse-test"
+
+
+def dbname(dsn: str) -> str:
+    return str(conninfo_to_dict(dsn)["dbname"])
+
+
+@contextmanager
+def runner(dsn: str) -> Iterator[Callable[..., BuildResult]]:
+    """A real ConnectionManager; yields run(collector, now=None) -> BuildResult."""
+    conns = ConnectionManager(dsn, target="t", connect_timeout=5, application_name=APP_NAME)
+
+    def run(collector: Collector, now: float | None = None) -> BuildResult:
+        with conns.transaction(5.0) as conn:
+            ctx = Context("t", conns.server_version_num, time.time() if now is None else now)
+            rows = collector.fetch(conn, ctx)
+        return collector.build(rows, ctx)
+
+    try:
+        yield run
+    finally:
+        conns.close()
+
+
+def samples(result: BuildResult, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (dict(s.labels), s.value) for fam in result.families for s in fam.samples if s.name == name
+    ]
+
+
+def value(result: BuildResult, name: str, **labels: str) -> float | None:
+    """The value of the one sample whose labels include ``labels``, else None."""
+    found = [v for lab, v in samples(result, name) if labels.items() <= lab.items()]
+    assert len(found) <= 1, f"{name}{labels} matches {len(found)} samples"
+    return found[0] if found else None
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {got!r})")
+        time.sleep(interval)
+
+
+@dataclass
+class Background:
+    """A statement running in its own session on a thread."""
+
+    pid: int
+    thread: threading.Thread
+    conn: psycopg.Connection[Any]
+    error: list[BaseException] = field(default_factory=list)
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+
+@contextmanager
+def background(dsn: str, sql: str, *, timeout: float = 30.0) -> Iterator[Background]:
+    """Run ``sql`` on a thread; on exit cancel it if still running and always join."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute(f"SET statement_timeout = '{int(timeout)}s'")
+    job = Background(
+        pid=conn.info.backend_pid, thread=threading.Thread(target=lambda: None), conn=conn
+    )
+
+    def target() -> None:
+        try:
+            conn.execute(sql)
+        except psycopg.Error as exc:
+            job.error.append(exc)
+
+    job.thread = threading.Thread(target=target, name="bg-sql", daemon=True)
+    job.thread.start()
+    try:
+        yield job
+    finally:
+        if job.thread.is_alive():
+            conn.cancel()
+        job.thread.join(timeout + 5)
+        conn.close()
