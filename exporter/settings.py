@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-COLLECTOR_NAMES = ("activity", "statements", "locks", "progress", "database")
+COLLECTOR_NAMES = ("activity", "statements", "locks", "progress", "database", "migrations")
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "dbpulse_config_file", default=None
@@ -88,16 +89,97 @@ class StatementsSettings(CollectorSettings):
     )
 
 
+class MigrationsSettings(CollectorSettings):
+    """Schema hazards left by migrations; catalog queries, so polled less often."""
+
+    interval: float | None = Field(
+        default=300.0, gt=0, le=86400, description="seconds between polls (catalog scans)"
+    )
+    max_series: int = Field(
+        default=200, ge=1, le=10000, description="series per metric family, worst first"
+    )
+    unused_index_min_bytes: int = Field(
+        default=1_048_576, ge=0, description="unused indexes smaller than this are not reported"
+    )
+    seq_scan_min_scans: int = Field(
+        default=1000, ge=0, description="sequential scans since stats reset to count as heavy"
+    )
+    seq_scan_min_rows: int = Field(
+        default=10_000, ge=0, description="live rows a table needs for its seq scans to matter"
+    )
+
+
 class CollectorsSettings(_Strict):
     activity: CollectorSettings = Field(default_factory=CollectorSettings)
     statements: StatementsSettings = Field(default_factory=StatementsSettings)
     locks: CollectorSettings = Field(default_factory=CollectorSettings)
     progress: CollectorSettings = Field(default_factory=CollectorSettings)
     database: CollectorSettings = Field(default_factory=CollectorSettings)
+    migrations: MigrationsSettings = Field(default_factory=MigrationsSettings)
 
     def items(self) -> Iterator[tuple[str, CollectorSettings]]:
         for name in COLLECTOR_NAMES:
             yield name, getattr(self, name)
+
+
+_PROBE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class ProbeSettings(_Strict):
+    """A named read-only SQL query whose numeric columns become gauges."""
+
+    name: str = Field(description="probe name: lower case, digits and _; job probe:<name>")
+    sql: str = Field(min_length=1, description="one SELECT; runs in a read-only transaction")
+    interval: float | None = Field(
+        default=None, gt=0, le=86400, description="seconds between runs; default: interval"
+    )
+    timeout: float = Field(default=5.0, gt=0, le=600, description="statement_timeout, seconds")
+    stale_after: float | None = Field(
+        default=None, gt=0, description="drop its series when older; default 3 x interval"
+    )
+    labels: list[str] = Field(
+        default_factory=list, description="result columns used as labels, not values"
+    )
+    metric: str | None = Field(
+        default=None, description="metric name prefix; default dbpulse_probe_<name>"
+    )
+    help: str = Field(default="", description="HELP text of the gauges")
+    max_rows: int = Field(default=100, ge=1, le=10000, description="rows read (series bound)")
+    remaining_column: str | None = Field(
+        default=None, description="column counting work left (watch-migration ends at 0)"
+    )
+    total_column: str | None = Field(
+        default=None, description="column with the total amount of work, for a progress bar"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _PROBE_NAME.match(value):
+            raise ValueError("must start with a-z and hold only a-z, 0-9 and _ (max 63)")
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _check_metric(cls, value: str | None) -> str | None:
+        if value is not None and not _METRIC_NAME.match(value):
+            raise ValueError("must be a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not _LABEL_NAME.match(name) or name.startswith("__")]
+        if bad:
+            raise ValueError(f"not usable as Prometheus label names: {', '.join(bad)}")
+        if len(set(value)) != len(value):
+            raise ValueError("label columns must be distinct")
+        return value
+
+    def metric_prefix(self) -> str:
+        return self.metric or f"dbpulse_probe_{self.name}"
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):
@@ -148,6 +230,18 @@ class Settings(BaseSettings):
         default="auto", description="auto: console on a TTY, JSON lines otherwise"
     )
     collectors: CollectorsSettings = Field(default_factory=CollectorsSettings)
+    probes: list[ProbeSettings] = Field(
+        default_factory=list, description="custom SQL probes exported as gauges"
+    )
+
+    @field_validator("probes")
+    @classmethod
+    def _check_probe_names(cls, value: list[ProbeSettings]) -> list[ProbeSettings]:
+        names = [probe.name for probe in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"probe names must be unique: {', '.join(duplicates)}")
+        return value
 
     @field_validator("listen")
     @classmethod

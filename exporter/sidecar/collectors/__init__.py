@@ -9,7 +9,14 @@ from exporter.sidecar.base import Collector
 
 
 def _factories() -> dict[str, Callable[[Settings], Collector]]:
-    from exporter.sidecar.collectors import activity, database, locks, progress, statements
+    from exporter.sidecar.collectors import (
+        activity,
+        database,
+        locks,
+        migrations,
+        progress,
+        statements,
+    )
 
     return {
         "activity": activity.create,
@@ -17,6 +24,7 @@ def _factories() -> dict[str, Callable[[Settings], Collector]]:
         "locks": locks.create,
         "progress": progress.create,
         "database": database.create,
+        "migrations": migrations.create,
     }
 
 
