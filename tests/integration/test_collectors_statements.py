@@ -94,6 +94,17 @@ def test_missing_extension_is_a_clear_collector_error(fresh_db: str) -> None:
     assert dbname(fresh_db) in message
 
 
+def test_extension_created_but_not_preloaded_is_a_clear_collector_error() -> None:
+    """With CREATE EXTENSION done but no shared_preload_libraries the error says so."""
+    with LocalPostgres(settings={"shared_preload_libraries": "''"}) as cluster:
+        with psycopg.connect(cluster.dsn, autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION pg_stat_statements")
+        with runner(cluster.dsn) as run, pytest.raises(CollectorError) as info:
+            run(StatementsCollector())
+    assert "installed but not loaded" in str(info.value)
+    assert "shared_preload_libraries = 'pg_stat_statements'" in str(info.value)
+
+
 def test_missing_extension_fails_only_this_collector_in_the_poller(fresh_db: str) -> None:
     """Through the real poller the failure is collector_success 0 while pg_up stays 1."""
     snapshot = Snapshot("t", {"statements": 60.0})
