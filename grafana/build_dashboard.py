@@ -699,7 +699,8 @@ def _query_var(name: str, label: str, query: str) -> dict[str, Any]:
         "label": label,
         "type": "query",
         "datasource": DATASOURCE,
-        "query": {"query": query, "refId": f"{name}-query", "qryType": 1},
+        # A plain string: every Grafana version reads it (newer ones migrate it on load).
+        "query": query,
         "definition": query,
         "refresh": 2,
         "includeAll": True,
