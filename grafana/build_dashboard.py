@@ -500,6 +500,23 @@ ROWS: tuple[Row, ...] = (
                 description="Invalid indexes (failed CREATE INDEX CONCURRENTLY), constraints "
                 "added NOT VALID and never validated, foreign keys with no index.",
             ),
+            Panel(
+                "Largest unused indexes",
+                "table",
+                (Target(f"topk(10, pg_index_unused_bytes{{{DB}}})", instant=True, table=True),),
+                unit="bytes",
+                width=12,
+                height=6,
+                description="Non-unique indexes with no scans since statistics were reset.",
+            ),
+            Panel(
+                "Sequential-scan-heavy tables",
+                "table",
+                (Target(f"topk(10, pg_table_seq_scan_heavy{{{DB}}})", instant=True, table=True),),
+                width=12,
+                height=6,
+                description="Large tables read mostly by sequential scans: a missing index?",
+            ),
         ),
     ),
     Row(
