@@ -17,6 +17,7 @@ from exporter.settings import Settings, parse_listen
 from exporter.sidecar.collectors import create_enabled
 from exporter.sidecar.connection import ConnectionManager
 from exporter.sidecar.poller import Poller, Schedule
+from exporter.sidecar.probes import create_probes
 from exporter.sidecar.snapshot import Snapshot
 
 # /debug/blocking is the name users look for; the data belongs to the locks collector.
@@ -45,9 +46,12 @@ class Sidecar:
             )
             for name in collectors
         }
-        snapshot = Snapshot(
-            target, {name: settings.collector_stale_after(name) for name in collectors}
-        )
+        stale_after = {name: settings.collector_stale_after(name) for name in collectors}
+        for probe in create_probes(settings):  # each probe is its own job: probe:<name>
+            collectors[probe.name] = probe.collector
+            schedules[probe.name] = Schedule(interval=probe.interval, timeout=probe.timeout)
+            stale_after[probe.name] = probe.stale_after
+        snapshot = Snapshot(target, stale_after)
         connections = ConnectionManager(
             dsn,
             target=target,
