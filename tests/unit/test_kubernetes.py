@@ -128,11 +128,14 @@ def test_dbpulse_container_is_hardened(rendered: list[Obj]) -> None:
 
 
 def test_probes_and_port(rendered: list[Obj]) -> None:
-    """Liveness hits /healthz and readiness /readyz on the named 9189 'metrics' port."""
-    c = _container(_workload(rendered)["spec"]["template"]["spec"], "dbpulse")
+    """Liveness hits /healthz; readiness is /readyz alone, /healthz beside PostgreSQL."""
+    workload = _workload(rendered)
+    c = _container(workload["spec"]["template"]["spec"], "dbpulse")
     assert c["ports"] == [{"name": "metrics", "containerPort": 9189, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    # In the PostgreSQL pod a failing /readyz would take the database out of its Service.
+    ready = "/healthz" if workload["kind"] == "StatefulSet" else "/readyz"
+    assert c["readinessProbe"]["httpGet"] == {"path": ready, "port": "metrics"}
 
 
 def test_config_map_is_mounted_and_passes_check_config(rendered: list[Obj], tmp_path: Path) -> None:
@@ -213,10 +216,13 @@ def test_schema_validation_rejects_a_typo(base: list[Obj]) -> None:
 def test_sidecar_and_standalone_containers_are_identical(
     base: list[Obj], standalone: list[Obj]
 ) -> None:
-    """The dbpulse container and its volumes are the same in the sidecar and the Deployment."""
+    """The dbpulse container is the same in the sidecar and the Deployment but for readiness."""
     sidecar_pod = _one(base, "StatefulSet")["spec"]["template"]["spec"]
     deploy_pod = _one(standalone, "Deployment")["spec"]["template"]["spec"]
-    assert _container(sidecar_pod, "dbpulse") == _container(deploy_pod, "dbpulse")
+    sidecar, deployed = _container(sidecar_pod, "dbpulse"), _container(deploy_pod, "dbpulse")
+    sidecar.pop("readinessProbe")
+    deployed.pop("readinessProbe")
+    assert sidecar == deployed
     mine = {"dbpulse-config", "dbpulse-tmp"}
     assert [v for v in sidecar_pod["volumes"] if v["name"] in mine] == [
         v for v in deploy_pod["volumes"] if v["name"] in mine
