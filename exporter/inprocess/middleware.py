@@ -94,7 +94,13 @@ class _ClosingIterable:
         return self
 
     def __next__(self) -> bytes:
-        return self._ctx.run(next, self._iter)
+        try:
+            return self._ctx.run(next, self._iter)
+        except StopIteration:
+            # The body is complete: the request's statements are all counted, even if a
+            # server (or a test client) is late to call close().
+            self._done()
+            raise
 
     def close(self) -> None:
         try:

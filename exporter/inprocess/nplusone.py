@@ -169,11 +169,14 @@ def _engine_of(bind: Any) -> Any:
 
 
 def _on_do_orm_execute(state: Any) -> None:
-    # Runs for every ORM statement in the process: return early unless it is a lazy load.
-    if state.lazy_loaded_from is None:
-        return
     detector: NPlusOneDetector | None = None
     try:
+        # Runs for every ORM statement in the process: return early unless it is a lazy
+        # load. (ORMExecuteState.lazy_loaded_from raises for non-SELECT statements, so
+        # read the load options it would read.)
+        load_options = state.execution_options.get("_sa_orm_load_options")
+        if getattr(load_options, "_lazy_loaded_from", None) is None:
+            return
         engine = _engine_of(state.session.get_bind(mapper=state.bind_mapper))
         detector = _DETECTORS.get(engine)
         if detector is None:

@@ -1,0 +1,208 @@
+"""instrument()/uninstrument(): idempotence, exact removal, shared registries, lint."""
+
+from __future__ import annotations
+
+import weakref
+
+import prometheus_client
+from prometheus_client import CollectorRegistry
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+from structlog.testing import capture_logs
+
+import exporter
+from exporter.inprocess import lint, nplusone
+from exporter.inprocess.instrumentation import instrument
+from tests.integration.inprocess.conftest import value
+
+ENGINE_EVENTS = ("before_cursor_execute", "after_cursor_execute", "begin", "commit", "rollback")
+POOL_EVENTS = ("checkout", "checkin", "detach", "invalidate")
+
+
+def _listener_count(target: object, identifiers: tuple[str, ...]) -> int:
+    return sum(len(getattr(target.dispatch, name)) for name in identifiers)  # type: ignore[attr-defined]
+
+
+def test_public_api_is_lazily_exported():
+    """exporter.instrument / Instrumentation / query_counter / serve_metrics resolve."""
+    assert exporter.instrument is instrument
+    assert exporter.Instrumentation.__name__ == "Instrumentation"
+    assert callable(exporter.query_counter)
+    assert callable(exporter.serve_metrics)
+
+
+def test_second_instrument_is_a_logged_no_op(registry):
+    """Instrumenting one engine twice returns the first Instrumentation and says so."""
+    engine = create_engine("sqlite://")
+    first = instrument(engine, registry=registry)
+    with capture_logs() as logs:
+        again = instrument(engine, registry=CollectorRegistry(), pool_name="other")
+    assert again is first
+    assert any("already instrumented" in e["event"] for e in logs)
+    assert len(engine.dispatch.after_cursor_execute) == 1
+    first.uninstrument()
+
+
+def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
+    """Listeners, the pool and dialect wrappers and the Session hook all go; others stay."""
+    engine = create_engine(pg_url)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def users_own(*args: object) -> None:
+        pass
+
+    before_engine = _listener_count(engine, ENGINE_EVENTS)
+    before_pool = _listener_count(engine.pool, POOL_EVENTS)
+    inst = instrument(engine, registry=registry)
+    added = list(inst._listeners)
+    assert len(added) == 11
+    assert _listener_count(engine, ENGINE_EVENTS) == before_engine + len(ENGINE_EVENTS)
+    assert "connect" in engine.pool.__dict__
+    assert "connect" in engine.dialect.__dict__
+    assert event.contains(Session, "do_orm_execute", nplusone._on_do_orm_execute)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    engine.dispose()  # listeners and the wrapper follow the new pool ...
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    inst.uninstrument()  # ... and leave it again
+    assert _listener_count(engine, ENGINE_EVENTS) == before_engine
+    for held, identifier, fn in added:
+        target = held() if isinstance(held, weakref.ref) else held
+        assert not event.contains(target, identifier, fn), identifier
+        assert not event.contains(
+            engine.pool if identifier in POOL_EVENTS else engine, identifier, fn
+        )
+    assert _listener_count(engine.pool, POOL_EVENTS) == before_pool
+    assert event.contains(engine, "after_cursor_execute", users_own)
+    assert "connect" not in engine.pool.__dict__
+    assert "connect" not in engine.dialect.__dict__
+    assert not event.contains(Session, "do_orm_execute", nplusone._on_do_orm_execute)
+    assert (
+        registry.get_sample_value(
+            "db_client_connection_count", {"pool_name": inst.pool_name, "state": "idle"}
+        )
+        is None
+    )
+    queries = value(
+        registry,
+        "db_client_operation_duration_seconds_count",
+        pool_name=inst.pool_name,
+        db_operation_name="SELECT",
+        db_collection_name="",
+    )
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert queries == value(
+        registry,
+        "db_client_operation_duration_seconds_count",
+        pool_name=inst.pool_name,
+        db_operation_name="SELECT",
+        db_collection_name="",
+    )
+    inst.uninstrument()  # idempotent
+    # And it can be instrumented afresh.
+    again = instrument(engine, registry=registry)
+    assert again is not inst
+    again.uninstrument()
+    engine.dispose()
+
+
+def test_engines_share_a_registry_under_their_own_pool_names(registry, pg, fresh_db):
+    """Two engines, one registry: shared metric objects, host:port/dbname names, no password."""
+    db = fresh_db.rsplit("/", 1)[1]
+    a = create_engine(
+        pg.dsn_for(db, password="hunter2").replace("postgresql://", "postgresql+psycopg://")
+    )
+    b = create_engine(pg.dsn_for("postgres").replace("postgresql://", "postgresql+psycopg://"))
+    c = create_engine(pg.dsn_for("postgres").replace("postgresql://", "postgresql+psycopg://"))
+    ia, ib, ic = (instrument(e, registry=registry) for e in (a, b, c))
+    try:
+        assert ia.pool_name == f"127.0.0.1:{pg.port}/{db}"
+        assert ib.pool_name == f"127.0.0.1:{pg.port}/postgres"
+        assert ic.pool_name == f"127.0.0.1:{pg.port}/postgres#2"  # same URL, still distinct
+        assert ia.metrics is ib.metrics
+        for e in (a, b, c):
+            with e.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        exposition = prometheus_client.generate_latest(registry).decode()
+        assert "hunter2" not in exposition
+        for inst in (ia, ib, ic):
+            assert (
+                value(
+                    registry, "db_client_connection_count", pool_name=inst.pool_name, state="idle"
+                )
+                == 1
+            )
+    finally:
+        for inst, e in ((ia, a), (ib, b), (ic, c)):
+            inst.uninstrument()
+            e.dispose()
+
+
+def test_nothing_is_registered_at_import():
+    """Importing the in-process modules adds no metric to the global registry."""
+    import importlib
+
+    for mod in ("instrumentation", "metrics", "pool", "queries", "middleware", "scope"):
+        importlib.import_module(f"exporter.inprocess.{mod}")
+    names = {m.name for m in prometheus_client.REGISTRY.collect()}
+    assert not any(n.startswith("db_client_") for n in names) or _global_was_used()
+
+
+def _global_was_used() -> bool:
+    from exporter.inprocess.metrics import _SETS
+
+    return prometheus_client.REGISTRY in _SETS
+
+
+def test_config_lint_warns_and_exports_info(registry, pg_url, monkeypatch):
+    """No pre_ping, no statement_timeout and NullPool outside tests: three warnings, one info series."""
+    monkeypatch.setattr(lint, "running_under_tests", lambda: False)
+    monkeypatch.setattr("exporter.inprocess.instrumentation.running_under_tests", lambda: False)
+    engine = create_engine(pg_url, poolclass=NullPool)
+    with capture_logs() as logs:
+        inst = instrument(engine, registry=registry)
+    checks = sorted(e["check"] for e in logs if e["event"] == "pool configuration")
+    assert checks == ["no_statement_timeout", "null_pool"]  # NullPool is not pre-pinged
+    assert (
+        value(
+            registry,
+            "db_client_pool_config_info",
+            pool_name=inst.pool_name,
+            pool_class="NullPool",
+            size="",
+            max_overflow="",
+            timeout="",
+            pre_ping="false",
+            recycle="-1",
+        )
+        == 1
+    )
+    inst.uninstrument()
+    good = create_engine(
+        pg_url,
+        pool_pre_ping=True,
+        pool_size=3,
+        connect_args={"options": "-c statement_timeout=5000"},
+    )
+    with capture_logs() as logs:
+        inst = instrument(good, registry=registry)
+    assert [e for e in logs if e["event"] == "pool configuration"] == []
+    assert (
+        value(
+            registry,
+            "db_client_pool_config_info",
+            pool_name=inst.pool_name,
+            pool_class="QueuePool",
+            size="3",
+            max_overflow="10",
+            timeout="30",
+            pre_ping="true",
+            recycle="-1",
+        )
+        == 1
+    )
+    inst.uninstrument()
+    good.dispose()

@@ -1,0 +1,208 @@
+"""Pool metrics against real pools: exhaustion, timeouts, hold time, invalidation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import exc, text
+from sqlalchemy.pool import NullPool, QueuePool, StaticPool
+
+from tests.integration.inprocess.conftest import value
+
+
+def _gauges(registry: CollectorRegistry, name: str) -> dict[str, float]:
+    return {
+        "idle": value(registry, "db_client_connection_count", pool_name=name, state="idle"),
+        "used": value(registry, "db_client_connection_count", pool_name=name, state="used"),
+        "overflow": value(registry, "db_client_connection_overflow", pool_name=name),
+        "pending": value(registry, "db_client_connection_pending_requests", pool_name=name),
+        "max": value(registry, "db_client_connection_max", pool_name=name),
+    }
+
+
+def _agrees(registry: CollectorRegistry, name: str, pool: QueuePool) -> None:
+    g = _gauges(registry, name)
+    assert (g["used"], g["idle"], g["overflow"]) == (
+        pool.checkedout(),
+        pool.checkedin(),
+        max(0, pool.overflow()),
+    ), pool.status()
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_queue_pool_gauges_agree_with_status_at_every_step(registry, pg_url, instrumented):
+    """idle/used/overflow follow checkout, overflow, checkin, detach and invalidate."""
+    engine, inst = instrumented(pg_url, pool_size=2, max_overflow=1)
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    name = inst.pool_name
+    _agrees(registry, name, pool)
+    assert _gauges(registry, name)["max"] == 3
+    assert _gauges(registry, name)["overflow"] == 0  # overflow() is -2 here
+    conns = [engine.connect() for _ in range(3)]
+    for c in conns:
+        c.execute(text("SELECT 1"))
+    _agrees(registry, name, pool)
+    assert _gauges(registry, name)["overflow"] == 1
+    conns[0].close()
+    _agrees(registry, name, pool)
+    conns[1].detach()
+    _agrees(registry, name, pool)
+    conns[2].invalidate()
+    _agrees(registry, name, pool)
+    assert value(registry, "db_client_connection_invalidations_total", pool_name=name) == 1
+    conns[1].close()
+    conns[2].close()
+    _agrees(registry, name, pool)
+    assert _gauges(registry, name)["used"] == 0
+    # Three connections were opened, and each checkout was timed.
+    assert value(registry, "db_client_connection_create_time_seconds_count", pool_name=name) == 3
+    assert value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name) == 3
+    assert value(registry, "db_client_connection_use_time_seconds_count", pool_name=name) == 3
+
+
+def test_exhausted_pool_counts_waiters_then_timeouts(registry, pg_url, instrumented):
+    """Threads blocked on a full pool show as pending, then as timeouts and long waits."""
+    engine, inst = instrumented(pg_url, pool_size=1, max_overflow=0, pool_timeout=1.0)
+    name = inst.pool_name
+    holder = engine.connect()
+    errors: list[BaseException] = []
+
+    def checkout() -> None:
+        try:
+            with engine.connect():
+                pass
+        except exc.TimeoutError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=checkout) for _ in range(2)]
+    for t in threads:
+        t.start()
+    _wait_for(lambda: _gauges(registry, name)["pending"] == 2)
+    assert _gauges(registry, name)["used"] == 1
+    for t in threads:
+        t.join()
+    holder.close()
+    assert len(errors) == 2
+    assert value(registry, "db_client_connection_timeouts_total", pool_name=name) == 2
+    assert _gauges(registry, name)["pending"] == 0
+    wait = "db_client_connection_wait_time_seconds_bucket"
+    # Both waiters waited the full second; the holder's own checkout was instant.
+    assert value(registry, wait, pool_name=name, le="0.5") == 1
+    assert value(registry, wait, pool_name=name, le="5.0") == 3
+
+
+def test_waiter_that_gets_a_connection_is_not_a_timeout(registry, pg_url, instrumented):
+    """A caller that waits and then gets the released connection counts as a wait only."""
+    engine, inst = instrumented(pg_url, pool_size=1, max_overflow=0, pool_timeout=10)
+    name = inst.pool_name
+    holder = engine.connect()
+    got: list[bool] = []
+
+    def checkout() -> None:
+        with engine.connect() as conn:
+            got.append(conn.execute(text("SELECT true")).scalar_one())
+
+    thread = threading.Thread(target=checkout)
+    thread.start()
+    _wait_for(lambda: _gauges(registry, name)["pending"] == 1)
+    time.sleep(0.3)
+    holder.close()
+    thread.join()
+    assert got == [True]
+    assert value(registry, "db_client_connection_timeouts_total", pool_name=name) == 0
+    wait = "db_client_connection_wait_time_seconds_bucket"
+    assert value(registry, wait, pool_name=name, le="0.1") == 1
+    assert value(registry, wait, pool_name=name, le="0.5") == 2
+
+
+def test_connection_held_two_seconds_lands_in_the_right_bucket(registry, pg_url, instrumented):
+    """A 2 s hold is above the 1 s bucket and inside the 2.5 s one."""
+    engine, inst = instrumented(pg_url)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        time.sleep(2.0)
+    use = "db_client_connection_use_time_seconds_bucket"
+    assert value(registry, use, pool_name=inst.pool_name, le="1.0") == 0
+    assert value(registry, use, pool_name=inst.pool_name, le="2.5") == 1
+    total = value(registry, "db_client_connection_use_time_seconds_sum", pool_name=inst.pool_name)
+    assert 2.0 <= total < 2.5
+
+
+def test_killed_backend_invalidates_the_connection(registry, pg_url, pg_dsn, instrumented):
+    """pg_terminate_backend makes the next statement fail and invalidates its connection."""
+    engine, inst = instrumented(pg_url, pool_size=2)
+    name = inst.pool_name
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(exc.OperationalError) as raised:
+            conn.execute(text("SELECT 1"))
+        assert raised.value.connection_invalidated
+    assert value(registry, "db_client_connection_invalidations_total", pool_name=name) == 1
+    errors = {
+        s.labels["error_type"]: s.value
+        for m in registry.collect()
+        if m.name == "db_client_operation_errors"
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels["pool_name"] == name
+    }
+    assert sum(errors.values()) == 1, errors
+    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    # The pool recovers with a new connection.
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    assert value(registry, "db_client_connection_create_time_seconds_count", pool_name=name) == 2
+
+
+def test_null_pool_counts_checked_out_connections(registry, pg_url, instrumented):
+    """NullPool has no counters of its own: used follows checkouts, idle stays 0."""
+    engine, inst = instrumented(pg_url, poolclass=NullPool)
+    name = inst.pool_name
+    a, b = engine.connect(), engine.connect()
+    a.execute(text("SELECT 1"))
+    g = _gauges(registry, name)
+    assert (g["used"], g["idle"], g["max"]) == (2, 0, float("inf"))
+    a.close()
+    b.detach()
+    assert _gauges(registry, name)["used"] == 0
+    b.close()
+    assert value(registry, "db_client_connection_create_time_seconds_count", pool_name=name) == 2
+
+
+def test_static_pool_has_one_connection(registry, instrumented):
+    """StaticPool (SQLite in memory) shows its single connection as used, then idle."""
+    engine, inst = instrumented("sqlite://", poolclass=StaticPool)
+    name = inst.pool_name
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        g = _gauges(registry, name)
+        assert (g["used"], g["idle"], g["max"]) == (1, 0, 1)
+    g = _gauges(registry, name)
+    assert (g["used"], g["idle"]) == (0, 1)
+
+
+def test_dispose_keeps_measuring_the_new_pool(registry, pg_url, instrumented):
+    """engine.dispose() replaces the pool; checkouts on the new one are still timed."""
+    engine, inst = instrumented(pg_url)
+    with engine.connect():
+        pass
+    engine.dispose()
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    name = inst.pool_name
+    assert value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name) == 2
+    assert value(registry, "db_client_connection_use_time_seconds_count", pool_name=name) == 2
+    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
