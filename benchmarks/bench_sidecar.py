@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import itertools
 import os
 import platform
 import re
@@ -140,6 +141,7 @@ class Proc:
     log: Path
     port: int
     popen: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT
 
     def start(self) -> None:
         with self.log.open("wb") as fh:
@@ -149,7 +151,7 @@ class Proc:
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=str(ROOT),
+                cwd=str(self.cwd),
                 start_new_session=True,  # Ctrl-C reaches us; we stop it ourselves
             )
 
@@ -198,7 +200,25 @@ def pgexp_version(binary: Path) -> str:
     return match.group(1) if match else "unknown"
 
 
-def dbpulse_proc(pg: LocalPostgres, workdir: Path, interval: float, disabled: list[str]) -> Proc:
+def dbpulse_source(src: Path) -> str:
+    """Which dbpulse code the sidecar runs: the commit, and whether exporter/ has edits."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(src), *args], capture_output=True, text=True, check=False
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return f"{src} (not a git checkout)"
+    dirty = git("status", "--porcelain", "--", "exporter")
+    return f"{src} at {commit}" + (" + uncommitted changes in exporter/" if dirty else "")
+
+
+def dbpulse_proc(
+    pg: LocalPostgres, workdir: Path, interval: float, disabled: list[str], src: Path
+) -> Proc:
     config = workdir / "dbpulse.yaml"
     lines = ["log_level: warning", "log_format: json"]
     if disabled:
@@ -206,7 +226,7 @@ def dbpulse_proc(pg: LocalPostgres, workdir: Path, interval: float, disabled: li
         lines.extend(f"  {name}:\n    enabled: false" for name in disabled)
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     env = {k: v for k, v in env.items() if not k.startswith("DBPULSE_")}
     argv = [
         sys.executable,
@@ -222,7 +242,9 @@ def dbpulse_proc(pg: LocalPostgres, workdir: Path, interval: float, disabled: li
         "--config",
         str(config),
     ]
-    return Proc("dbpulse sidecar", argv, env, workdir / "dbpulse.log", port)
+    proc = Proc("dbpulse sidecar", argv, env, workdir / "dbpulse.log", port)
+    proc.cwd = src
+    return proc
 
 
 def pgexp_proc(pg: LocalPostgres, binary: Path, workdir: Path) -> Proc:
@@ -287,14 +309,17 @@ def wait_for(proc: Proc, ready: re.Pattern[str], timeout: float) -> Scrape:
 
 
 def collector_ready(disabled: list[str]) -> re.Pattern[str]:
-    enabled = [
-        n for n in ("activity", "statements", "locks", "progress", "database") if n not in disabled
-    ]
-    # Every enabled collector has succeeded once.
-    parts = "".join(
-        rf'(?=[\s\S]*dbpulse_collector_success\{{collector="{n}"\}} 1\.0)' for n in enabled
-    )
-    return re.compile(parts)
+    """The statements collector has succeeded once (or, without it, the target is up)."""
+    if "statements" in disabled:
+        return re.compile(r"^pg_up\{[^}]*\} 1\.0$", re.M)
+    return re.compile(r'^dbpulse_collector_success\{collector="statements"\} 1\.0$', re.M)
+
+
+_SUCCESS = re.compile(r'^dbpulse_collector_success\{collector="(\w+)"\} (\S+)$', re.M)
+
+
+def collector_outcomes(body: str) -> dict[str, bool]:
+    return {name: float(value) == 1.0 for name, value in _SUCCESS.findall(body)}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -382,6 +407,7 @@ class Side:
     scrapes: list[Scrape] = field(default_factory=list)
     db: DbDelta | None = None
     polls: int = 0
+    poll_ms: list[float] = field(default_factory=list)  # DB exec ms per poll, by round
     cpu_s: float = 0.0
     rss: float = 0.0
     collector_seconds: dict[str, list[float]] = field(default_factory=dict)
@@ -415,20 +441,42 @@ class Run:
     notes: dict[str, str]
 
 
+def polls_in(delta: DbDelta) -> int:
+    """Polls a delta covers: calls of the exporter's pg_stat_statements query (one per poll)."""
+    return delta.pss_calls or delta.max_calls
+
+
+def per_poll_samples(snaps: list[RoleStats]) -> list[float]:
+    """DB exec ms per poll in each round that saw a poll finish (a robust median source)."""
+    samples = []
+    for prev, cur in itertools.pairwise(snaps):
+        delta = db_delta(prev, cur)
+        if polls_in(delta):
+            samples.append(delta.exec_ms / polls_in(delta))
+    return samples
+
+
 def measure(
     pg: LocalPostgres, sidecar: Proc, exporter: Proc, *, rounds: int, pause: float, deadline: float
 ) -> tuple[Side, Side, float, int]:
     a, b = Side("dbpulse"), Side("postgres_exporter")
+    pairs = ((a, sidecar, DBPULSE_ROLE), (b, exporter, PGEXP_ROLE))
+    snaps: dict[str, list[RoleStats]] = {a.name: [], b.name: []}
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        before = {p.name: role_stats(conn, r) for p, r in ((a, DBPULSE_ROLE), (b, PGEXP_ROLE))}
-        cpu0 = {a.name: cpu_seconds(sidecar.pid), b.name: cpu_seconds(exporter.pid)}
+
+        def snapshot() -> None:
+            for side, _, role in pairs:
+                snaps[side.name].append(role_stats(conn, role))
+
+        snapshot()
+        cpu0 = {side.name: cpu_seconds(proc.pid) for side, proc, _ in pairs}
         started = time.perf_counter()
         done = 0
         for _ in range(rounds):
             if time.monotonic() > deadline:
                 print(f"  time budget reached after {done} rounds", flush=True)
                 break
-            for side, proc in ((a, sidecar), (b, exporter)):
+            for side, proc, _ in pairs:
                 status, result = scrape(proc.port)
                 if status != 200:
                     raise RuntimeError(f"{proc.name} answered HTTP {status}")
@@ -436,17 +484,15 @@ def measure(
             a.record_durations(a.scrapes[-1].body)
             done += 1
             time.sleep(pause)
+            snapshot()
         window = time.perf_counter() - started
-        cpu1 = {a.name: cpu_seconds(sidecar.pid), b.name: cpu_seconds(exporter.pid)}
-        after = {p.name: role_stats(conn, r) for p, r in ((a, DBPULSE_ROLE), (b, PGEXP_ROLE))}
-    for side, proc in ((a, sidecar), (b, exporter)):
-        side.db = db_delta(before[side.name], after[side.name])
+        cpu1 = {side.name: cpu_seconds(proc.pid) for side, proc, _ in pairs}
+    for side, proc, _ in pairs:
+        side.db = db_delta(snaps[side.name][0], snaps[side.name][-1])
+        side.polls = polls_in(side.db)
+        side.poll_ms = per_poll_samples(snaps[side.name])
         side.cpu_s = cpu1[side.name] - cpu0[side.name]
         side.rss = rss_mib(proc.pid)
-    assert a.db is not None
-    # One statements query per sidecar poll cycle; without that collector, its busiest query.
-    a.polls = a.db.pss_calls or a.db.max_calls
-    b.polls = len(b.scrapes)  # postgres_exporter queries on every scrape
     return a, b, window, done
 
 
@@ -471,7 +517,8 @@ def render(run: Run) -> str:
     assert b.db is not None
     la, lb = a.latencies_ms(), b.latencies_ms()
     lat_ratio = ratio(median(lb), median(la))
-    a_poll, b_poll = a.db.exec_ms / max(1, a.polls), b.db.exec_ms / max(1, b.polls)
+    a_poll, b_poll = median(a.poll_ms), median(b.poll_ms)
+    a_mean, b_mean = a.db.exec_ms / max(1, a.polls), b.db.exec_ms / max(1, b.polls)
     a_pss, b_pss = a.db.pss_exec_ms / max(1, a.polls), b.db.pss_exec_ms / max(1, b.polls)
     sa, sb = median([s.series for s in a.scrapes]), median([s.series for s in b.scrapes])
     pa = median([s.count_prefix("pg_stat_statements") for s in a.scrapes])
@@ -482,9 +529,13 @@ def render(run: Run) -> str:
          f"{fmt(lat_ratio)}x", verdict(lat_ratio, GOAL_LATENCY)),
         ("/metrics latency, p90 (ms)", fmt(p90(la), 2), fmt(p90(lb), 1),
          f"{fmt(ratio(p90(lb), p90(la)))}x", ""),
-        ("DB exec time per poll, all queries (ms)", fmt(a_poll, 2), fmt(b_poll, 2),
+        ("DB exec time per poll, median (ms)", fmt(a_poll, 2), fmt(b_poll, 2),
          f"{fmt(ratio(b_poll, a_poll))}x", verdict(ratio(b_poll, a_poll), GOAL_DB_TIME)),
-        ("DB exec time per poll, pg_stat_statements queries (ms)", fmt(a_pss, 2), fmt(b_pss, 2),
+        ("DB exec time per poll, p90 (ms)", fmt(p90(a.poll_ms), 2), fmt(p90(b.poll_ms), 2),
+         f"{fmt(ratio(p90(b.poll_ms), p90(a.poll_ms)))}x", ""),
+        ("DB exec time per poll, window mean (ms)", fmt(a_mean, 2), fmt(b_mean, 2),
+         f"{fmt(ratio(b_mean, a_mean))}x", ""),
+        ("  of which pg_stat_statements queries (mean, ms)", fmt(a_pss, 2), fmt(b_pss, 2),
          f"{fmt(ratio(b_pss, a_pss))}x", ""),
         ("series (non-comment lines of /metrics)", f"{sa:,.0f}", f"{sb:,.0f}",
          f"{fmt(ratio(sb, sa))}x", verdict(ratio(sb, sa), GOAL_SERIES)),
@@ -553,14 +604,17 @@ def render(run: Run) -> str:
         "inside every scrape.",
         f"- DB time: each exporter connects as its own role ({DBPULSE_ROLE}, {PGEXP_ROLE}, both "
         "`GRANT pg_monitor`); the sum of `total_exec_time` of that role's rows in "
-        "pg_stat_statements, delta over the window, divided by the polls in the window. "
-        "Planning time is not tracked (pg_stat_statements.track_planning off), for either.",
+        "pg_stat_statements, read after every round: the delta of a round that saw a "
+        "poll finish, divided by the polls it saw, is one sample (median and p90 quoted, "
+        "the goal judged on the median); the window mean is the delta over the whole "
+        "window divided by all its polls. Planning time is not tracked "
+        "(pg_stat_statements.track_planning off), for either.",
         "- Polls: for postgres_exporter, one per scrape. For dbpulse, polls run on the "
         "interval whatever the scrapes do; they are counted as the calls delta of its "
         "most-called statement that reads pg_stat_statements (one per statements poll), "
-        "so a poll is one run of every collector. A poll in flight at either edge of "
-        "the window can shift the dbpulse figure by at most one poll's worth of the "
-        "other collectors' queries.",
+        "so a poll is one run of every collector. A poll that straddles a round's edge "
+        "can move part of its other collectors' queries into the next sample; the "
+        "median absorbs that, the window mean is off by at most one poll.",
         "- Both exporters run everything they run by default: postgres_exporter its "
         "built-in metrics (pg_stat_database, pg_locks, pg_stat_activity, pg_settings, "
         "bgwriter, replication ...) plus the queries file; dbpulse all its enabled "
@@ -584,7 +638,7 @@ def readme_block(run: Run) -> str:
     assert a.db is not None
     assert b.db is not None
     la, lb = median(a.latencies_ms()), median(b.latencies_ms())
-    a_poll, b_poll = a.db.exec_ms / max(1, a.polls), b.db.exec_ms / max(1, b.polls)
+    a_poll, b_poll = median(a.poll_ms), median(b.poll_ms)
     sa, sb = median([s.series for s in a.scrapes]), median([s.series for s in b.scrapes])
     return "\n".join(
         [
@@ -595,7 +649,7 @@ def readme_block(run: Run) -> str:
             "| | dbpulse sidecar | postgres_exporter | ratio |",
             "|---|---:|---:|---:|",
             f"| /metrics median latency | {la:.2f} ms | {lb:.1f} ms | {ratio(lb, la):,.0f}x |",
-            f"| DB exec time per poll | {a_poll:.2f} ms | {b_poll:.2f} ms "
+            f"| DB exec time per poll, median | {a_poll:.2f} ms | {b_poll:.2f} ms "
             f"| {ratio(b_poll, a_poll):,.1f}x |",
             f"| series | {sa:,.0f} | {sb:,.0f} | {ratio(sb, sa):,.1f}x |",
             "",
@@ -639,7 +693,7 @@ def machine_notes(pg: LocalPostgres, pgexp: Path) -> dict[str, str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--statements", type=int, default=5000, help="distinct statements")
-    p.add_argument("--scrapes", type=int, default=30, help="scrapes of each exporter")
+    p.add_argument("--scrapes", type=int, default=40, help="scrapes of each exporter")
     p.add_argument("--interval", type=float, default=2.0, help="dbpulse poll interval, s")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between rounds")
     p.add_argument(
@@ -648,6 +702,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="COLLECTOR",
         help="disable a dbpulse collector (repeatable)",
+    )
+    p.add_argument(
+        "--dbpulse-src",
+        type=Path,
+        default=ROOT,
+        help="directory whose exporter/ package the sidecar runs (default: this checkout)",
     )
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     return p.parse_args(argv)
@@ -669,7 +729,9 @@ def run(args: argparse.Namespace, pgexp: Path) -> Run:
         print(f"creating {args.statements:,} distinct statements ...", flush=True)
         counts = prepare_cluster(pg, args.statements)
         print(f"  pg_stat_statements holds {counts['all_entries']:,} entries", flush=True)
-        sidecar = dbpulse_proc(pg, workdir, args.interval, args.disable)
+        src = args.dbpulse_src.resolve()
+        notes["dbpulse code"] = dbpulse_source(src)
+        sidecar = dbpulse_proc(pg, workdir, args.interval, args.disable, src)
         exporter = pgexp_proc(pg, pgexp, workdir)
         for proc in (sidecar, exporter):
             procs.append(proc)
@@ -677,6 +739,7 @@ def run(args: argparse.Namespace, pgexp: Path) -> Run:
         print("waiting for both exporters' first poll ...", flush=True)
         wait_for(sidecar, collector_ready(args.disable), 90)
         wait_for(exporter, re.compile(r"^pg_stat_statements_calls\{", re.M), 90)
+        time.sleep(args.interval)  # every other collector has had its first run too
         for _ in range(2):  # warm-up, not measured
             scrape(sidecar.port)
             scrape(exporter.port)
@@ -686,6 +749,10 @@ def run(args: argparse.Namespace, pgexp: Path) -> Run:
         )
         for proc in procs:
             proc.check_alive()
+        outcomes = collector_outcomes(a.scrapes[-1].body) if a.scrapes else {}
+        notes["dbpulse collectors"] = ", ".join(
+            name if ok else f"{name} (FAILING)" for name, ok in outcomes.items()
+        )
         notes["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         notes["args"] = "".join(f" {x}" for x in sys.argv[1:])
         return Run(a, b, window, rounds, counts, notes)
