@@ -81,6 +81,73 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text}")
+    return value
+
+
+def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "doctor", help="check a database and pool sizing; exit 1 on errors (deploy gate)"
+    )
+    p.add_argument("--dsn", help="connection string (or DBPULSE_DSN)")
+    p.add_argument("--role", help="application role to check timeouts for (default: DSN user)")
+    p.add_argument("--pool-size", type=_count(1), help="SQLAlchemy pool_size per process")
+    p.add_argument("--max-overflow", type=_count(0), help="SQLAlchemy max_overflow (default 10)")
+    p.add_argument("--workers", type=_count(1), help="processes per replica (default 1)")
+    p.add_argument("--replicas", type=_count(1), help="replicas of the service (default 1)")
+    p.add_argument(
+        "--long-transaction-seconds", type=_seconds, help="report transactions open longer"
+    )
+    p.add_argument(
+        "--format", choices=["table", "json"], help="default: table on a terminal, else JSON"
+    )
+    p.set_defaults(func=_cmd_doctor)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from exporter.doctor.command import run
+
+    return run(args)
+
+
+def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "watch-migration", help="follow index builds, lock waits and backfill probes live"
+    )
+    p.add_argument("--dsn", help="connection string (or DBPULSE_DSN, or dsn: in --config)")
+    p.add_argument("--config", type=Path, help="YAML settings file whose probes: are shown")
+    p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between refreshes")
+    p.add_argument(
+        "--wait", type=_seconds, help="seconds to wait for a migration to start (default: none)"
+    )
+    p.set_defaults(func=_cmd_watch)
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from exporter.watch.command import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbpulse", description="PostgreSQL and SQLAlchemy observability for Prometheus"
@@ -90,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sidecar(sub)
     _add_check_config(sub)
     _add_demo(sub)
+    _add_doctor(sub)
+    _add_watch(sub)
     return parser
 
 

@@ -1,0 +1,63 @@
+"""What the doctor knows about a database: plain data, filled by ``fetch``, judged by ``checks``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServerSetting:
+    """One row of pg_settings as the doctor's own session saw it."""
+
+    value: str
+    source: str
+    boot_value: str
+
+
+@dataclass(frozen=True)
+class RoleSetting:
+    """One pg_db_role_setting row: applies to a role, a database, or both."""
+
+    for_role: bool
+    for_database: bool
+    config: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """The application's connection pools, from the doctor's flags."""
+
+    pool_size: int
+    max_overflow: int
+    workers: int
+    replicas: int
+
+    @property
+    def demand(self) -> int:
+        return (self.pool_size + self.max_overflow) * self.workers * self.replicas
+
+
+@dataclass(frozen=True)
+class Facts:
+    target: str
+    datname: str
+    role: str
+    server_version: int
+    settings: dict[str, ServerSetting]
+    role_settings: list[RoleSetting] = field(default_factory=list)
+    pg_stat_statements_installed: bool = False
+    invalid_indexes: list[Row] = field(default_factory=list)
+    not_valid_constraints: list[Row] = field(default_factory=list)
+    fk_missing_index: list[Row] = field(default_factory=list)
+    long_transactions: list[Row] = field(default_factory=list)
+    tables_without_pk: list[Row] = field(default_factory=list)
+
+    def int_setting(self, name: str, default: int = 0) -> int:
+        setting = self.settings.get(name)
+        try:
+            return int(setting.value) if setting else default
+        except ValueError:
+            return default
