@@ -1,0 +1,63 @@
+"""The /debug/locks and /debug/statements views served over real HTTP, free of literals."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import psycopg
+
+from exporter.http import start_server
+from exporter.localpg import LocalPostgres
+from exporter.settings import Settings
+from exporter.sidecar.daemon import Sidecar
+from tests.integration.collector_helpers import background, wait_for
+
+SECRET = "hunter2-do-not-leak"
+
+
+def _get(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_debug_views_show_tree_and_texts_without_literals(pg: LocalPostgres) -> None:
+    """A live blocking tree and the top statements are served as JSON with no literal values."""
+    with psycopg.connect(pg.dsn, autocommit=True) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS debug_accounts (id int PRIMARY KEY, note text)")
+        setup.execute("INSERT INTO debug_accounts VALUES (1, '') ON CONFLICT DO NOTHING")
+        setup.execute(f"SET application_name = '{SECRET}'")  # utility text keeps its literal
+    sidecar = Sidecar.build(Settings(dsn=pg.dsn))
+    server, thread = start_server("127.0.0.1", 0, sidecar.endpoints())
+    port = server.server_address[1]
+    holder = psycopg.connect(pg.dsn)
+    try:
+        holder.execute(f"UPDATE debug_accounts SET note = '{SECRET}' WHERE id = 1")
+        with background(
+            pg.dsn, f"UPDATE debug_accounts SET note = '{SECRET}-2' WHERE id = 1"
+        ) as waiter:
+
+            def tree_has_waiter() -> dict | None:
+                sidecar.poller.run_once("locks")
+                tree = _get(port, "/debug/locks")
+                return tree if tree["waiting_sessions"] else None
+
+            tree = wait_for(tree_has_waiter)
+            holder.rollback()
+            wait_for(waiter.done, timeout=10)
+        assert [r["pid"] for r in tree["roots"]] == [holder.info.backend_pid]
+        assert tree["roots"][0]["waiters"][0]["pid"] == waiter.pid
+
+        # First poll selects the statements, the second fetches their texts.
+        assert sidecar.poller.run_once("statements")
+        assert sidecar.poller.run_once("statements")
+        statements = _get(port, "/debug/statements")
+    finally:
+        holder.close()
+        server.shutdown()
+        thread.join(5)
+        sidecar.close()
+    texts = [s["query"] for s in statements["statements"] if s["query"]]
+    assert "SET application_name = '?'" in texts
+    assert SECRET not in json.dumps(tree)
+    assert SECRET not in json.dumps(statements)
