@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from exporter.sidecar.base import Context
 from exporter.sidecar.collectors.statements import (
     FAMILIES,
@@ -233,3 +236,30 @@ def test_counter_reset_is_passed_through() -> None:
     )
     labels = (("datname", "app"), ("queryid", "1"), ("user", "web"))
     assert _samples(after)["pg_stat_statements_calls_total", labels] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    polls=st.lists(st.permutations(list(range(8))), min_size=1, max_size=12),
+    top_n=st.integers(1, 8),
+    capacity=st.integers(0, 10),
+    hold=st.sampled_from([0.0, 15.0, 45.0, 1000.0]),
+)
+def test_selection_invariants(
+    polls: list[list[int]], top_n: int, capacity: int, hold: float
+) -> None:
+    """Over any ranking history: within budget, current top always in, holds honoured when room."""
+    state: dict = {}
+    for i, order in enumerate(polls):
+        now = 15.0 * i
+        ranked = [_k(q) for q in order]
+        sel = select(ranked, state, now, top_n=top_n, capacity=capacity, hold_seconds=hold)
+        n = min(top_n, capacity)
+        assert len(sel.keys) <= capacity
+        assert len(set(sel.keys)) == len(sel.keys)
+        assert sel.keys[:n] == ranked[:n]
+        eligible = [k for k in ranked[n:] if k in state and now - state[k] < hold]
+        if len(eligible) <= capacity - n:
+            assert set(eligible) <= set(sel.keys)
+        assert set(sel.last_in_top) == set(sel.keys)
+        state = sel.last_in_top
