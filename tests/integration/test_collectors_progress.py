@@ -82,3 +82,50 @@ def test_create_index_concurrently_waiting_for_old_snapshots(
             "SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_v_idx'::regclass"
         ).fetchone()
     assert valid == (True,)
+
+
+def test_vacuum_waiting_on_a_buffer_pin_and_a_copy_in_flight(fresh_db: str) -> None:
+    """A VACUUM (FREEZE) held by a cursor's pin and a streaming COPY each export their series."""
+    db = dbname(fresh_db)
+    with psycopg.connect(fresh_db, autocommit=True) as setup:
+        setup.execute("CREATE TABLE pinned (a int)")
+        setup.execute("INSERT INTO pinned SELECT g FROM generate_series(1, 100) g")
+    collector = ProgressCollector()
+    pin = psycopg.connect(fresh_db)
+    try:
+        pin.execute("DECLARE c CURSOR FOR SELECT * FROM pinned")
+        pin.execute("FETCH 1 FROM c")  # keeps the first heap page pinned
+        with runner(fresh_db) as run, background(fresh_db, "VACUUM (FREEZE) pinned") as vac:
+
+            def vacuum_labels() -> dict[str, str] | None:
+                found = samples(run(collector), "pg_stat_progress_vacuum_heap_blks_total")
+                return next((lab for lab, _ in found if lab["pid"] == str(vac.pid)), None)
+
+            labels = wait_for(vacuum_labels)
+            assert labels == {
+                "datname": db,
+                "relname": "pinned",
+                "pid": str(vac.pid),
+                "phase": "scanning heap",
+            }
+            pin.rollback()
+            wait_for(vac.done, timeout=20)
+            assert not vac.error
+
+            with psycopg.connect(fresh_db) as loader, loader.cursor() as cur:
+                with cur.copy("COPY pinned (a) FROM STDIN") as copy:
+                    copy.write_row((1,))
+                    result = run(collector)
+                pid = str(loader.info.backend_pid)
+                loader.rollback()
+            copies = [lab for lab, _ in samples(result, "pg_stat_progress_copy_ratio")]
+            assert {
+                "datname": db,
+                "relname": "pinned",
+                "pid": pid,
+                "command": "COPY FROM",
+                "type": "PIPE",
+            } in copies
+            assert not samples(run(collector), "pg_stat_progress_copy_ratio")
+    finally:
+        pin.close()
