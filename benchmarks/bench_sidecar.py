@@ -771,6 +771,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_sidecar: {PGEXP_HINT}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Also when started with SIGINT ignored (a background job of a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = run(args, pgexp)
     except PostgresNotFound as exc:
