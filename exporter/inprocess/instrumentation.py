@@ -1,9 +1,16 @@
 """``instrument(engine)`` and the ``Instrumentation`` it returns: the lifecycle.
 
 One engine is instrumented at most once (a second call logs and returns the first
-Instrumentation). Every listener added is recorded with its target so that
-``uninstrument()`` removes exactly those and restores every wrapped attribute; the
+Instrumentation). Every listener added is recorded with its target, and every wrapped
+attribute by the ``Patcher``, so that ``uninstrument()`` removes exactly those; the
 engine itself is held by weak reference only.
+
+What is hooked, and how: pool events (checkout, checkin, detach, invalidate) on the
+engine's pool; instance-attribute wrappers on the engine's own dialect (statements,
+transactions, new connections) and pool (checkout wait and timeouts, recreate on
+dispose); one process-wide ``Session`` listener for lazy loads. No engine-level
+``ConnectionEvents`` listener is added, because any one of them moves every statement
+onto SQLAlchemy's slower event path.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from exporter.inprocess import nplusone
 from exporter.inprocess.guard import HookGuard
 from exporter.inprocess.lint import PoolConfig, findings, running_under_tests
 from exporter.inprocess.metrics import MetricSet, metric_set
+from exporter.inprocess.patching import Patcher
 from exporter.inprocess.pool import PoolHooks
 from exporter.inprocess.queries import QueryHooks
 from exporter.inprocess.transactions import TransactionHooks
@@ -75,6 +83,7 @@ class Instrumentation:
         self._listeners: list[tuple[Any, str, Callable[..., Any]]] = []
         self._active = False
         self._guard = HookGuard(metrics, pool_name)
+        self._patcher = Patcher()
         self._nplusone = (
             nplusone.NPlusOneDetector(
                 pool_name,
@@ -86,7 +95,7 @@ class Instrumentation:
             if detect_n_plus_one
             else None
         )
-        self._pool = PoolHooks(engine, pool_name, metrics, self._guard)
+        self._pool = PoolHooks(engine, pool_name, metrics, self._guard, self._patcher)
         self._queries = QueryHooks(
             pool_name,
             metrics,
@@ -110,28 +119,22 @@ class Instrumentation:
 
     def _listen(self, target: Any, identifier: str, fn: Callable[..., Any]) -> None:
         event.listen(target, identifier, fn)
-        # Pool listeners are removed through the pool they were added to: SQLAlchemy
-        # copies them into the pool that engine.dispose() creates and removing via the
-        # original removes both. The engine is held weakly.
-        held = target if not isinstance(target, Engine) else weakref.ref(target)
-        self._listeners.append((held, identifier, fn))
+        # Removed through the pool they were added to: SQLAlchemy copies pool listeners
+        # into the pool that engine.dispose() creates, and removing via the original
+        # removes both.
+        self._listeners.append((target, identifier, fn))
 
     def _install(self, engine: Engine) -> None:
         pool = engine.pool
-        p, q, t = self._pool, self._queries, self._transactions
+        p = self._pool
         self._listen(pool, "checkout", p.on_checkout)
         self._listen(pool, "checkin", p.on_checkin)
         self._listen(pool, "detach", p.on_detach)
         self._listen(pool, "invalidate", p.on_invalidate)
-        self._listen(engine, "engine_disposed", p.on_engine_disposed)
-        self._listen(engine, "before_cursor_execute", q.before_cursor_execute)
-        self._listen(engine, "after_cursor_execute", q.after_cursor_execute)
-        self._listen(engine, "handle_error", q.handle_error)
-        self._listen(engine, "begin", t.on_begin)
-        self._listen(engine, "commit", t.on_commit)
-        self._listen(engine, "rollback", t.on_rollback)
         p.wrap_pool(pool)
         p.wrap_dialect(engine.dialect)
+        self._queries.wrap_dialect(engine.dialect, self._patcher)
+        self._transactions.wrap_dialect(engine.dialect, self._patcher)
         self.metrics.pools.add(self.pool_name, p.read)
         if self._nplusone is not None:
             nplusone.attach(engine, self._nplusone)
@@ -143,12 +146,11 @@ class Instrumentation:
             if not self._active:
                 return
             self._active = False
-            for held, identifier, fn in self._listeners:
-                target = held() if isinstance(held, weakref.ref) else held
-                if target is not None and event.contains(target, identifier, fn):
+            for target, identifier, fn in self._listeners:
+                if event.contains(target, identifier, fn):
                     event.remove(target, identifier, fn)
             self._listeners.clear()
-            self._pool.restore()
+            self._patcher.restore()
             self.metrics.pools.remove(self.pool_name)
             engine = self._engine_ref()
             if self._nplusone is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter.inprocess.metrics import metric_set
-from exporter.inprocess.scope import _CURRENT, QueryScope
+from exporter.inprocess.scope import _CURRENT, QueryScope, current_scope
 
 __all__ = ["DBPulseASGIMiddleware", "DBPulseWSGIMiddleware"]
 
@@ -31,7 +31,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _new_scope() -> QueryScope:
-    return QueryScope(unit_of_work=True, parent=_CURRENT.get())
+    return QueryScope(unit_of_work=True, parent=current_scope())
 
 
 def _header_values(scope: QueryScope) -> tuple[str, str]:

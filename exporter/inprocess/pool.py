@@ -3,13 +3,13 @@
 Gauges (idle/used/overflow/max/pending) are read from the pool at scrape time by
 ``PoolHooks.read``; only what the pool cannot tell afterwards is recorded as it happens.
 
-Two things SQLAlchemy has no event for are caught by wrapping an instance attribute
-(which ``restore`` undoes by deleting the shadowing attribute):
+Three things SQLAlchemy has no event for are caught with instance-attribute wrappers
+(``patching.Patcher``, undone by ``uninstrument()``):
 
 - ``pool.connect``: a checkout that times out raises ``sqlalchemy.exc.TimeoutError``
   without calling ``handle_error``, and "callers waiting right now" needs the entry and
-  exit of every checkout. ``engine.dispose()`` replaces the pool, so the
-  ``engine_disposed`` event re-wraps the new one.
+  exit of every checkout;
+- ``pool.recreate``: ``engine.dispose()`` swaps in a new pool, which gets wrapped too;
 - ``dialect.connect``: the time spent opening a DBAPI connection.
 """
 
@@ -35,21 +35,28 @@ from sqlalchemy.pool import (
 
 from exporter.inprocess.guard import HookGuard
 from exporter.inprocess.metrics import MetricSet, PoolReading
+from exporter.inprocess.patching import Patcher, Switch
+from exporter.inprocess.scope import _CURRENT, PLUMBING
 
 __all__ = ["PoolHooks"]
 
 _T0 = "_dbpulse_checkout_t0"
-_WRAPPED = "_dbpulse_wrapped"
 
 
 class PoolHooks:
     """Listeners and wrappers for one engine's pool (and the pools that replace it)."""
 
     def __init__(
-        self, engine: Engine, pool_name: str, metrics: MetricSet, guard: HookGuard
+        self,
+        engine: Engine,
+        pool_name: str,
+        metrics: MetricSet,
+        guard: HookGuard,
+        patcher: Patcher,
     ) -> None:
         self._engine_ref = weakref.ref(engine)
         self._guard = guard
+        self._patcher = patcher
         self._wait = metrics.wait_time.labels(pool_name)
         self._use = metrics.use_time.labels(pool_name)
         self._create = metrics.create_time.labels(pool_name)
@@ -59,7 +66,6 @@ class PoolHooks:
         self._pending = 0
         # Checked-out count for pools that do not keep one (NullPool, StaticPool, ...).
         self._checked_out = 0
-        self._wrapped: list[tuple[weakref.ref[Any], str]] = []
 
     # -- event listeners ---------------------------------------------------------------
 
@@ -95,39 +101,40 @@ class PoolHooks:
         except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
             self._guard.failed("invalidate", exc)
 
-    def on_engine_disposed(self, engine: Engine) -> None:
-        try:
-            self.wrap_pool(engine.pool)
-        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
-            self._guard.failed("engine_disposed", exc)
-
     # -- wrappers ----------------------------------------------------------------------
 
-    def _wrap(self, obj: Any, attr: str, make: Callable[[Any], Any]) -> None:
-        original = getattr(obj, attr)
-        if getattr(original, _WRAPPED, None) is self:
-            return
-        wrapper = make(original)
-        setattr(wrapper, _WRAPPED, self)
-        setattr(obj, attr, wrapper)
-        self._wrapped.append((weakref.ref(obj), attr))
-
     def wrap_pool(self, pool: Pool) -> None:
-        """Shadow ``pool.connect`` to time checkouts and catch pool timeouts."""
-        self._wrap(pool, "connect", self._make_connect)
+        """Time checkouts and catch timeouts on ``pool`` and on every pool replacing it."""
+        self._patcher.wrap(pool, "connect", self._make_connect)
+        self._patcher.wrap(pool, "recreate", self._make_recreate)
 
     def wrap_dialect(self, dialect: Any) -> None:
-        """Shadow ``dialect.connect`` to time new DBAPI connections."""
-        self._wrap(dialect, "connect", self._make_create)
+        """Time new DBAPI connections (the creator calls ``dialect.connect``)."""
+        self._patcher.wrap(dialect, "connect", self._make_create)
 
-    def _make_connect(self, original: Callable[[], Any]) -> Callable[[], Any]:
+    def _make_recreate(self, original: Callable[[], Pool], switch: Switch) -> Callable[[], Pool]:
+        def recreate() -> Pool:
+            new = original()
+            if switch.on:
+                try:
+                    self.wrap_pool(new)
+                except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
+                    self._guard.failed("recreate", exc)
+            return new
+
+        return recreate
+
+    def _make_connect(self, original: Callable[[], Any], switch: Switch) -> Callable[[], Any]:
         lock = self._lock
         wait = self._wait
         timeouts = self._timeouts
 
         def connect() -> Any:
+            if not switch.on:
+                return original()
             with lock:
                 self._pending += 1
+            token = _CURRENT.set(PLUMBING)
             t0 = perf_counter()
             try:
                 return original()
@@ -136,30 +143,24 @@ class PoolHooks:
                 raise
             finally:
                 elapsed = perf_counter() - t0
+                _CURRENT.reset(token)
                 with lock:
                     self._pending -= 1
                 wait.observe(elapsed)
 
         return connect
 
-    def _make_create(self, original: Callable[..., Any]) -> Callable[..., Any]:
+    def _make_create(self, original: Callable[..., Any], switch: Switch) -> Callable[..., Any]:
         create = self._create
 
         def connect(*args: Any, **kwargs: Any) -> Any:
             t0 = perf_counter()
             conn = original(*args, **kwargs)
-            create.observe(perf_counter() - t0)
+            if switch.on:
+                create.observe(perf_counter() - t0)
             return conn
 
         return connect
-
-    def restore(self) -> None:
-        """Remove every wrapper this object installed (on objects still alive)."""
-        for ref, attr in self._wrapped:
-            obj = ref()
-            if obj is not None and getattr(obj.__dict__.get(attr), _WRAPPED, None) is self:
-                del obj.__dict__[attr]
-        self._wrapped.clear()
 
     # -- scrape-time reading -----------------------------------------------------------
 

@@ -1,14 +1,21 @@
 """Statement hooks: duration by operation and table, errors, slow queries, scopes.
 
-The hot path is ``after_cursor_execute``: one clock read, one dict lookup keyed by the
-statement string, one histogram observe on a child whose labels were resolved when the
-statement was first seen. Everything costly (fingerprinting, label budgeting, call-site
-lookup, logging) happens once per distinct statement or only for slow ones.
+The dialect's ``do_execute``/``do_executemany``/``do_execute_no_params`` are wrapped
+rather than listening to ``before/after_cursor_execute``: any engine-level listener
+sends every statement down SQLAlchemy's event path, which alone costs about a third of a
+SQLite ``SELECT 1`` (see benchmarks/results/inprocess.md). The wrapper brackets exactly
+the DBAPI call the cursor events would, and sees the raw DBAPI exception on failure.
+
+The hot path: two clock reads, one dict lookup keyed by the compiled statement string,
+one histogram observe on a child whose labels were resolved when the statement was
+first seen, one context-variable read. Fingerprinting, label budgeting, call-site lookup
+and logging happen once per distinct statement, or only for slow ones.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -20,13 +27,13 @@ from exporter.inprocess.fingerprint import Fingerprint, fingerprint
 from exporter.inprocess.guard import HookGuard
 from exporter.inprocess.metrics import MetricSet
 from exporter.inprocess.nplusone import NPlusOneDetector, NPlusOneError
-from exporter.inprocess.scope import _CURRENT, record
+from exporter.inprocess.patching import Patcher, Switch
+from exporter.inprocess.scope import _CURRENT, PLUMBING, record
 from exporter.logging import get_logger
 
 __all__ = ["OTHER", "QueryHooks"]
 
 OTHER = "other"
-_T0 = "_dbpulse_t0"
 _MAX_ENTRIES = 4096
 
 
@@ -42,7 +49,7 @@ class _Entry:
 
 
 class QueryHooks:
-    """``before/after_cursor_execute`` and ``handle_error`` for one engine."""
+    """Statement wrappers for one engine's dialect."""
 
     def __init__(
         self,
@@ -102,41 +109,67 @@ class QueryHooks:
         self._entries[statement] = made
         return made
 
-    # -- listeners ---------------------------------------------------------------------
+    # -- wrappers ----------------------------------------------------------------------
 
-    def before_cursor_execute(  # noqa: PLR0917 - SQLAlchemy's event signature
-        self,
-        conn: Any,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
-        try:
-            context.__dict__[_T0] = perf_counter()
-        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
-            self._guard.failed("before_cursor_execute", exc)
+    def wrap_dialect(self, dialect: Any, patcher: Patcher) -> None:
+        patcher.wrap(dialect, "do_execute", self._make_execute)
+        patcher.wrap(dialect, "do_executemany", self._make_execute)
+        patcher.wrap(dialect, "do_execute_no_params", self._make_execute_no_params)
 
-    def after_cursor_execute(  # noqa: PLR0917 - SQLAlchemy's event signature
-        self,
-        conn: Any,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
+    def _make_execute(self, original: Callable[..., Any], switch: Switch) -> Callable[..., Any]:
+        done = self.statement_done
+        failed = self.statement_failed
+
+        def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> Any:
+            if not switch.on:
+                return original(cursor, statement, parameters, context)
+            t0 = perf_counter()
+            try:
+                result = original(cursor, statement, parameters, context)
+            except Exception as exc:
+                failed(statement, context, exc)
+                raise
+            done(perf_counter() - t0, statement, parameters, context)
+            return result
+
+        return do_execute
+
+    def _make_execute_no_params(
+        self, original: Callable[..., Any], switch: Switch
+    ) -> Callable[..., Any]:
+        done = self.statement_done
+        failed = self.statement_failed
+
+        def do_execute_no_params(cursor: Any, statement: str, context: Any = None) -> Any:
+            if not switch.on:
+                return original(cursor, statement, context)
+            t0 = perf_counter()
+            try:
+                result = original(cursor, statement, context)
+            except Exception as exc:
+                failed(statement, context, exc)
+                raise
+            done(perf_counter() - t0, statement, None, context)
+            return result
+
+        return do_execute_no_params
+
+    def statement_done(self, elapsed: float, statement: str, parameters: Any, context: Any) -> None:
+        """Account for one successful statement; never raises (except strict N+1)."""
         try:
-            elapsed = perf_counter() - context.__dict__.pop(_T0)
-            compiled = context.compiled
+            current = _CURRENT.get()
+            if current is PLUMBING:
+                return
+            compiled = context.compiled if context is not None else None
             # The compiled string predates IN-list expansion and insertmanyvalues
             # batching, so one ORM statement is one cache key whatever its parameters.
-            entry = self.entry(compiled.string if compiled is not None else statement)
+            key = compiled.string if compiled is not None else statement
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self.entry(key)
             entry.duration.observe(elapsed)
             if elapsed >= self._slow:
                 self._slow_query(entry, elapsed, parameters)
-            current = _CURRENT.get()
             if current is not None:
                 record(current, elapsed, entry.fp.text)
                 if entry.is_select and self._nplusone is not None:
@@ -144,7 +177,18 @@ class QueryHooks:
         except NPlusOneError:
             raise
         except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
-            self._guard.failed("after_cursor_execute", exc)
+            self._guard.failed("execute", exc)
+
+    def statement_failed(self, statement: str, context: Any, error: BaseException) -> None:
+        """Count a statement the DBAPI rejected, by the DBAPI exception's class name."""
+        try:
+            compiled = getattr(context, "compiled", None)
+            entry = self.entry(compiled.string if compiled is not None else statement)
+            self._metrics.operation_errors.labels(
+                self._pool_name, entry.operation, type(error).__name__
+            ).inc()
+        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
+            self._guard.failed("execute_error", exc)
 
     def _repeats(self, current: Any, entry: _Entry, context: Any) -> None:
         unit = current.unit()
@@ -154,22 +198,6 @@ class QueryHooks:
         if getattr(load_options, "_lazy_loaded_from", None) is not None:
             return  # lazy loads are counted (and named) by the ORM listener
         self._nplusone.statement_repeated(unit, entry.fp.text, entry.collection)
-
-    def handle_error(self, ctx: Any) -> None:
-        try:
-            context = ctx.execution_context
-            if context is not None:
-                context.__dict__.pop(_T0, None)
-            statement = ctx.statement
-            if statement is None:
-                return  # a connect failure, not a statement: the pool metrics cover it
-            compiled = getattr(context, "compiled", None)
-            entry = self.entry(compiled.string if compiled is not None else statement)
-            self._metrics.operation_errors.labels(
-                self._pool_name, entry.operation, type(ctx.original_exception).__name__
-            ).inc()
-        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
-            self._guard.failed("handle_error", exc)
 
     # -- slow path ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["QueryScope", "current_scope", "query_counter", "scope"]
+__all__ = ["PLUMBING", "QueryScope", "current_scope", "query_counter", "scope"]
 
 
 @dataclass(slots=True, eq=False)
@@ -50,10 +50,17 @@ class QueryScope:
 
 _CURRENT: ContextVar[QueryScope | None] = ContextVar("dbpulse_query_scope", default=None)
 
+# Set as the current scope while the pool checks a connection out: the dialect's first-
+# connect queries (server version, schema, ...) and connect-event statements are plumbing,
+# not the application's, so they are neither measured nor counted. The hot path already
+# reads the current scope, so telling them apart costs nothing extra.
+PLUMBING = QueryScope()
+
 
 def current_scope() -> QueryScope | None:
     """The innermost active scope in this context (None outside any)."""
-    return _CURRENT.get()
+    found = _CURRENT.get()
+    return None if found is PLUMBING else found
 
 
 def record(scope_: QueryScope, elapsed: float, statement: str) -> None:
@@ -71,7 +78,7 @@ def record(scope_: QueryScope, elapsed: float, statement: str) -> None:
 def scope(*, unit_of_work: bool = False, record_statements: bool = False) -> Iterator[QueryScope]:
     """Open a scope for the code in the ``with`` block (nested inside any current one)."""
     new = QueryScope(
-        unit_of_work=unit_of_work, record_statements=record_statements, parent=_CURRENT.get()
+        unit_of_work=unit_of_work, record_statements=record_statements, parent=current_scope()
     )
     token = _CURRENT.set(new)
     try:

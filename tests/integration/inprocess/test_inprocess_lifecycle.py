@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 import prometheus_client
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, event, text
@@ -16,7 +14,6 @@ from exporter.inprocess import lint, nplusone
 from exporter.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
 
-ENGINE_EVENTS = ("before_cursor_execute", "after_cursor_execute", "begin", "commit", "rollback")
 POOL_EVENTS = ("checkout", "checkin", "detach", "invalidate")
 
 
@@ -40,44 +37,71 @@ def test_second_instrument_is_a_logged_no_op(registry):
         again = instrument(engine, registry=CollectorRegistry(), pool_name="other")
     assert again is first
     assert any("already instrumented" in e["event"] for e in logs)
-    assert len(engine.dispatch.after_cursor_execute) == 1
+    assert len(engine.pool.dispatch.checkout) == 1
     first.uninstrument()
 
 
+def test_no_engine_level_listener_is_added(registry):
+    """Statements stay on SQLAlchemy's fast path: no ConnectionEvents listener at all."""
+    engine = create_engine("sqlite://")
+    inst = instrument(engine, registry=registry)
+    assert not engine._has_events
+    assert not engine.dialect._has_events
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        assert not conn._has_events
+    inst.uninstrument()
+
+
 def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
-    """Listeners, the pool and dialect wrappers and the Session hook all go; others stay."""
+    """Pool listeners, dialect and pool wrappers and the Session hook all go; others stay."""
     engine = create_engine(pg_url)
 
     @event.listens_for(engine, "after_cursor_execute")
     def users_own(*args: object) -> None:
         pass
 
-    before_engine = _listener_count(engine, ENGINE_EVENTS)
+    @event.listens_for(engine.pool, "checkout")
+    def users_pool_listener(*args: object) -> None:
+        pass
+
+    dialect = engine.dialect
     before_pool = _listener_count(engine.pool, POOL_EVENTS)
     inst = instrument(engine, registry=registry)
     added = list(inst._listeners)
-    assert len(added) == 11
-    assert _listener_count(engine, ENGINE_EVENTS) == before_engine + len(ENGINE_EVENTS)
-    assert "connect" in engine.pool.__dict__
-    assert "connect" in engine.dialect.__dict__
+    assert len(added) == len(POOL_EVENTS)
+    assert _listener_count(engine.pool, POOL_EVENTS) == before_pool + len(POOL_EVENTS)
+    wrapped = {(type(obj).__name__, attr) for obj, attr in inst._patcher.installed()}
+    assert wrapped == {
+        ("QueuePool", "connect"),
+        ("QueuePool", "recreate"),
+        (type(dialect).__name__, "connect"),
+        (type(dialect).__name__, "do_execute"),
+        (type(dialect).__name__, "do_executemany"),
+        (type(dialect).__name__, "do_execute_no_params"),
+        (type(dialect).__name__, "do_begin"),
+        (type(dialect).__name__, "do_commit"),
+        (type(dialect).__name__, "do_rollback"),
+    }
     assert event.contains(Session, "do_orm_execute", nplusone._on_do_orm_execute)
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-    engine.dispose()  # listeners and the wrapper follow the new pool ...
+    engine.dispose()  # listeners and wrappers follow the new pool ...
+    assert "connect" in engine.pool.__dict__
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     inst.uninstrument()  # ... and leave it again
-    assert _listener_count(engine, ENGINE_EVENTS) == before_engine
-    for held, identifier, fn in added:
-        target = held() if isinstance(held, weakref.ref) else held
+    for target, identifier, fn in added:
         assert not event.contains(target, identifier, fn), identifier
-        assert not event.contains(
-            engine.pool if identifier in POOL_EVENTS else engine, identifier, fn
-        )
+        assert fn not in list(getattr(engine.pool.dispatch, identifier)), identifier
     assert _listener_count(engine.pool, POOL_EVENTS) == before_pool
     assert event.contains(engine, "after_cursor_execute", users_own)
-    assert "connect" not in engine.pool.__dict__
-    assert "connect" not in engine.dialect.__dict__
+    assert users_pool_listener in list(engine.pool.dispatch.checkout)
+    assert inst._patcher.installed() == []
+    for name in ("connect", "recreate"):
+        assert name not in engine.pool.__dict__
+    for name in ("connect", "do_execute", "do_executemany", "do_begin", "do_commit"):
+        assert name not in dialect.__dict__
     assert not event.contains(Session, "do_orm_execute", nplusone._on_do_orm_execute)
     assert (
         registry.get_sample_value(
@@ -92,7 +116,8 @@ def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
         db_operation_name="SELECT",
         db_collection_name="",
     )
-    with engine.connect() as conn:
+    assert queries == 2
+    with engine.begin() as conn:
         conn.execute(text("SELECT 1"))
     assert queries == value(
         registry,
@@ -101,12 +126,47 @@ def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
         db_operation_name="SELECT",
         db_collection_name="",
     )
+    assert (
+        value(
+            registry,
+            "db_client_transaction_duration_seconds_count",
+            pool_name=inst.pool_name,
+            outcome="commit",
+        )
+        == 0
+    )
     inst.uninstrument()  # idempotent
     # And it can be instrumented afresh.
     again = instrument(engine, registry=registry)
     assert again is not inst
     again.uninstrument()
     engine.dispose()
+
+
+def test_wrapper_left_under_another_library_is_switched_off(registry):
+    """If something wrapped do_execute on top of ours, uninstrument leaves theirs and ours goes quiet."""
+    engine = create_engine("sqlite://")
+    inst = instrument(engine, registry=registry)
+    ours = engine.dialect.do_execute
+    calls: list[str] = []
+
+    def theirs(cursor, statement, parameters, context=None):
+        calls.append(statement)
+        return ours(cursor, statement, parameters, context)
+
+    engine.dialect.do_execute = theirs  # type: ignore[method-assign]
+    inst.uninstrument()
+    assert engine.dialect.do_execute is theirs
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert calls == ["SELECT 1"]
+    assert (
+        registry.get_sample_value(
+            "db_client_operation_duration_seconds_count",
+            {"pool_name": inst.pool_name, "db_operation_name": "SELECT", "db_collection_name": ""},
+        )
+        is None
+    )
 
 
 def test_engines_share_a_registry_under_their_own_pool_names(registry, pg, fresh_db):

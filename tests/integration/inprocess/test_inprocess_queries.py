@@ -144,7 +144,7 @@ def test_failing_hook_never_breaks_the_query(registry, pg_url, instrumented, mon
     with engine.connect() as conn, capture_logs() as logs:
         assert conn.execute(text("SELECT 41 + 1 AS hook_test")).scalar_one() == 42
         assert conn.execute(text("SELECT 40 + 2 AS hook_test")).scalar_one() == 42
-    hook = "after_cursor_execute"
+    hook = "execute"
     assert value(registry, "dbpulse_instrumentation_errors_total", hook=hook) == 2
     failures = [e for e in logs if e.get("hook") == hook]
     assert len(failures) == 1
