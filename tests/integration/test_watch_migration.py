@@ -1,0 +1,220 @@
+"""``dbpulse watch-migration`` following real index builds, lock waits and a backfill."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from exporter.cli import main
+from exporter.localpg import free_port
+
+# One row per page (fillfactor 10) and 10 ms per key: the table scan is slow and visible.
+SLOW_TABLE = """
+CREATE TABLE big (id int, pad text) WITH (fillfactor = 10);
+INSERT INTO big SELECT g, repeat('x', 600) FROM generate_series(1, {rows}) g;
+CREATE FUNCTION slow_key(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN PERFORM pg_sleep(0.01); RETURN i % {modulo}; END $$;
+"""
+
+
+def _setup(dsn: str, rows: int = 120, modulo: int = 1_000_000) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in SLOW_TABLE.format(rows=rows, modulo=modulo).split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+
+
+@pytest.fixture
+def builder(fresh_db: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    conn = psycopg.connect(fresh_db, autocommit=True)
+    yield conn
+    conn.close()
+
+
+def _in_thread(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for_build(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT 1 FROM pg_stat_progress_create_index").fetchone() is None:
+            assert time.monotonic() < deadline, "build never started"
+            time.sleep(0.05)
+
+
+def test_build_with_lock_wait_is_followed_to_the_end(
+    fresh_db: str,
+    builder: psycopg.Connection[tuple[object, ...]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Captured output shows the CIC waiting on a writer, its block progress with rate/ETA, then done."""
+    _setup(fresh_db)
+    holder = psycopg.connect(fresh_db)
+    holder.execute("INSERT INTO big VALUES (0, 'x')")  # an open writer the build must wait for
+
+    def build() -> None:
+        builder.execute("CREATE INDEX CONCURRENTLY big_slow_idx ON big (slow_key(id))")
+
+    thread = _in_thread(build)
+    _wait_for_build(fresh_db)
+    releaser = threading.Timer(1.0, holder.commit)
+    releaser.start()
+    code = main(["watch-migration", "--dsn", fresh_db, "--interval", "0.2", "--wait", "10"])
+    thread.join(timeout=30)
+    releaser.join()
+    holder.close()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "[CREATE INDEX CONCURRENTLY] waiting for writers before build" in out
+    assert "wait pid" in out
+    assert "(CREATE INDEX" in out  # the waiting statement's kind, never its text
+    scanning = [ln for ln in out.splitlines() if "building index: scanning table: blocks" in ln]
+    assert scanning, out
+    assert any("blocks/s, ETA" in ln and "ETA ?" not in ln for ln in scanning), scanning
+    assert "done big_slow_idx on big: index is valid" in out
+    assert out.rstrip().endswith("migration finished: nothing left in flight")
+
+
+def _run_in_pty(argv: list[str], *, interrupt_after: str | None = None) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdout; optionally send SIGINT on some output."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", *argv],
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    interrupted = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        text = b"".join(chunks).decode(errors="replace")
+        if interrupt_after and not interrupted and interrupt_after in text:
+            proc.send_signal(signal.SIGINT)
+            interrupted = True
+        if proc.poll() is not None and not ready:
+            break
+    code = proc.wait(timeout=30)
+    os.close(master)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read().decode()
+    assert "Traceback" not in stderr, stderr
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_failed_unique_build_on_a_terminal_draws_bars_and_exits_1(
+    fresh_db: str, builder: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """On a pty: a progress bar while a unique CIC scans; duplicates leave it INVALID: exit 1."""
+    _setup(fresh_db, rows=120, modulo=60)
+
+    def build() -> None:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            builder.execute("CREATE UNIQUE INDEX CONCURRENTLY big_dup_key ON big (slow_key(id))")
+
+    thread = _in_thread(build)
+    _wait_for_build(fresh_db)
+    code, screen = _run_in_pty(["watch-migration", "--dsn", fresh_db, "--interval", "0.3"])
+    thread.join(timeout=30)
+    assert code == 1, screen
+    assert "index builds" in screen
+    assert "━" in screen  # rich's progress bar
+    assert "big_dup_key on big" in screen
+    assert "index left INVALID" in screen
+    assert "finished with 1 failed index build(s)" in screen
+
+
+def test_ctrl_c_stops_cleanly(fresh_db: str) -> None:
+    """SIGINT while waiting for a migration: exit 130, a clean message, no traceback."""
+    code, screen = _run_in_pty(
+        ["watch-migration", "--dsn", fresh_db, "--wait", "60", "--interval", "0.2"],
+        interrupt_after="waiting for a migration to start",
+    )
+    assert code == 130
+    assert "interrupted" in screen
+
+
+def test_backfill_probe_is_followed_until_nothing_remains(
+    fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A probe from --config shows remaining rows falling batch by batch and ends at 0."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, ref int)")
+        conn.execute("INSERT INTO orders SELECT g, NULL FROM generate_series(1, 500) g")
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(
+        "probes:\n"
+        "  - name: backfill\n"
+        "    sql: SELECT count(*) FILTER (WHERE ref IS NULL) AS remaining, count(*) AS total"
+        " FROM orders\n"
+        "    remaining_column: remaining\n"
+        "    total_column: total\n",
+        encoding="utf-8",
+    )
+
+    def backfill() -> None:
+        with psycopg.connect(fresh_db, autocommit=True) as app:
+            for start in range(0, 500, 100):
+                time.sleep(0.4)
+                app.execute(
+                    "UPDATE orders SET ref = id WHERE id > %s AND id <= %s", (start, start + 100)
+                )
+
+    thread = _in_thread(backfill)
+    code = main(
+        ["watch-migration", "--dsn", fresh_db, "--config", str(config), "--interval", "0.2"]
+    )
+    thread.join(timeout=30)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    remaining = [
+        int(ln.split("remaining=")[1].split()[0]) for ln in out.splitlines() if "remaining=" in ln
+    ]
+    assert remaining[0] == 500
+    assert remaining[-1] == 0
+    assert remaining == sorted(remaining, reverse=True)
+    assert len(set(remaining)) >= 4  # several batches were seen on the way down
+    assert "rows/s, ETA" in out
+    assert "(100.0% done)" in out
+
+
+def test_nothing_in_flight_exits_at_once(fresh_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --wait and with nothing running, the watch says so and exits 0."""
+    started = time.monotonic()
+    assert main(["watch-migration", "--dsn", fresh_db]) == 0
+    assert time.monotonic() - started < 5
+    assert "nothing in flight" in capsys.readouterr().out
+
+
+def test_unreachable_is_exit_2_without_password(capsys: pytest.CaptureFixture[str]) -> None:
+    """A closed port at start: exit 2, one stderr line naming the target, no password."""
+    dsn = f"postgresql://app:hunter2@127.0.0.1:{free_port()}/app"
+    assert main(["watch-migration", "--dsn", dsn]) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert "cannot connect to 127.0.0.1:" in captured.err
+    assert "hunter2" not in captured.err + captured.out
