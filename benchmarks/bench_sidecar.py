@@ -201,7 +201,7 @@ def pgexp_version(binary: Path) -> str:
 
 
 def dbpulse_source(src: Path) -> str:
-    """Which dbpulse code the sidecar runs: the commit, and whether exporter/ has edits."""
+    """Which dbpulse code the sidecar runs: the commit, and whether the sidecar has edits."""
 
     def git(*args: str) -> str:
         out = subprocess.run(
@@ -212,8 +212,9 @@ def dbpulse_source(src: Path) -> str:
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return f"{src} (not a git checkout)"
-    dirty = git("status", "--porcelain", "--", "exporter")
-    return f"{src} at {commit}" + (" + uncommitted changes in exporter/" if dirty else "")
+    paths = ("exporter/sidecar", "exporter/settings.py", "exporter/http.py", "exporter/cli.py")
+    dirty = git("status", "--porcelain", "--", *paths)
+    return f"{src} at {commit}" + (" + uncommitted sidecar changes" if dirty else "")
 
 
 def dbpulse_proc(
@@ -646,12 +647,14 @@ def readme_block(run: Run) -> str:
             f"Latest run ({run.notes['date']}, {run.notes['machine']}; "
             f"{run.counts['app_queryids']:,} statements, {run.rounds} scrapes each):",
             "",
-            "| | dbpulse sidecar | postgres_exporter | ratio |",
-            "|---|---:|---:|---:|",
-            f"| /metrics median latency | {la:.2f} ms | {lb:.1f} ms | {ratio(lb, la):,.0f}x |",
+            "| | dbpulse sidecar | postgres_exporter | ratio | goal |",
+            "|---|---:|---:|---:|---|",
+            f"| /metrics median latency | {la:.2f} ms | {lb:.1f} ms | {ratio(lb, la):,.0f}x "
+            f"| {verdict(ratio(lb, la), GOAL_LATENCY)} |",
             f"| DB exec time per poll, median | {a_poll:.2f} ms | {b_poll:.2f} ms "
-            f"| {ratio(b_poll, a_poll):,.1f}x |",
-            f"| series | {sa:,.0f} | {sb:,.0f} | {ratio(sb, sa):,.1f}x |",
+            f"| {ratio(b_poll, a_poll):,.1f}x | {verdict(ratio(b_poll, a_poll), GOAL_DB_TIME)} |",
+            f"| series | {sa:,.0f} | {sb:,.0f} | {ratio(sb, sa):,.1f}x "
+            f"| {verdict(ratio(sb, sa), GOAL_SERIES)} |",
             "",
             "Full table, setup and method: [results/sidecar.md](results/sidecar.md).",
             README_END,
