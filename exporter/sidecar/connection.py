@@ -73,6 +73,7 @@ class ConnectionManager:
         self._idle: list[Conn] = []
         self._lock = threading.Lock()
         self._backoff = Backoff()
+        self._last_failure = "connection failed"
         self._up: bool | None = None
         self._server_version_num = 0
         self._log = get_logger(target=target)
@@ -88,8 +89,8 @@ class ConnectionManager:
     def _connect(self) -> Conn:
         now = time.monotonic()
         if not self._backoff.ready(now):
-            wait = self._backoff.next_attempt - now
-            raise Unavailable(f"database unreachable, next connection attempt in {wait:.0f}s")
+            # A stable message (no countdown): the poller logs each distinct problem once.
+            raise Unavailable(f"{self._last_failure} (waiting to reconnect)")
         try:
             conn: Conn = psycopg.connect(
                 self._dsn,
@@ -100,7 +101,8 @@ class ConnectionManager:
             )
         except psycopg.Error as exc:
             delay = self._backoff.failed(time.monotonic())
-            self._mark(up=False, reason=_first_line(exc), retry_in=delay)
+            self._last_failure = _first_line(exc)
+            self._mark(up=False, reason=self._last_failure, retry_in=delay)
             raise Unavailable(_first_line(exc)) from exc
         self._backoff.succeeded()
         self._server_version_num = conn.info.server_version
