@@ -114,6 +114,10 @@ def test_idle_in_transaction_includes_aborted_and_uses_state_change() -> None:
 def test_quiet_databases_report_zero() -> None:
     """A connectable database with no sessions gets zeros, not missing series."""
     s = _samples([], databases=[{"datname": "quiet"}])
+    empty = {"usename": "", "application_name": "", "wait_event_type": ""}
+    for state in ("active", "idle", "idle in transaction", "idle in transaction (aborted)"):
+        assert _get(s, "pg_stat_activity_count", datname="quiet", state=state, **empty) == 0
+        assert _get(s, "pg_stat_activity_max_tx_duration", datname="quiet", state=state) == 0
     assert _get(s, "pg_stat_activity_idle_in_transaction_count", datname="quiet") == 0
     assert _get(s, "pg_stat_activity_max_query_duration_seconds", datname="quiet") == 0
     assert _get(s, "pg_connections_saturation_ratio") == 0

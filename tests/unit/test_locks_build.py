@@ -138,7 +138,7 @@ def test_deep_chain_is_truncated() -> None:
 
 
 def test_lock_counts_and_zero_filled_databases() -> None:
-    """Lock counts keep their labels (granted as true/false); quiet databases report 0."""
+    """Lock counts keep their labels (granted as true/false); standard modes are zero-filled."""
     locks = [
         {"datname": "app", "mode": "RowExclusiveLock", "granted": True, "count": 4},
         {"datname": "app", "mode": "ShareLock", "granted": False, "count": 1},
@@ -150,6 +150,9 @@ def test_lock_counts_and_zero_filled_databases() -> None:
     empty = (("datname", ""), ("granted", "true"), ("mode", "AccessShareLock"))
     assert samples[("pg_locks_count", empty)] == 2
     assert samples[("pg_blocking_sessions", (("datname", "b"),))] == 0
+    zero = (("datname", "b"), ("granted", "false"), ("mode", "AccessExclusiveLock"))
+    assert samples[("pg_locks_count", zero)] == 0
+    assert len([k for k in samples if k[0] == "pg_locks_count"]) == 2 * 8 * 2 + 1
     assert samples[("pg_blocking_root_blockers", (("datname", "app"),))] == 0
     assert debug["waiting_sessions"] == 0
     assert debug["generated_at"] == 100.0

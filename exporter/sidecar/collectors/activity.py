@@ -53,6 +53,7 @@ SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER B
 
 CLIENT_BACKEND = "client backend"
 _IDLE_IN_TX = ("idle in transaction", "idle in transaction (aborted)")
+ZERO_FILL_STATES = ("active", "idle", *_IDLE_IN_TX)
 
 
 @dataclass
@@ -98,6 +99,12 @@ def build_families(activity: list[Row], settings: list[Row], databases: list[Row
 
     count: dict[tuple[str, str, str, str, str], int] = defaultdict(int)
     max_tx: dict[tuple[str, str], float] = {}
+    # Zeros for the usual states (with empty user/application/wait labels, which sums
+    # ignore), so a quiet database has series to graph and alert on.
+    for datname in datnames:
+        for state in ZERO_FILL_STATES:
+            count[(datname, state, "", "", "")] += 0
+            max_tx[(datname, state)] = 0.0
     max_query = dict.fromkeys(datnames, 0.0)
     idle_count = dict.fromkeys(datnames, 0)
     idle_max = dict.fromkeys(datnames, 0.0)

@@ -80,6 +80,16 @@ SQL_BLOCKING_V14 = _blocking_sql(materialized="MATERIALIZED", waitstart=True, qu
 SQL_BLOCKING_V12 = _blocking_sql(materialized="MATERIALIZED", waitstart=False, query_id=False)
 SQL_BLOCKING_OLD = _blocking_sql(materialized="", waitstart=False, query_id=False)
 
+LOCK_MODES = (
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
 # A chain deeper than this is cut off in the JSON (it is already an emergency).
 MAX_DEPTH = 32
 # pg_blocking_pids() reports a lock held by a prepared transaction as pid 0.
@@ -217,6 +227,12 @@ def build_families(locks: list[Row], databases: list[Row], tree: BlockingTree) -
         labels=["datname", "mode", "granted"],
     )
     counts: dict[tuple[str, str, str], float] = defaultdict(float)
+    # Zeros for the standard modes in every connectable database, so that a quiet
+    # database still has series (and "no waiting locks" is a 0, not an absence).
+    for row in databases:
+        for mode in LOCK_MODES:
+            for granted in ("true", "false"):
+                counts[(_text(row.get("datname")), mode, granted)] += 0.0
     for row in locks:
         granted = "true" if row.get("granted") else "false"
         counts[(_text(row.get("datname")), _text(row.get("mode")), granted)] += float(
