@@ -102,9 +102,14 @@ def run_probe(conns: ConnectionManager, probe: ProbeSettings) -> ProbeReading:
     except (CollectorError, psycopg.Error) as exc:
         return ProbeReading(probe.name, {}, None, None, error=_first_line(exc))
     columns = [str(c["name"]) for c in rows["columns"]]
+    values = value_columns(probe, columns)
+    for role, column in (("remaining", probe.remaining_column), ("total", probe.total_column)):
+        if column is not None and column not in values:
+            error = f"{role}_column {column!r} is not a value column of the result"
+            return ProbeReading(probe.name, {}, None, None, error=error)
     totals: dict[str, float] = {}
     for row in rows["rows"][: probe.max_rows]:
-        for col in value_columns(probe, columns):
+        for col in values:
             if row[col] is not None:
                 totals[col] = totals.get(col, 0.0) + float(row[col])
     remaining = totals.get(probe.remaining_column) if probe.remaining_column else None

@@ -218,3 +218,17 @@ def test_unreachable_is_exit_2_without_password(capsys: pytest.CaptureFixture[st
     assert len(captured.err.strip().splitlines()) == 1, captured.err
     assert "cannot connect to 127.0.0.1:" in captured.err
     assert "hunter2" not in captured.err + captured.out
+
+
+def test_misconfigured_probe_is_shown_as_an_error(
+    fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A remaining_column missing from the result is reported on screen, not crashed on."""
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(
+        "probes:\n  - name: backfill\n    sql: SELECT 1 AS done\n    remaining_column: left\n",
+        encoding="utf-8",
+    )
+    assert main(["watch-migration", "--dsn", fresh_db, "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "probe backfill: error: remaining_column 'left' is not a value column" in out
