@@ -27,7 +27,10 @@ def test_debug_views_show_tree_and_texts_without_literals(pg: LocalPostgres) -> 
         setup.execute("CREATE TABLE IF NOT EXISTS debug_accounts (id int PRIMARY KEY, note text)")
         setup.execute("INSERT INTO debug_accounts VALUES (1, '') ON CONFLICT DO NOTHING")
         setup.execute(f"SET application_name = '{SECRET}'")  # utility text keeps its literal
-    sidecar = Sidecar.build(Settings(dsn=pg.dsn))
+    # A budget large enough for every statement the session has run so far, so the
+    # tiny SET below is selected however many other tests ran before this one.
+    everything = {"statements": {"top_n": 5000, "max_series": 100000}}
+    sidecar = Sidecar.build(Settings(dsn=pg.dsn, collectors=everything))
     server, thread = start_server("127.0.0.1", 0, sidecar.endpoints())
     port = server.server_address[1]
     holder = psycopg.connect(pg.dsn)
