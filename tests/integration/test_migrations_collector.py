@@ -135,7 +135,8 @@ def test_seq_scan_heavy_table_crosses_thresholds(fresh_db: str) -> None:
         for _ in range(6):
             conn.execute("SELECT count(*) FROM big WHERE payload = 'y'")
             conn.execute("SELECT count(*) FROM small")
-    # The backend flushed its statistics when it closed.
+        # Statistics reach the shared views when the backend next goes idle; make it now.
+        conn.execute("SELECT pg_stat_force_next_flush()")
     ok, text = _scrape(fresh_db, MigrationsSettings(seq_scan_min_scans=5, seq_scan_min_rows=100))
     assert ok
     heavy = _samples(text, "pg_table_seq_scan_heavy")
@@ -144,30 +145,32 @@ def test_seq_scan_heavy_table_crosses_thresholds(fresh_db: str) -> None:
 
 
 def test_index_being_built_is_not_reported_invalid(fresh_db: str) -> None:
-    """A concurrent build still in flight (waiting on an open transaction) is not flagged."""
+    """A concurrent build in flight (its index still INVALID in pg_index) is not flagged."""
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (v int)")
     holder = psycopg.connect(fresh_db)
     builder = psycopg.connect(fresh_db, autocommit=True)
+    holder.execute("INSERT INTO t VALUES (1)")  # an open writer the build must wait for
+    thread = threading.Thread(
+        target=lambda: builder.execute("CREATE INDEX CONCURRENTLY t_v_idx ON t (v)")
+    )
+    thread.start()
     try:
-        holder.execute("SELECT txid_current()")  # an open writer the build must wait for
-        thread = threading.Thread(
-            target=lambda: builder.execute("CREATE INDEX CONCURRENTLY t_v_idx ON t (v)")
-        )
-        thread.start()
         with psycopg.connect(fresh_db, autocommit=True) as watcher:
-            for _ in range(100):
-                row = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_progress_create_index"
+            deadline = time.monotonic() + 10
+            while (
+                watcher.execute(
+                    "SELECT 1 FROM pg_index WHERE NOT indisvalid AND indexrelid = to_regclass('t_v_idx')"
                 ).fetchone()
-                if row and row[0]:
-                    break
+                is None
+            ):
+                assert time.monotonic() < deadline, "the build never started"
                 time.sleep(0.05)
         ok, text = _scrape(fresh_db, MigrationsSettings())
         assert ok
         assert _samples(text, "pg_index_invalid") == []
     finally:
-        holder.rollback()
+        holder.commit()
         holder.close()
         thread.join(timeout=10)
         builder.close()
