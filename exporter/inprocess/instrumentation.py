@@ -127,8 +127,6 @@ class Instrumentation:
     def _install(self, engine: Engine) -> None:
         pool = engine.pool
         p = self._pool
-        self._listen(pool, "checkout", p.on_checkout)
-        self._listen(pool, "checkin", p.on_checkin)
         self._listen(pool, "detach", p.on_detach)
         self._listen(pool, "invalidate", p.on_invalidate)
         p.wrap_pool(pool)

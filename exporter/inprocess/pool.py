@@ -15,8 +15,8 @@ Three things SQLAlchemy has no event for are caught with instance-attribute wrap
 
 from __future__ import annotations
 
+import contextlib
 import math
-import threading
 import weakref
 from collections.abc import Callable
 from time import perf_counter
@@ -62,33 +62,26 @@ class PoolHooks:
         self._create = metrics.create_time.labels(pool_name)
         self._timeouts = metrics.timeouts.labels(pool_name)
         self._invalidations = metrics.invalidations.labels(pool_name)
-        self._lock = threading.Lock()
-        self._pending = 0
-        # Checked-out count for pools that do not keep one (NullPool, StaticPool, ...).
-        self._checked_out = 0
+        # list.append and list.pop are atomic under the GIL, so these two lists count
+        # "waiting now" and "checked out now" without a lock on the checkout path.
+        self._waiting: list[None] = []
+        # Checked out through dbpulse's wrapper; read only for pools that keep no count
+        # of their own (NullPool, StaticPool, SingletonThreadPool).
+        self._out: list[None] = []
 
-    # -- event listeners ---------------------------------------------------------------
-
-    def on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        try:
-            record.__dict__[_T0] = perf_counter()
-            with self._lock:
-                self._checked_out += 1
-        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
-            self._guard.failed("checkout", exc)
+    # -- checkin / detach / invalidate -------------------------------------------------
 
     def _returned(self, record: Any, hook: str) -> None:
         try:
             t0 = record.__dict__.pop(_T0, None)
-            with self._lock:
-                self._checked_out = max(0, self._checked_out - 1)
-            if t0 is not None:  # None: checked out before instrument(), nothing to time
-                self._use.observe(perf_counter() - t0)
+            if t0 is None:  # checked out before instrument(), or already returned
+                return
+            self._use.observe(perf_counter() - t0)
+            # Another thread may have emptied it between a check and a pop: suppress.
+            with contextlib.suppress(IndexError):
+                self._out.pop()
         except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
             self._guard.failed(hook, exc)
-
-    def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
-        self._returned(record, "checkin")
 
     def on_detach(self, dbapi_connection: Any, record: Any) -> None:
         # A detached connection leaves the pool: its hold time ends here, and the pool
@@ -104,8 +97,13 @@ class PoolHooks:
     # -- wrappers ----------------------------------------------------------------------
 
     def wrap_pool(self, pool: Pool) -> None:
-        """Time checkouts and catch timeouts on ``pool`` and on every pool replacing it."""
+        """Time checkouts, holds and timeouts on ``pool`` and every pool replacing it.
+
+        Wrappers rather than the pool's checkout/checkin events: a checkout listener
+        moves every checkout onto SQLAlchemy's slower retry loop.
+        """
         self._patcher.wrap(pool, "connect", self._make_connect)
+        self._patcher.wrap(pool, "_return_conn", self._make_return)
         self._patcher.wrap(pool, "recreate", self._make_recreate)
 
     def wrap_dialect(self, dialect: Any) -> None:
@@ -125,39 +123,72 @@ class PoolHooks:
         return recreate
 
     def _make_connect(self, original: Callable[[], Any], switch: Switch) -> Callable[[], Any]:
-        lock = self._lock
+        waiting = self._waiting
+        out = self._out
         wait = self._wait
         timeouts = self._timeouts
+        guard = self._guard
 
         def connect() -> Any:
             if not switch.on:
                 return original()
-            with lock:
-                self._pending += 1
+            waiting.append(None)
+            # Statements the pool runs while checking out (first-connect queries,
+            # connect-event SETs) are plumbing, not the application's.
             token = _CURRENT.set(PLUMBING)
             t0 = perf_counter()
             try:
-                return original()
+                fairy = original()
             except sa_exc.TimeoutError:
-                timeouts.inc()
+                try:
+                    timeouts.inc()
+                except Exception as exc:  # noqa: BLE001 - the app gets its own error
+                    guard.failed("checkout", exc)
                 raise
             finally:
-                elapsed = perf_counter() - t0
+                now = perf_counter()
                 _CURRENT.reset(token)
-                with lock:
-                    self._pending -= 1
-                wait.observe(elapsed)
+                waiting.pop()
+                try:
+                    wait.observe(now - t0)
+                except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
+                    guard.failed("checkout", exc)
+            try:
+                # _counter > 1: a re-entrant checkout of a connection this thread
+                # already holds (SingletonThreadPool); its hold time started earlier.
+                if fairy._counter == 1:
+                    fairy._connection_record.__dict__[_T0] = now
+                    out.append(None)
+            except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
+                guard.failed("checkout", exc)
+            return fairy
 
         return connect
 
+    def _make_return(
+        self, original: Callable[[Any], None], switch: Switch
+    ) -> Callable[[Any], None]:
+        returned = self._returned
+
+        def _return_conn(record: Any) -> None:
+            if switch.on:
+                returned(record, "checkin")
+            original(record)
+
+        return _return_conn
+
     def _make_create(self, original: Callable[..., Any], switch: Switch) -> Callable[..., Any]:
         create = self._create
+        guard = self._guard
 
         def connect(*args: Any, **kwargs: Any) -> Any:
             t0 = perf_counter()
             conn = original(*args, **kwargs)
             if switch.on:
-                create.observe(perf_counter() - t0)
+                try:
+                    create.observe(perf_counter() - t0)
+                except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
+                    guard.failed("connect", exc)
             return conn
 
         return connect
@@ -170,7 +201,7 @@ class PoolHooks:
         if engine is None:
             return None
         pool = engine.pool
-        pending = max(0, self._pending)
+        pending = len(self._waiting)
         if isinstance(pool, QueuePool):  # includes AsyncAdaptedQueuePool
             max_overflow = pool._max_overflow
             size = pool.size()
@@ -182,7 +213,7 @@ class PoolHooks:
                 overflow=max(0, pool.overflow()),
                 pending=pending,
             )
-        used = self._checked_out
+        used = len(self._out)
         if isinstance(pool, StaticPool):
             has_conn = "connection" in pool.__dict__  # memoized once first created
             used = min(used, 1)

@@ -14,7 +14,7 @@ from exporter.inprocess import lint, nplusone
 from exporter.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
 
-POOL_EVENTS = ("checkout", "checkin", "detach", "invalidate")
+POOL_EVENTS = ("detach", "invalidate")
 
 
 def _listener_count(target: object, identifiers: tuple[str, ...]) -> int:
@@ -37,7 +37,7 @@ def test_second_instrument_is_a_logged_no_op(registry):
         again = instrument(engine, registry=CollectorRegistry(), pool_name="other")
     assert again is first
     assert any("already instrumented" in e["event"] for e in logs)
-    assert len(engine.pool.dispatch.checkout) == 1
+    assert len(engine.pool.dispatch.invalidate) == 1
     first.uninstrument()
 
 
@@ -74,6 +74,7 @@ def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
     wrapped = {(type(obj).__name__, attr) for obj, attr in inst._patcher.installed()}
     assert wrapped == {
         ("QueuePool", "connect"),
+        ("QueuePool", "_return_conn"),
         ("QueuePool", "recreate"),
         (type(dialect).__name__, "connect"),
         (type(dialect).__name__, "do_execute"),
@@ -98,7 +99,7 @@ def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
     assert event.contains(engine, "after_cursor_execute", users_own)
     assert users_pool_listener in list(engine.pool.dispatch.checkout)
     assert inst._patcher.installed() == []
-    for name in ("connect", "recreate"):
+    for name in ("connect", "_return_conn", "recreate"):
         assert name not in engine.pool.__dict__
     for name in ("connect", "do_execute", "do_executemany", "do_begin", "do_commit"):
         assert name not in dialect.__dict__
@@ -266,3 +267,32 @@ def test_config_lint_warns_and_exports_info(registry, pg_url, monkeypatch):
     )
     inst.uninstrument()
     good.dispose()
+
+
+def test_failing_pool_and_transaction_hooks_never_break_the_app(registry, pg_url, monkeypatch):
+    """Metric updates that raise inside checkout, checkin, connect and commit hooks: the app's work still succeeds."""
+    engine = create_engine(pg_url, pool_size=1)
+    inst = instrument(engine, registry=registry)
+
+    def explode(*args: object) -> None:
+        raise RuntimeError("metric backend exploded")
+
+    for child in (
+        inst._pool._wait,
+        inst._pool._use,
+        inst._pool._create,
+        inst._transactions._commit,
+    ):
+        monkeypatch.setattr(child, "observe", explode)
+    with capture_logs() as logs:
+        for _ in range(2):
+            with engine.begin() as conn:
+                assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    assert engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    for hook in ("checkout", "checkin", "connect", "commit"):
+        expected = 1 if hook == "connect" else 2
+        assert value(registry, "dbpulse_instrumentation_errors_total", hook=hook) == expected, hook
+    logged = sorted(e["hook"] for e in logs if "hook" in e)
+    assert logged == ["checkin", "checkout", "commit", "connect"]  # once per hook
+    inst.uninstrument()
+    engine.dispose()

@@ -1,0 +1,377 @@
+"""In-process overhead: what instrument(engine) adds to each statement and each checkout.
+
+One process, one run. Each scenario has one engine per variant, and the variants take
+turns in every round (the order rotates each round) so that CPU frequency, other load
+on the machine and cache warmth hit them alike; the reported figure is the median of the
+per-round means.
+
+Variants, per statement (a held connection executing ``SELECT 1``):
+
+- ``uninstrumented``: a plain engine;
+- ``empty listeners``: no-op ``before/after_cursor_execute`` listeners, the floor for any
+  instrumentation built on SQLAlchemy's cursor events;
+- ``dbpulse``: ``exporter.instrument(engine)`` with a fresh registry;
+- ``dbpulse + request scope``: the same inside a middleware-style request scope
+  (query counting and N+1 bookkeeping on);
+- ``otel``: ``opentelemetry-instrumentation-sqlalchemy`` with an SDK TracerProvider and a
+  span processor whose exporter drops everything (the cost of making spans, not of
+  shipping them).
+
+On SQLite in memory and on a PostgreSQL cluster started here (exporter.localpg). Pool
+checkout + checkin (``with engine.connect(): pass``) is measured for uninstrumented and
+dbpulse, before the OpenTelemetry instrumentor is installed (it wraps ``Engine.connect``
+for every engine in the process).
+
+    python benchmarks/bench_inprocess.py [--rounds 15] [--sqlite-n 3000] [--pg-n 400]
+
+Writes benchmarks/results/inprocess.md and .json and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy  # noqa: E402 - after the path tweak, run from anywhere
+from prometheus_client import CollectorRegistry  # noqa: E402
+from sqlalchemy import Connection, Engine, create_engine, event, text  # noqa: E402
+
+from exporter import __version__, instrument  # noqa: E402
+from exporter.inprocess.scope import scope  # noqa: E402
+from exporter.localpg import LocalPostgres, PostgresNotFound  # noqa: E402
+from exporter.logging import configure_logging  # noqa: E402
+
+RESULTS_MD = HERE / "results" / "inprocess.md"
+RESULTS_JSON = HERE / "results" / "inprocess.json"
+SELECT_1 = text("SELECT 1")
+OTEL_MODE = ["not run"]
+
+
+@dataclass
+class Row:
+    scenario: str
+    variant: str
+    median_us: float
+    rounds: list[float]
+
+    def added(self, base: float) -> float:
+        return self.median_us - base
+
+
+def _empty_listeners(engine: Engine) -> None:
+    def before(*args: Any) -> None:
+        return None
+
+    def after(*args: Any) -> None:
+        return None
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+
+
+def _otel(engines: Sequence[Engine]) -> Callable[[], int]:
+    """Instrument ``engines`` with OpenTelemetry; returns a counter of spans made."""
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    made = [0]
+
+    class DropAll(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            made[0] += len(spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(DropAll()))
+    # The instrumentor declares SQLAlchemy < 2.1; its engine listeners work on 2.1 (the
+    # span count checked by the caller proves spans are made), so skip the version gate.
+    try:
+        SQLAlchemyInstrumentor().instrument(
+            engines=list(engines), tracer_provider=provider, skip_dep_check=True
+        )
+        OTEL_MODE[0] = "SQLAlchemyInstrumentor().instrument(engines=...)"
+    except ImportError:
+        # Its create_engine patching imports sqlalchemy.ext.asyncio, which needs greenlet.
+        # Without it, attach the same per-engine EngineTracer that instrument() attaches.
+        from opentelemetry import metrics, trace
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+        tracer = trace.get_tracer("bench", tracer_provider=provider)
+        usage = metrics.get_meter("bench").create_up_down_counter("db.client.connections.usage")
+        for engine in engines:
+            EngineTracer(tracer, engine, usage)
+        OTEL_MODE[0] = "EngineTracer per engine (no greenlet for the full instrumentor)"
+    return lambda: made[0]
+
+
+def _query_loop(conn: Connection, n: int) -> Callable[[], None]:
+    def run() -> None:
+        execute = conn.execute
+        for _ in range(n):
+            execute(SELECT_1).scalar()
+
+    return run
+
+
+def _checkout_loop(engine: Engine, n: int) -> Callable[[], None]:
+    def run() -> None:
+        connect = engine.connect
+        for _ in range(n):
+            with connect():
+                pass
+
+    return run
+
+
+def _interleave(
+    loops: dict[str, tuple[Callable[[], None], Callable[[], AbstractContextManager[Any]]]],
+    n: int,
+    rounds: int,
+) -> dict[str, list[float]]:
+    """Per-op microseconds for each variant, one sample per round, rotating order."""
+    names = list(loops)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:  # warm-up: statement caches, fingerprints, first connections
+        loop, ctx = loops[name]
+        with ctx():
+            loop()
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            loop, ctx = loops[name]
+            gc.collect()
+            with ctx():
+                t0 = time.perf_counter()
+                loop()
+                elapsed = time.perf_counter() - t0
+            samples[name].append(elapsed / n * 1e6)
+    return samples
+
+
+def _rows(scenario: str, samples: dict[str, list[float]]) -> list[Row]:
+    return [
+        Row(scenario, name, statistics.median(values), [round(v, 3) for v in values])
+        for name, values in samples.items()
+    ]
+
+
+def _request_scope() -> AbstractContextManager[Any]:
+    return scope(unit_of_work=True)
+
+
+@dataclass
+class Setup:
+    engines: dict[str, Engine]
+    conns: dict[str, Connection]
+
+
+def _per_query_setup(url: str, **kw: Any) -> Setup:
+    engines = {
+        name: create_engine(url, **kw)
+        for name in ("uninstrumented", "empty listeners", "dbpulse", "otel")
+    }
+    _empty_listeners(engines["empty listeners"])
+    instrument(engines["dbpulse"], registry=CollectorRegistry(), pool_name=f"bench-{url}")
+    conns = {name: engine.connect() for name, engine in engines.items()}
+    return Setup(engines, conns)
+
+
+def _query_loops(
+    setup: Setup, n: int
+) -> dict[str, tuple[Callable[[], None], Callable[[], AbstractContextManager[Any]]]]:
+    c = setup.conns
+    return {
+        "uninstrumented": (_query_loop(c["uninstrumented"], n), nullcontext),
+        "empty listeners": (_query_loop(c["empty listeners"], n), nullcontext),
+        "dbpulse": (_query_loop(c["dbpulse"], n), nullcontext),
+        "dbpulse + request scope": (_query_loop(c["dbpulse"], n), _request_scope),
+        "otel": (_query_loop(c["otel"], n), nullcontext),
+    }
+
+
+def _checkouts(url: str, n: int, rounds: int, scenario: str, **kw: Any) -> list[Row]:
+    plain = create_engine(url, **kw)
+    instrumented = create_engine(url, **kw)
+    inst = instrument(instrumented, registry=CollectorRegistry(), pool_name=f"co-{scenario}")
+    try:
+        samples = _interleave(
+            {
+                "uninstrumented": (_checkout_loop(plain, n), nullcontext),
+                "dbpulse": (_checkout_loop(instrumented, n), nullcontext),
+            },
+            n,
+            rounds,
+        )
+    finally:
+        inst.uninstrument()
+        plain.dispose()
+        instrumented.dispose()
+    return _rows(scenario, samples)
+
+
+def _table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | variant | median µs/op | x uninstrumented | added µs/op |",
+        "|---|---|---:|---:|---:|",
+    ]
+    base: dict[str, float] = {}
+    for row in rows:
+        if row.variant == "uninstrumented":
+            base[row.scenario] = row.median_us
+    for row in rows:
+        b = base[row.scenario]
+        lines.append(
+            f"| {row.scenario} | {row.variant} | {row.median_us:.2f} | "
+            f"{row.median_us / b:.3f} | {row.added(b):+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _summary(rows: list[Row]) -> dict[str, float]:
+    by = {(r.scenario, r.variant): r.median_us for r in rows}
+    out: dict[str, float] = {}
+    for scenario in sorted({r.scenario for r in rows}):
+        base = by.get((scenario, "uninstrumented"))
+        ours = by.get((scenario, "dbpulse"))
+        otel = by.get((scenario, "otel"))
+        if base is None or ours is None:
+            continue
+        out[f"{scenario}: dbpulse / uninstrumented"] = round(ours / base, 3)
+        if otel is not None and ours > base:
+            out[f"{scenario}: otel added / dbpulse added"] = round((otel - base) / (ours - base), 1)
+    return out
+
+
+def _environment() -> dict[str, str]:
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "sqlalchemy": sqlalchemy.__version__,
+        "dbpulse": __version__,
+        "machine": f"{platform.machine()}, {platform.system()}",
+        "otel": OTEL_MODE[0],
+    }
+
+
+@dataclass
+class Args:
+    rounds: int
+    sqlite_n: int
+    pg_n: int
+    checkout_n: int
+    no_pg: bool
+
+
+def _parse(argv: Sequence[str] | None) -> Args:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--sqlite-n", type=int, default=3000)
+    parser.add_argument("--pg-n", type=int, default=400)
+    parser.add_argument("--checkout-n", type=int, default=1000)
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    ns = parser.parse_args(argv)
+    return Args(ns.rounds, ns.sqlite_n, ns.pg_n, ns.checkout_n, ns.no_pg)
+
+
+@contextmanager
+def _cluster(skip: bool) -> Iterator[LocalPostgres | None]:
+    if skip:
+        yield None
+        return
+    try:
+        pg = LocalPostgres().start()
+    except PostgresNotFound as exc:
+        print(f"PostgreSQL scenarios skipped: {exc}", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    configure_logging("error", "console")  # the request-scope variant trips N+1 once
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp, _cluster(args.no_pg) as pg:
+        if True:  # one cluster for every PostgreSQL scenario
+            pg_url = pg.dsn.replace("postgresql://", "postgresql+psycopg://") if pg else None
+            file_url = f"sqlite:///{tmp}/bench.db"
+            # Phase 1: checkouts, before OpenTelemetry wraps Engine.connect process-wide.
+            rows += _checkouts(file_url, args.checkout_n, args.rounds, "checkout: SQLite file")
+            if pg_url:
+                rows += _checkouts(pg_url, args.checkout_n, args.rounds, "checkout: PostgreSQL")
+            # Phase 2: statements. Every engine exists before OTel is installed.
+            sqlite = _per_query_setup("sqlite://")
+            setups = [("SELECT 1: SQLite memory", sqlite, args.sqlite_n)]
+            if pg_url:
+                setups.append(("SELECT 1: PostgreSQL", _per_query_setup(pg_url), args.pg_n))
+            spans = _otel([s.engines["otel"] for _, s, _ in setups])
+            for scenario, setup, n in setups:
+                rows += _rows(scenario, _interleave(_query_loops(setup, n), n, args.rounds))
+            expected = sum(n * (args.rounds + 1) for _, _, n in setups)
+            if spans() < expected:
+                raise SystemExit(f"OpenTelemetry made {spans()} spans, expected {expected}")
+            for _, setup, _ in setups:
+                for conn in setup.conns.values():
+                    conn.close()
+                for engine in setup.engines.values():
+                    engine.dispose()
+    rows.sort(key=lambda r: (not r.scenario.startswith("SELECT"), r.scenario))
+    table = _table(rows)
+    summary = _summary(rows)
+    env = _environment()
+    RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_MD.write_text(
+        "# In-process overhead\n\n"
+        "Written by `python benchmarks/bench_inprocess.py` "
+        f"(rounds={args.rounds}, SQLite n={args.sqlite_n}, PostgreSQL n={args.pg_n}, "
+        f"checkouts n={args.checkout_n}); medians of per-round means, variants "
+        "interleaved in one process.\n\n"
+        + table
+        + "\n\n"
+        + "\n".join(f"- {k}: **{v}**" for k, v in summary.items())
+        + "\n\n"
+        + ", ".join(f"{k} {v}" for k, v in env.items())
+        + "\n",
+        encoding="utf-8",
+    )
+    RESULTS_JSON.write_text(
+        json.dumps(
+            {"environment": env, "summary": summary, "rows": [asdict(r) for r in rows]},
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print(table)
+    print()
+    for key, val in summary.items():
+        print(f"{key}: {val}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
