@@ -88,14 +88,15 @@ def fetch_facts(
     try:
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
-            # Read the settings before our own SET LOCAL changes their source.
+            conn.execute("SELECT set_config('lock_timeout', '100ms', true)")
+            # Read statement_timeout's source before our own SET LOCAL replaces it
+            # (reading pg_settings is a function scan: it cannot run away).
             settings = {
                 row["name"]: ServerSetting(row["setting"], row["source"], row["boot_val"])
                 for row in _rows(conn, SQL_SETTINGS)
             }
             conn.execute(
-                "SELECT set_config('statement_timeout', %s, true),"
-                " set_config('lock_timeout', '100ms', true)",
+                "SELECT set_config('statement_timeout', %s, true)",
                 (f"{int(statement_timeout * 1000)}ms",),
             )
             identity = _rows(conn, SQL_IDENTITY)[0]
