@@ -74,13 +74,21 @@ class Interrupted(Exception):
 # --------------------------------------------------------------------------- workload
 
 
-def statement_texts(count: int) -> Iterator[str]:
+def statement_texts(count: int, text_bytes: int = 0) -> Iterator[str]:
     """``count`` statements that normalise to distinct queryids (columns differ, not aliases).
 
     pg_stat_statements jumbles column references by position, never aliases or constants,
     so each ordered pair of distinct columns of a 100-column table is its own statement.
-    The texts are ~150 characters, the size of an ordinary ORM query.
+    The bare texts are ~150 bytes; ``text_bytes`` pads each one to about that size with
+    an ORM-style select list (``max(bench_wide.c7) AS bench_wide_max_c7, ...``), the
+    same list in every statement, so only the texts grow.
     """
+    pad = ""
+    k = 0
+    while len(pad) + 150 < text_bytes:
+        col = k % WIDE_COLUMNS
+        pad += f"max(bench_wide.c{col}) AS bench_wide_max_c{col}_{k // WIDE_COLUMNS}, "
+        k += 1
     made = 0
     for i in range(WIDE_COLUMNS):
         for j in range(WIDE_COLUMNS):
@@ -90,7 +98,7 @@ def statement_texts(count: int) -> Iterator[str]:
                 return
             made += 1
             yield (
-                f"SELECT c{i}, c{j}, count(*) AS n, min(c0) AS lo, max(c0) AS hi "
+                f"SELECT {pad}c{i}, c{j}, count(*) AS n, min(c0) AS lo, max(c0) AS hi "
                 f"FROM bench_wide WHERE c{i} IS NOT NULL AND c{j} > 0 "
                 f"GROUP BY c{i}, c{j} ORDER BY n DESC LIMIT 10"
             )
@@ -98,7 +106,7 @@ def statement_texts(count: int) -> Iterator[str]:
         raise ValueError(f"at most {WIDE_COLUMNS * (WIDE_COLUMNS - 1)} statements")
 
 
-def prepare_cluster(pg: LocalPostgres, statements: int) -> dict[str, int]:
+def prepare_cluster(pg: LocalPostgres, statements: int, text_bytes: int = 0) -> dict[str, int]:
     """Roles, the extension and the workload; returns pg_stat_statements counts."""
     columns = ", ".join(f"c{i} int" for i in range(WIDE_COLUMNS))
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
@@ -111,17 +119,23 @@ def prepare_cluster(pg: LocalPostgres, statements: int) -> dict[str, int]:
         conn.execute(f"GRANT SELECT ON bench_wide TO {APP_ROLE}")
         conn.execute("SELECT pg_stat_statements_reset()")
     with psycopg.connect(pg.dsn_for(user=APP_ROLE), autocommit=True) as app:
-        for text in statement_texts(statements):
+        for text in statement_texts(statements, text_bytes):
             app.execute(text)
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE userid = %s::regrole),"
-            " count(DISTINCT queryid) FILTER (WHERE userid = %s::regrole), count(*)"
+            " count(DISTINCT queryid) FILTER (WHERE userid = %s::regrole), count(*),"
+            " avg(octet_length(query)) FILTER (WHERE userid = %s::regrole)"
             " FROM pg_stat_statements",
-            (APP_ROLE, APP_ROLE),
+            (APP_ROLE, APP_ROLE, APP_ROLE),
         ).fetchone()
     assert row is not None
-    counts = {"app_entries": int(row[0]), "app_queryids": int(row[1]), "all_entries": int(row[2])}
+    counts = {
+        "app_entries": int(row[0]),
+        "app_queryids": int(row[1]),
+        "all_entries": int(row[2]),
+        "text_bytes": round(row[3] or 0),
+    }
     if counts["app_queryids"] < statements:
         raise RuntimeError(
             f"expected {statements} distinct statements in pg_stat_statements, "
@@ -595,7 +609,8 @@ def render(run: Run) -> str:
         "",
         *(f"- {k}: {v}" for k, v in run.notes.items() if k not in {"date", "args"}),
         f"- pg_stat_statements: {run.counts['app_queryids']:,} distinct workload statements "
-        f"(role {APP_ROLE}), {run.counts['all_entries']:,} entries in all before the exporters "
+        f"(role {APP_ROLE}, query texts {run.counts['text_bytes']:,} bytes on average), "
+        f"{run.counts['all_entries']:,} entries in all before the exporters "
         "started; pg_stat_statements.max = 10000, track = all, track_planning = on",
         f"- window: {run.rounds} rounds of (dbpulse scrape, postgres_exporter scrape) in "
         f"{run.window_s:.1f} s; distinct statements each exporter ran in it: "
@@ -650,7 +665,8 @@ def readme_block(run: Run) -> str:
         [
             README_START,
             f"Latest run ({run.notes['date']}, {run.notes['machine']}; "
-            f"{run.counts['app_queryids']:,} statements, {run.rounds} scrapes each):",
+            f"{run.counts['app_queryids']:,} statements with texts of "
+            f"{run.counts['text_bytes']:,} bytes on average, {run.rounds} scrapes each):",
             "",
             "| | dbpulse sidecar | postgres_exporter | ratio | goal |",
             "|---|---:|---:|---:|---|",
@@ -717,6 +733,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=ROOT,
         help="directory whose exporter/ package the sidecar runs (default: this checkout)",
     )
+    p.add_argument(
+        "--text-bytes",
+        type=int,
+        default=0,
+        help="pad each statement's text to about this many bytes (default: ~150, bare)",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS_FILE,
+        help="results file (default results/sidecar.md; only that one updates the README)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     return p.parse_args(argv)
 
@@ -737,7 +765,7 @@ def run(args: argparse.Namespace, pgexp: Path) -> Run:
         pg.start()
         notes = machine_notes(pg, pgexp)
         print(f"creating {args.statements:,} distinct statements ...", flush=True)
-        counts = prepare_cluster(pg, args.statements)
+        counts = prepare_cluster(pg, args.statements, args.text_bytes)
         print(f"  pg_stat_statements holds {counts['all_entries']:,} entries", flush=True)
         src = args.dbpulse_src.resolve()
         notes["dbpulse code"] = dbpulse_source(src)
@@ -795,10 +823,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report)
     if not args.no_write:
-        RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS_FILE.write_text(report, encoding="utf-8")
-        update_readme(result)
-        print(f"written to {RESULTS_FILE.relative_to(ROOT)}")
+        output = args.output.resolve()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report, encoding="utf-8")
+        if output == RESULTS_FILE:
+            update_readme(result)
+        print(f"written to {output}")
     return 0
 
 
