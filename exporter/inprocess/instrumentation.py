@@ -75,6 +75,7 @@ class Instrumentation:
         n_plus_one_strict: bool,
         detect_n_plus_one: bool,
         max_label_sets: int,
+        tracer_provider: Any = None,
     ) -> None:
         self.pool_name = pool_name
         self.metrics = metrics
@@ -105,6 +106,7 @@ class Instrumentation:
             slow_query_seconds=slow_query_seconds,
             log_parameters=log_parameters,
             max_label_sets=max_label_sets,
+            tracer_provider=tracer_provider,
         )
         self._transactions = TransactionHooks(pool_name, metrics, self._guard)
 
@@ -196,6 +198,7 @@ def instrument(
     detect_n_plus_one: bool = True,
     max_label_sets: int = 500,
     lint: bool = True,
+    tracer_provider: Any = None,
 ) -> Instrumentation:
     """Hook ``engine`` (an ``Engine`` or ``AsyncEngine``) into Prometheus metrics.
 
@@ -206,6 +209,9 @@ def instrument(
     they can hold personal data). ``n_plus_one_strict=True`` raises ``NPlusOneError``
     instead of logging, for tests. ``max_label_sets`` caps distinct (operation, table)
     pairs per engine; statements past it are labelled ``db_collection_name="other"``.
+    Slow queries also become OpenTelemetry spans from ``tracer_provider`` (default: the
+    global one, a no-op until the application sets one); N+1 detections are span events
+    on the current span.
     """
     sync = _sync_engine(engine)
     with _LOCK:
@@ -227,6 +233,7 @@ def instrument(
             n_plus_one_strict=n_plus_one_strict,
             detect_n_plus_one=detect_n_plus_one,
             max_label_sets=max_label_sets,
+            tracer_provider=tracer_provider,
         )
         inst._install(sync)
         _INSTRUMENTED[sync] = inst

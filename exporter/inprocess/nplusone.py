@@ -71,15 +71,17 @@ class NPlusOneDetector:
         self._sessions: weakref.WeakKeyDictionary[Session, _SessionUnit] = (
             weakref.WeakKeyDictionary()
         )
+        self._lock = threading.Lock()
 
     def _session_unit(self, session: Session) -> _SessionUnit:
         transaction = session.get_transaction()
-        unit = self._sessions.get(session)
-        if unit is None or unit.transaction is not transaction:
-            # A new transaction is a new unit of work: counts start over.
-            unit = _SessionUnit(transaction)
-            self._sessions[session] = unit
-        return unit
+        with self._lock:  # lazy loads only; sessions of many threads share the map
+            unit = self._sessions.get(session)
+            if unit is None or unit.transaction is not transaction:
+                # A new transaction is a new unit of work: counts start over.
+                unit = _SessionUnit(transaction)
+                self._sessions[session] = unit
+            return unit
 
     def lazy_load(self, session: Session, relationship: str, collection: str) -> None:
         """One lazy load of ``relationship`` (e.g. ``User.posts``) in ``session``."""

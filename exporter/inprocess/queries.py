@@ -14,6 +14,7 @@ and logging happen once per distinct statement, or only for slow ones.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class QueryHooks:
         slow_query_seconds: float,
         log_parameters: bool,
         max_label_sets: int,
+        tracer_provider: Any = None,
     ) -> None:
         self._pool_name = pool_name
         self._metrics = metrics
@@ -71,7 +73,9 @@ class QueryHooks:
         self._slow = slow_query_seconds if slow_query_seconds > 0 else float("inf")
         self._log_parameters = log_parameters
         self._max_label_sets = max_label_sets
+        self._tracer = trace.get_tracer("dbpulse", tracer_provider=tracer_provider)
         self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
         self._label_sets: set[tuple[str, str]] = set()
 
     # -- labels ------------------------------------------------------------------------
@@ -91,23 +95,29 @@ class QueryHooks:
         found = self._entries.get(statement)
         if found is not None:
             return found
-        fp = fingerprint(statement)
-        operation, collection = self._labels(fp)
-        made = _Entry(
-            fp=fp,
-            operation=operation,
-            collection=collection,
-            duration=self._metrics.operation_duration.labels(
-                self._pool_name, operation, collection
-            ),
-            is_select=operation == "SELECT",
-        )
-        if len(self._entries) >= _MAX_ENTRIES:
-            # Bounded: drop the oldest entry (dicts keep insertion order). Its
-            # fingerprint stays in fingerprint()'s own LRU cache.
-            del self._entries[next(iter(self._entries))]
-        self._entries[statement] = made
-        return made
+        # Misses only (a few hundred per process): a lock keeps the budget and the
+        # eviction consistent when threads meet a new statement at once.
+        with self._lock:
+            found = self._entries.get(statement)
+            if found is not None:
+                return found
+            fp = fingerprint(statement)
+            operation, collection = self._labels(fp)
+            made = _Entry(
+                fp=fp,
+                operation=operation,
+                collection=collection,
+                duration=self._metrics.operation_duration.labels(
+                    self._pool_name, operation, collection
+                ),
+                is_select=operation == "SELECT",
+            )
+            if len(self._entries) >= _MAX_ENTRIES:
+                # Bounded: drop the oldest entry (dicts keep insertion order). Its
+                # fingerprint stays in fingerprint()'s own LRU cache.
+                del self._entries[next(iter(self._entries))]
+            self._entries[statement] = made
+            return made
 
     # -- wrappers ----------------------------------------------------------------------
 
@@ -218,7 +228,7 @@ class QueryHooks:
         self._slow_span(entry, elapsed, site)
 
     def _slow_span(self, entry: _Entry, elapsed: float, site: str) -> None:
-        tracer = trace.get_tracer("dbpulse")
+        tracer = self._tracer
         end = time.time_ns()
         name = f"{entry.operation} {entry.collection}".strip()
         span = tracer.start_span(

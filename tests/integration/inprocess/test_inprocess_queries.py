@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import bindparam, column, exc, select, table, text
+from sqlalchemy.pool import StaticPool
 from structlog.testing import capture_logs
 
 from exporter.inprocess import queries
@@ -157,3 +160,40 @@ def _line_of(marker: str) -> int:
             if marker in line and "_line_of" not in line:
                 return number
     raise AssertionError(marker)
+
+
+def test_slow_query_span_and_n_plus_one_span_event(registry, instrumented):
+    """A slow statement becomes a CLIENT span with the fingerprint; an N+1 is an event on the current span."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from tests.integration.inprocess.models import User, seed
+
+    exporter_ = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter_))
+    engine, _ = instrumented(
+        "sqlite://",
+        instrument_kw={"slow_query_seconds": 0.05, "tracer_provider": provider},
+        poolclass=StaticPool,
+    )
+    engine.raw_connection().driver_connection.create_function(  # type: ignore[union-attr]
+        "sleep_ms", 1, lambda ms: time.sleep(ms / 1000) or ms
+    )
+    seed(engine, users=6)
+    with provider.get_tracer("test").start_as_current_span("request"):
+        with engine.connect() as conn:
+            conn.execute(text("SELECT sleep_ms(80) FROM users WHERE id = :id"), {"id": 1})
+        with Session(engine) as session:
+            for user in session.scalars(select(User)):
+                _ = user.posts
+    spans = {s.name: s for s in exporter_.get_finished_spans()}
+    slow = spans["SELECT users"]
+    assert slow.kind.name == "CLIENT"
+    assert slow.attributes["db.query.text"] == "SELECT sleep_ms(?) FROM users WHERE id = ?"
+    assert (slow.end_time - slow.start_time) / 1e9 >= 0.08
+    events = [e for e in spans["request"].events if e.name == "db.n_plus_one"]
+    assert [e.attributes["dbpulse.pattern"] for e in events] == ["User.posts"]
