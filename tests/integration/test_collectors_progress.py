@@ -99,7 +99,8 @@ def test_vacuum_waiting_on_a_buffer_pin_and_a_copy_in_flight(fresh_db: str) -> N
 
             def vacuum_labels() -> dict[str, str] | None:
                 found = samples(run(collector), "pg_stat_progress_vacuum_heap_blks_total")
-                return next((lab for lab, _ in found if lab["pid"] == str(vac.pid)), None)
+                mine = (lab for lab, _ in found if lab["pid"] == str(vac.pid))
+                return next((lab for lab in mine if lab["phase"] == "scanning heap"), None)
 
             labels = wait_for(vacuum_labels)
             assert labels == {
@@ -113,19 +114,27 @@ def test_vacuum_waiting_on_a_buffer_pin_and_a_copy_in_flight(fresh_db: str) -> N
             assert not vac.error
 
             with psycopg.connect(fresh_db) as loader, loader.cursor() as cur:
+                pid = str(loader.info.backend_pid)
+                expected = {
+                    "datname": db,
+                    "relname": "pinned",
+                    "pid": pid,
+                    "command": "COPY FROM",
+                    "type": "PIPE",
+                }
                 with cur.copy("COPY pinned (a) FROM STDIN") as copy:
                     copy.write_row((1,))
-                    result = run(collector)
-                pid = str(loader.info.backend_pid)
+                    # The server fills command/type just after the COPY starts: wait for it.
+                    wait_for(
+                        lambda: (
+                            expected
+                            in [
+                                lab
+                                for lab, _ in samples(run(collector), "pg_stat_progress_copy_ratio")
+                            ]
+                        )
+                    )
                 loader.rollback()
-            copies = [lab for lab, _ in samples(result, "pg_stat_progress_copy_ratio")]
-            assert {
-                "datname": db,
-                "relname": "pinned",
-                "pid": pid,
-                "command": "COPY FROM",
-                "type": "PIPE",
-            } in copies
             assert not samples(run(collector), "pg_stat_progress_copy_ratio")
     finally:
         pin.close()
