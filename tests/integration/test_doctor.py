@@ -175,3 +175,24 @@ def test_bad_flags_exit_2(argv: tuple[str, ...], capsys: pytest.CaptureFixture[s
     assert code == 2
     err = capsys.readouterr().err
     assert "cannot connect" not in err
+
+
+def test_role_flag_reads_that_roles_settings(
+    fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--role judges the application role's own ALTER ROLE settings, not the doctor's."""
+    role = "app_" + fresh_db.rsplit("_", 1)[1]
+    dbname = fresh_db.rsplit("/", 1)[1]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}"')
+        conn.execute(f'ALTER ROLE "{role}" IN DATABASE "{dbname}" SET statement_timeout = \'15s\'')
+    try:
+        _code, found = _doctor(capsys, "--dsn", fresh_db, "--role", role)
+    finally:
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute(f'ALTER ROLE "{role}" IN DATABASE "{dbname}" RESET ALL')
+            conn.execute(f'DROP ROLE "{role}"')
+    assert found["_report"]["role"] == role
+    assert found["statement_timeout"]["level"] == "ok"
+    assert found["statement_timeout"]["detail"] == "from ALTER ROLE ... IN DATABASE"
+    assert found["idle_in_transaction_session_timeout"]["level"] == "warning"
