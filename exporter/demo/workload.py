@@ -128,6 +128,9 @@ def index_build(dsn: str, say: Say, hold: float = 4.0) -> None:
         except psycopg.Error as exc:
             builder_error.append(exc)
 
+    # READ COMMITTED would drop its snapshot after each statement; REPEATABLE READ keeps
+    # it, which is what holds the build in "waiting for old snapshots".
+    snapshot_holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     try:
         snapshot_holder.execute("SELECT count(*) FROM accounts")
         thread = threading.Thread(target=build)
