@@ -2,8 +2,11 @@
 
 One process, one run. Each scenario has one engine per variant, and the variants take
 turns in every round (the order rotates each round) so that CPU frequency, other load
-on the machine and cache warmth hit them alike; the reported figure is the median of the
-per-round means.
+on the machine and cache warmth hit them alike. Reported: the median of the per-round
+means (wall clock, and this process's CPU time), and the "added" time as the median of
+per-round differences against the uninstrumented variant of the same round: many short
+rounds and paired differences keep a loaded 2-core machine from drowning a 1-3 µs
+difference in a 50 µs PostgreSQL round trip.
 
 Variants, per statement (a held connection executing ``SELECT 1``):
 
@@ -22,7 +25,7 @@ checkout + checkin (``with engine.connect(): pass``) is measured for uninstrumen
 dbpulse, before the OpenTelemetry instrumentor is installed (it wraps ``Engine.connect``
 for every engine in the process).
 
-    python benchmarks/bench_inprocess.py [--rounds 15] [--sqlite-n 3000] [--pg-n 400]
+    python benchmarks/bench_inprocess.py [--rounds 41] [--sqlite-n 1000] [--pg-n 300] [--no-pg]
 
 Writes benchmarks/results/inprocess.md and .json and prints the table.
 """
@@ -65,13 +68,16 @@ OTEL_MODE = ["not run"]
 
 @dataclass
 class Row:
+    """One variant in one scenario. ``added_*``: median over rounds of (this variant -
+    uninstrumented in the same round), which cancels load that shifts between rounds."""
+
     scenario: str
     variant: str
     median_us: float
+    cpu_us: float
+    added_wall_us: float
+    added_cpu_us: float
     rounds: list[float]
-
-    def added(self, base: float) -> float:
-        return self.median_us - base
 
 
 def _empty_listeners(engine: Engine) -> None:
@@ -148,10 +154,15 @@ def _interleave(
     loops: dict[str, tuple[Callable[[], None], Callable[[], AbstractContextManager[Any]]]],
     n: int,
     rounds: int,
-) -> dict[str, list[float]]:
-    """Per-op microseconds for each variant, one sample per round, rotating order."""
+) -> dict[str, list[tuple[float, float]]]:
+    """Per-op (wall, client CPU) microseconds per variant, one sample a round, rotating order.
+
+    Client CPU time (this process only) is the steadier figure against PostgreSQL on a
+    shared machine: it leaves out the server's time and the network wait, which are the
+    same for every variant, and the scheduling noise that comes with them.
+    """
     names = list(loops)
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for name in names:  # warm-up: statement caches, fingerprints, first connections
         loop, ctx = loops[name]
         with ctx():
@@ -162,16 +173,27 @@ def _interleave(
             loop, ctx = loops[name]
             gc.collect()
             with ctx():
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 loop()
                 elapsed = time.perf_counter() - t0
-            samples[name].append(elapsed / n * 1e6)
+                cpu = time.process_time() - c0
+            samples[name].append((elapsed / n * 1e6, cpu / n * 1e6))
     return samples
 
 
-def _rows(scenario: str, samples: dict[str, list[float]]) -> list[Row]:
+def _rows(scenario: str, samples: dict[str, list[tuple[float, float]]]) -> list[Row]:
+    base = samples["uninstrumented"]
     return [
-        Row(scenario, name, statistics.median(values), [round(v, 3) for v in values])
+        Row(
+            scenario,
+            name,
+            statistics.median(w for w, _ in values),
+            statistics.median(c for _, c in values),
+            statistics.median(w - bw for (w, _), (bw, _) in zip(values, base, strict=True)),
+            statistics.median(c - bc for (_, c), (_, bc) in zip(values, base, strict=True)),
+            [round(w, 3) for w, _ in values],
+        )
         for name, values in samples.items()
     ]
 
@@ -232,24 +254,23 @@ def _checkouts(url: str, n: int, rounds: int, scenario: str, **kw: Any) -> list[
 
 def _table(rows: list[Row]) -> str:
     lines = [
-        "| scenario | variant | median µs/op | x uninstrumented | added µs/op |",
-        "|---|---|---:|---:|---:|",
+        "| scenario | variant | wall µs/op | x uninstr. | added wall µs (paired) "
+        "| client CPU µs/op | added CPU µs (paired) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    base: dict[str, float] = {}
-    for row in rows:
-        if row.variant == "uninstrumented":
-            base[row.scenario] = row.median_us
+    base: dict[str, Row] = {r.scenario: r for r in rows if r.variant == "uninstrumented"}
     for row in rows:
         b = base[row.scenario]
         lines.append(
             f"| {row.scenario} | {row.variant} | {row.median_us:.2f} | "
-            f"{row.median_us / b:.3f} | {row.added(b):+.2f} |"
+            f"{row.median_us / b.median_us:.3f} | {row.added_wall_us:+.2f} | "
+            f"{row.cpu_us:.2f} | {row.added_cpu_us:+.2f} |"
         )
     return "\n".join(lines)
 
 
 def _summary(rows: list[Row]) -> dict[str, float]:
-    by = {(r.scenario, r.variant): r.median_us for r in rows}
+    by = {(r.scenario, r.variant): r for r in rows}
     out: dict[str, float] = {}
     for scenario in sorted({r.scenario for r in rows}):
         base = by.get((scenario, "uninstrumented"))
@@ -257,9 +278,18 @@ def _summary(rows: list[Row]) -> dict[str, float]:
         otel = by.get((scenario, "otel"))
         if base is None or ours is None:
             continue
-        out[f"{scenario}: dbpulse / uninstrumented"] = round(ours / base, 3)
-        if otel is not None and ours > base:
-            out[f"{scenario}: otel added / dbpulse added"] = round((otel - base) / (ours - base), 1)
+        out[f"{scenario}: dbpulse / uninstrumented (wall)"] = round(
+            ours.median_us / base.median_us, 3
+        )
+        out[f"{scenario}: dbpulse / uninstrumented (client CPU)"] = round(
+            ours.cpu_us / base.cpu_us, 3
+        )
+        for label, pick in (("wall", "added_wall_us"), ("client CPU", "added_cpu_us")):
+            ours_added = getattr(ours, pick)
+            if otel is not None and ours_added > 0:
+                out[f"{scenario}: otel added / dbpulse added ({label}, paired)"] = round(
+                    getattr(otel, pick) / ours_added, 1
+                )
     return out
 
 
@@ -285,10 +315,10 @@ class Args:
 
 def _parse(argv: Sequence[str] | None) -> Args:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--sqlite-n", type=int, default=3000)
-    parser.add_argument("--pg-n", type=int, default=400)
-    parser.add_argument("--checkout-n", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--sqlite-n", type=int, default=1000)
+    parser.add_argument("--pg-n", type=int, default=300)
+    parser.add_argument("--checkout-n", type=int, default=500)
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     ns = parser.parse_args(argv)
     return Args(ns.rounds, ns.sqlite_n, ns.pg_n, ns.checkout_n, ns.no_pg)
