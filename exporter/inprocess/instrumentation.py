@@ -15,13 +15,12 @@ onto SQLAlchemy's slower event path.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from exporter.inprocess import nplusone
@@ -81,7 +80,7 @@ class Instrumentation:
         self.metrics = metrics
         self.slow_query_seconds = slow_query_seconds
         self._engine_ref = weakref.ref(engine)
-        self._listeners: list[tuple[Any, str, Callable[..., Any]]] = []
+        self._config_labels: dict[str, str] | None = None
         self._active = False
         self._guard = HookGuard(metrics, pool_name)
         self._patcher = Patcher()
@@ -119,18 +118,10 @@ class Instrumentation:
     def active(self) -> bool:
         return self._active
 
-    def _listen(self, target: Any, identifier: str, fn: Callable[..., Any]) -> None:
-        event.listen(target, identifier, fn)
-        # Removed through the pool they were added to: SQLAlchemy copies pool listeners
-        # into the pool that engine.dispose() creates, and removing via the original
-        # removes both.
-        self._listeners.append((target, identifier, fn))
-
     def _install(self, engine: Engine) -> None:
         pool = engine.pool
         p = self._pool
-        self._listen(pool, "detach", p.on_detach)
-        self._listen(pool, "invalidate", p.on_invalidate)
+        p.listen(pool)
         p.wrap_pool(pool)
         p.wrap_dialect(engine.dialect)
         self._queries.wrap_dialect(engine.dialect, self._patcher)
@@ -146,12 +137,15 @@ class Instrumentation:
             if not self._active:
                 return
             self._active = False
-            for target, identifier, fn in self._listeners:
-                if event.contains(target, identifier, fn):
-                    event.remove(target, identifier, fn)
-            self._listeners.clear()
+            self._pool.unlisten_all()
             self._patcher.restore()
             self.metrics.pools.remove(self.pool_name)
+            if self._config_labels is not None:
+                # Describes a pool dbpulse no longer watches: drop it rather than let
+                # a stale configuration linger.
+                with contextlib.suppress(KeyError):
+                    self.metrics.pool_config.remove(*self._config_labels.values())
+                self._config_labels = None
             engine = self._engine_ref()
             if self._nplusone is not None:
                 nplusone.detach(engine)
@@ -178,9 +172,9 @@ def _unique_name(metrics: MetricSet, wanted: str, explicit: bool) -> str:
 
 def _lint(instrumentation: Instrumentation, engine: Engine) -> None:
     config = PoolConfig.from_engine(engine)
-    instrumentation.metrics.pool_config.labels(
-        pool_name=instrumentation.pool_name, **config.labels()
-    ).set(1)
+    labels = {"pool_name": instrumentation.pool_name, **config.labels()}
+    instrumentation.metrics.pool_config.labels(**labels).set(1)
+    instrumentation._config_labels = labels
     log = get_logger(pool_name=instrumentation.pool_name)
     for code, advice in findings(config, under_tests=running_under_tests()):
         log.warning("pool configuration", check=code, advice=advice)

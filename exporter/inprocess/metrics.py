@@ -72,8 +72,16 @@ class _PoolCollector(Collector):
             self._readers.pop(pool_name, None)
 
     def names(self) -> set[str]:
+        """Pool names in use, dropping those whose engine was garbage collected."""
         with self._lock:
-            return set(self._readers)
+            readers = list(self._readers.items())
+        live = set()
+        for name, reader in readers:
+            if reader() is None:
+                self.remove(name)
+            else:
+                live.add(name)
+        return live
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         count = GaugeMetricFamily(

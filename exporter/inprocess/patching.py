@@ -32,7 +32,9 @@ class Patcher:
 
     def __init__(self) -> None:
         self.switch = Switch()
-        self._installed: list[tuple[weakref.ref[Any], str, Any]] = []
+        # Weak on both sides: a wrapper holds its original bound method, and so the
+        # object; keeping wrappers here would keep engines (via their pools) alive.
+        self._installed: list[tuple[weakref.ref[Any], str, weakref.ref[Any]]] = []
 
     def wrap(self, obj: Any, attr: str, make: Callable[[Any, Switch], Any]) -> None:
         """Replace ``obj.attr`` with ``make(original, switch)`` unless already ours."""
@@ -42,14 +44,15 @@ class Patcher:
         wrapper = make(original, self.switch)
         setattr(wrapper, _MARK, self)
         setattr(obj, attr, wrapper)
-        self._installed.append((weakref.ref(obj), attr, wrapper))
+        self._installed.append((weakref.ref(obj), attr, weakref.ref(wrapper)))
 
     def restore(self) -> None:
         """Remove every wrapper (on objects still alive); switch off any left in place."""
         self.switch.on = False
-        for ref, attr, wrapper in self._installed:
+        for ref, attr, wrapper_ref in self._installed:
             obj = ref()
-            if obj is not None and obj.__dict__.get(attr) is wrapper:
+            wrapper = wrapper_ref()
+            if obj is not None and wrapper is not None and obj.__dict__.get(attr) is wrapper:
                 del obj.__dict__[attr]
         self._installed.clear()
 

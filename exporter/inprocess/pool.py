@@ -22,6 +22,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import (
@@ -68,6 +69,33 @@ class PoolHooks:
         # Checked out through dbpulse's wrapper; read only for pools that keep no count
         # of their own (NullPool, StaticPool, SingletonThreadPool).
         self._out: list[None] = []
+        self._listened: list[weakref.ref[Pool]] = []
+
+    # -- pool event listeners ----------------------------------------------------------
+
+    def _events(self) -> tuple[tuple[str, Callable[..., None]], ...]:
+        return (("detach", self.on_detach), ("invalidate", self.on_invalidate))
+
+    def listen(self, pool: Pool) -> None:
+        """Add the detach/invalidate listeners to ``pool`` (held weakly: a pool's first-
+        connect listener refers to its engine, and dbpulse must not keep engines alive)."""
+        for identifier, fn in self._events():
+            if not event.contains(pool, identifier, fn):
+                event.listen(pool, identifier, fn)
+        self._listened.append(weakref.ref(pool))
+
+    def unlisten(self, pool: Pool) -> None:
+        for identifier, fn in self._events():
+            if event.contains(pool, identifier, fn):
+                event.remove(pool, identifier, fn)
+
+    def unlisten_all(self) -> None:
+        """Remove the listeners from every pool they were added to that is still alive."""
+        for ref in self._listened:
+            pool = ref()
+            if pool is not None:
+                self.unlisten(pool)
+        self._listened.clear()
 
     # -- checkin / detach / invalidate -------------------------------------------------
 
@@ -112,12 +140,25 @@ class PoolHooks:
 
     def _make_recreate(self, original: Callable[[], Pool], switch: Switch) -> Callable[[], Pool]:
         def recreate() -> Pool:
-            new = original()
-            if switch.on:
-                try:
-                    self.wrap_pool(new)
-                except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
-                    self._guard.failed("recreate", exc)
+            if not switch.on:
+                return original()
+            old = getattr(original, "__self__", None)
+            # recreate() copies the old pool's listeners into the new one, where
+            # event.remove() cannot reach them once the old pool is gone: take ours out
+            # for the copy, put them back on the old pool (connections still checked
+            # out of it), and add them to the new pool in their own right.
+            if old is not None:
+                self.unlisten(old)
+            try:
+                new = original()
+            finally:
+                if old is not None:
+                    self.listen(old)
+            try:
+                self.wrap_pool(new)
+                self.listen(new)
+            except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
+                self._guard.failed("recreate", exc)
             return new
 
         return recreate

@@ -68,8 +68,10 @@ def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
     dialect = engine.dialect
     before_pool = _listener_count(engine.pool, POOL_EVENTS)
     inst = instrument(engine, registry=registry)
-    added = list(inst._listeners)
-    assert len(added) == len(POOL_EVENTS)
+    first_pool = engine.pool
+    added = [(first_pool, "detach", inst._pool.on_detach)]
+    added.append((first_pool, "invalidate", inst._pool.on_invalidate))
+    assert all(event.contains(*listener) for listener in added)
     assert _listener_count(engine.pool, POOL_EVENTS) == before_pool + len(POOL_EVENTS)
     wrapped = {(type(obj).__name__, attr) for obj, attr in inst._patcher.installed()}
     assert wrapped == {
@@ -89,12 +91,14 @@ def test_uninstrument_removes_exactly_what_it_added(registry, pg_url):
         conn.execute(text("SELECT 1"))
     engine.dispose()  # listeners and wrappers follow the new pool ...
     assert "connect" in engine.pool.__dict__
+    assert event.contains(engine.pool, "invalidate", inst._pool.on_invalidate)
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     inst.uninstrument()  # ... and leave it again
     for target, identifier, fn in added:
         assert not event.contains(target, identifier, fn), identifier
         assert fn not in list(getattr(engine.pool.dispatch, identifier)), identifier
+        assert fn not in list(getattr(first_pool.dispatch, identifier)), identifier
     assert _listener_count(engine.pool, POOL_EVENTS) == before_pool
     assert event.contains(engine, "after_cursor_execute", users_own)
     assert users_pool_listener in list(engine.pool.dispatch.checkout)
@@ -296,3 +300,21 @@ def test_failing_pool_and_transaction_hooks_never_break_the_app(registry, pg_url
     assert logged == ["checkin", "checkout", "commit", "connect"]  # once per hook
     inst.uninstrument()
     engine.dispose()
+
+
+def test_instrumentation_does_not_keep_the_engine_alive(registry):
+    """Only weak references to the engine: it is collected, and its default name frees up."""
+    import gc
+    import weakref
+
+    engine = create_engine("sqlite://")
+    inst = instrument(engine, registry=registry)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    ref = weakref.ref(engine)
+    del engine, conn
+    gc.collect()
+    assert ref() is None
+    assert inst.engine is None
+    again = create_engine("sqlite://")
+    assert instrument(again, registry=registry).pool_name == inst.pool_name
