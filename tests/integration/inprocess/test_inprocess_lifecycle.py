@@ -318,3 +318,19 @@ def test_instrumentation_does_not_keep_the_engine_alive(registry):
     assert inst.engine is None
     again = create_engine("sqlite://")
     assert instrument(again, registry=registry).pool_name == inst.pool_name
+
+
+def test_default_registry_is_the_global_one():
+    """registry=None registers the metric set in prometheus_client.REGISTRY (once)."""
+    engine = create_engine("sqlite://")
+    inst = instrument(engine, pool_name="global-registry-test")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        sample = prometheus_client.REGISTRY.get_sample_value(
+            "db_client_connection_count", {"pool_name": "global-registry-test", "state": "idle"}
+        )
+        assert sample == 1
+    finally:
+        inst.uninstrument()
+        engine.dispose()
