@@ -140,3 +140,37 @@ def test_async_lazy_loads_and_slow_query_name_the_application_line(registry, pg_
     assert report["relationship"] == "User.posts"
     assert str(report["caller"]).startswith(__file__ + ":")
     assert str(slow["caller"]).startswith(__file__ + ":")
+
+
+def test_async_starlette_endpoint_with_async_engine(registry, pg_url):
+    """An async endpoint awaiting an AsyncEngine is counted per request by the ASGI middleware."""
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from exporter.inprocess.middleware import DBPulseASGIMiddleware
+
+    engine = create_async_engine(pg_url)
+    inst = instrument(engine, registry=registry)
+
+    async def two(request: Request) -> JSONResponse:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await conn.execute(text("SELECT 2"))
+        return JSONResponse({"ok": True})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        yield
+        await engine.dispose()  # on the loop that opened the connections
+
+    app = Starlette(routes=[Route("/two", two)], lifespan=lifespan)
+    with TestClient(DBPulseASGIMiddleware(app, registry=registry)) as client:
+        counts = [client.get("/two").headers["X-DB-Query-Count"] for _ in range(3)]
+    assert counts == ["2", "2", "2"]
+    assert value(registry, "db_client_request_queries_sum") == 6
+    inst.uninstrument()

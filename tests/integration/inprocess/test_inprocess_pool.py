@@ -206,3 +206,34 @@ def test_dispose_keeps_measuring_the_new_pool(registry, pg_url, instrumented):
     assert value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name) == 2
     assert value(registry, "db_client_connection_use_time_seconds_count", pool_name=name) == 2
     _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+
+
+def test_concurrent_threads_lose_no_counts(registry, pg_url, instrumented):
+    """8 threads x 40 checkouts and statements on a 3-connection pool: every one counted, nothing left used."""
+    engine, inst = instrumented(pg_url, pool_size=3, max_overflow=0, pool_timeout=30)
+    name = inst.pool_name
+
+    def work() -> None:
+        for _ in range(40):
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name) == 320
+    assert value(registry, "db_client_connection_use_time_seconds_count", pool_name=name) == 320
+    assert (
+        value(
+            registry,
+            "db_client_operation_duration_seconds_count",
+            pool_name=name,
+            db_operation_name="SELECT",
+            db_collection_name="",
+        )
+        == 320
+    )
+    g = _gauges(registry, name)
+    assert (g["used"], g["idle"], g["pending"]) == (0, 3, 0)
