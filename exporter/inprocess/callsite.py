@@ -11,10 +11,11 @@ import sqlalchemy
 __all__ = ["caller"]
 
 # Frames from these trees are plumbing between the application and the driver:
-# SQLAlchemy itself and the whole dbpulse package (exporter/).
+# SQLAlchemy itself and dbpulse's in-process hooks (this directory). The rest of the
+# exporter package is not skipped: the demo application lives there.
 _SKIP = (
     os.path.dirname(sqlalchemy.__file__ or "") + os.sep,
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
 )
 
 
