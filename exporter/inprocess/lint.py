@@ -92,7 +92,8 @@ def findings(config: PoolConfig, *, under_tests: bool) -> list[tuple[str, str]]:
     """(code, advice) for each anti-pattern in ``config``."""
     found: list[tuple[str, str]] = []
     pooled = config.pool_class not in ("NullPool", "StaticPool", "AssertionPool")
-    if pooled and not config.pre_ping:
+    # SQLite has no server to restart or proxy to time out: nothing to ping.
+    if pooled and not config.pre_ping and config.dialect != "sqlite":
         found.append(
             (
                 "no_pre_ping",

@@ -36,9 +36,10 @@ def test_each_anti_pattern_is_named() -> None:
     assert findings(null, under_tests=True) == []
 
 
-def test_statement_timeout_only_matters_for_postgresql() -> None:
-    """SQLite has no statement_timeout to forget."""
-    assert findings(_config(dialect="sqlite", statement_timeout=False), under_tests=False) == []
+def test_server_checks_do_not_apply_to_sqlite() -> None:
+    """SQLite has no statement_timeout to forget and no server connection to pre-ping."""
+    config = _config(dialect="sqlite", statement_timeout=False, pre_ping=False)
+    assert findings(config, under_tests=False) == []
 
 
 def test_labels_render_not_applicable_as_empty() -> None:
