@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.inprocess.fingerprint import OPERATIONS, fingerprint, normalize, strip_comments
 
@@ -86,3 +88,14 @@ def test_casts_are_not_parameters() -> None:
 def test_fingerprints_are_cached() -> None:
     """The same string returns the same object (an LRU hit)."""
     assert fingerprint("SELECT * FROM cached_t") is fingerprint("SELECT * FROM cached_t")
+
+
+@given(
+    number=st.integers(min_value=0, max_value=10**15) | st.floats(0, 1e9, allow_nan=False),
+    value=st.text(st.characters(exclude_characters="\x00"), max_size=30),
+)
+def test_any_literal_becomes_a_placeholder(number: float, value: str) -> None:
+    """Whatever the literal (quotes, comment markers, newlines inside), the text is the same."""
+    quoted = "'" + value.replace("'", "''") + "'"
+    sql = f"SELECT * FROM t WHERE a = {number} AND b = {quoted} -- tail"
+    assert normalize(sql) == "SELECT * FROM t WHERE a = ? AND b = ?"
