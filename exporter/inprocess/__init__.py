@@ -3,6 +3,6 @@
 Modules, one concern each: ``instrumentation`` (lifecycle), ``metrics`` (the metric set
 per registry), ``pool``, ``queries``, ``transactions``, ``nplusone``, ``fingerprint``
 (pure), ``scope`` (contextvars, ``query_counter``), ``middleware`` (ASGI/WSGI), ``lint``
-(pool configuration), ``guard`` (hooks never raise), ``callsite``. Importing this
-package registers nothing.
+(pool configuration), ``guard`` (hooks never raise), ``patching`` (undoable
+instance-attribute wrappers), ``callsite``. Importing this package registers nothing.
 """
