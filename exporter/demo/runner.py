@@ -39,7 +39,15 @@ def _say(message: str) -> None:
 
 @contextmanager
 def _sidecar(dsn: str, options: DemoOptions, say: Say) -> Iterator[Sidecar]:
-    settings = load_settings(dsn=dsn, listen=options.listen, interval=options.interval)
+    # The migrations collector normally runs every few minutes; the demo wants it now, with
+    # thresholds low enough that its small tables count as seq-scan heavy.
+    migrations = {"interval": 5.0, "seq_scan_min_scans": 5, "seq_scan_min_rows": 1000}
+    settings = load_settings(
+        dsn=dsn,
+        listen=options.listen,
+        interval=options.interval,
+        collectors={"migrations": migrations},
+    )
     sidecar = Sidecar.build(settings)
     host, port = parse_listen(options.listen)
     server, _ = start_server(host, port, sidecar.endpoints())
@@ -87,6 +95,8 @@ def _scenarios(engine: Engine, dsn: str, say: Say) -> list[tuple[str, Callable[[
         ("N+1", lambda: workload.n_plus_one(engine, say)),
         ("lock wait", lambda: workload.lock_wait(dsn, say)),
         ("index build", lambda: workload.index_build(dsn, say)),
+        ("migration hazards", lambda: workload.migration_hazards(engine, dsn, say)),
+        ("maintenance", lambda: workload.maintenance(dsn, say)),
     ]
 
 

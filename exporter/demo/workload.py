@@ -7,12 +7,14 @@ them) or raw connections (when the point is what the server sees).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 
 import psycopg
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, selectinload
 
@@ -67,6 +69,17 @@ def pool_pressure(engine: Engine, say: Say, hold: float = 2.0, callers: int = 6)
     for t in threads:
         t.join()
     say(f"pool pressure: {callers} callers on a small pool, {timeouts} timed out waiting")
+    # A failover or an operator's pg_terminate_backend kills pooled connections; the next
+    # checkout's pre-ping finds them dead and the pool replaces them.
+    with engine.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'demo-app' AND pid <> pg_backend_pid()"
+            )
+        )
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
     return timeouts
 
 
@@ -147,3 +160,54 @@ def index_build(dsn: str, say: Say, hold: float = 4.0) -> None:
             f"index build: CREATE INDEX CONCURRENTLY waited {hold:.0f}s"
             " for an old snapshot, then finished"
         )
+
+
+def migration_hazards(engine: Engine, dsn: str, say: Say) -> None:
+    """What a careless migration leaves behind: an INVALID index and a NOT VALID constraint.
+
+    The failing build goes through the instrumented engine, so the application side
+    counts the error too. posts.user_id's foreign key has no index from the start.
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP INDEX IF EXISTS orders_note_unique")
+        conn.execute("ALTER TABLE posts DROP CONSTRAINT IF EXISTS posts_title_not_empty")
+        conn.execute(
+            "ALTER TABLE posts ADD CONSTRAINT posts_title_not_empty CHECK (title <> '') NOT VALID"
+        )
+    failed = False
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        try:
+            # customer_id repeats, so the unique build fails after its first phase.
+            conn.execute(
+                text("CREATE UNIQUE INDEX CONCURRENTLY orders_note_unique ON orders (customer_id)")
+            )
+        except DBAPIError:
+            failed = True
+    outcome = "failed and left an INVALID index" if failed else "unexpectedly succeeded"
+    say(f"migration hazards: a unique CREATE INDEX CONCURRENTLY {outcome}; a NOT VALID check")
+
+
+def maintenance(dsn: str, say: Say, seconds: float = 3.0) -> None:
+    """Long operations made slow on purpose: a throttled VACUUM and ANALYZE, a streaming COPY."""
+    for command in ("VACUUM orders", "ANALYZE orders"):
+        with psycopg.connect(dsn, autocommit=True, application_name="demo-maintenance") as conn:
+            # A cost delay makes the command crawl; the statement timeout ends it for us.
+            conn.execute("SET vacuum_cost_delay = '20ms'")
+            conn.execute("SET vacuum_cost_limit = 1")
+            conn.execute(f"SET statement_timeout = '{int(seconds * 1000)}ms'")
+            with contextlib.suppress(psycopg.errors.QueryCanceled):
+                conn.execute(command)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # Committed first, so the sidecar can name the table the COPY is loading.
+        conn.execute("CREATE TABLE IF NOT EXISTS orders_staging (LIKE orders)")
+    with psycopg.connect(dsn, application_name="demo-loader") as conn:
+        with conn.cursor() as cur, cur.copy("COPY orders_staging FROM STDIN") as copy:
+            deadline = time.monotonic() + seconds
+            row = 0
+            while time.monotonic() < deadline:
+                for _ in range(200):
+                    row += 1
+                    copy.write_row((row, row % 5000, row % 977, "staged"))
+                time.sleep(0.05)
+        conn.rollback()
+    say(f"maintenance: a throttled VACUUM and ANALYZE and a {seconds:.0f}s streaming COPY")
