@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -9,11 +12,57 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 
 import pytest
+import yaml
 
 from exporter.localpg import free_port
 from tests.e2e.prometheus import Prometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "deploy" / "prometheus" / "dbpulse-rules.yml"
+DASHBOARD = ROOT / "grafana" / "dashboards" / "dbpulse.json"
+
+
+def _load_exprs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "dbpulse_grafana_exprs", ROOT / "grafana" / "exprs.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+exprs = _load_exprs()
+DASHBOARD_REFS = exprs.dashboard_exprs(json.loads(DASHBOARD.read_text()))
+RULE_REFS = exprs.rule_exprs(yaml.safe_load(RULES.read_text()))
+
+# Panels whose situation the demo does not stage, each with the reason. Their
+# expressions must still parse and their metrics must still be emitted (metadata).
+NO_DATA_EXPECTED = {
+    "In-process instrumentation errors": "only a failing dbpulse hook increments it (tests/integration/inprocess)",
+}
+# Alerts the demo provokes (pending or firing), and alerts that must stay quiet.
+ALERTS_ACTIVE = {"DbpulsePoolTimeouts", "DbpulseInvalidIndex"}
+ALERTS_QUIET = {
+    "DbpulseDatabaseDown",
+    "DbpulseCollectorFailing",
+    "DbpulseSnapshotStale",
+    "DbpulseExporterDown",
+    "DbpulseExporterAbsent",
+}
+
+
+def _promql(expr: str) -> str:
+    """Grafana's variables as the dashboard's 'All' selection would fill them."""
+    expr = expr.replace("$__rate_interval", "1m").replace("$topn", "10")
+    return re.sub(r"\$\{?(instance|datname|pool_name)\}?", ".*", expr)
+
 
 # Families each situation of the demo must put into Prometheus, as range queries so that
 # short-lived series (an index build, a lock wait) are found after they are gone.
@@ -100,10 +149,11 @@ def demo_run() -> Iterator[tuple[Demo, Prometheus]]:
     try:
         demo.wait_for_line("sidecar metrics:", timeout=120)
         prom = Prometheus(
-            {"sidecar": f"127.0.0.1:{demo.sidecar_port}", "app": f"127.0.0.1:{demo.app_port}"}
+            {"sidecar": f"127.0.0.1:{demo.sidecar_port}", "app": f"127.0.0.1:{demo.app_port}"},
+            rule_files=[RULES],
         )
         # One full workload cycle plus a few scrapes of the second.
-        demo.wait_for_line("cycle 2, step 2/5", timeout=240)
+        demo.wait_for_line("cycle 2, step 2/", timeout=300)
         time.sleep(3)
         yield demo, prom
     finally:
@@ -128,6 +178,75 @@ def test_situation_visible_in_prometheus(demo_run: tuple[Demo, Prometheus], situ
     assert answer["data"]["result"], f"no data for {situation}: {SITUATIONS[situation]}"
 
 
+def _has_data_in_run(prom: Prometheus, expr: str) -> bool:
+    answer = prom.query_range(expr, seconds=240, step="2s")
+    assert answer["status"] == "success", answer
+    return bool(answer["data"]["result"])
+
+
+@pytest.mark.parametrize("ref", DASHBOARD_REFS + RULE_REFS, ids=lambda r: r.where)
+def test_every_dashboard_and_rule_expression_parses(
+    demo_run: tuple[Demo, Prometheus], ref: object
+) -> None:
+    """Prometheus itself accepts every dashboard query and every alert expression."""
+    _, prom = demo_run
+    answer = prom.query(_promql(ref.expr))  # type: ignore[attr-defined]
+    assert answer["status"] == "success", answer
+
+
+def _panels() -> dict[str, list[str]]:
+    panels: dict[str, list[str]] = {}
+    for ref in DASHBOARD_REFS:
+        if ref.where.startswith("panel "):
+            title = ref.where.removeprefix("panel ").rsplit(" ", 1)[0].strip("'\"")
+            panels.setdefault(title, []).append(ref.expr)
+    return panels
+
+
+@pytest.mark.parametrize("title", sorted(_panels()))
+def test_every_dashboard_panel_shows_data(demo_run: tuple[Demo, Prometheus], title: str) -> None:
+    """Every panel has data during the demo (at least one of its queries returns series)."""
+    _, prom = demo_run
+    found = any(_has_data_in_run(prom, _promql(expr)) for expr in _panels()[title])
+    if not found and title in NO_DATA_EXPECTED:
+        pytest.skip(f"not staged by the demo: {NO_DATA_EXPECTED[title]}")
+    assert found, f"panel {title!r} shows nothing: {_panels()[title]}"
+
+
+def test_no_artefact_references_a_metric_the_code_does_not_emit(
+    demo_run: tuple[Demo, Prometheus],
+) -> None:
+    """Every metric named by the dashboard or the alert rules was exposed by a dbpulse target."""
+    _, prom = demo_run
+    metadata = prom.api("targets/metadata", limit="100000")["data"]
+    families = {m["metric"] for m in metadata}
+    seen = set(prom.api("label/__name__/values")["data"])
+    exposed = families | seen
+    # Prometheus's own series, not dbpulse's.
+    wanted = {name for ref in DASHBOARD_REFS + RULE_REFS for name in ref.metrics} - {"up"}
+    missing = sorted(
+        name
+        for name in wanted
+        if name not in exposed and re.sub(r"_(bucket|count|sum|total)$", "", name) not in exposed
+    )
+    assert not missing, f"referenced but never emitted: {missing}"
+
+
+def test_alerts_fire_for_the_demo_situations(demo_run: tuple[Demo, Prometheus]) -> None:
+    """The alerts for what the demo provokes become active; the health alerts stay quiet."""
+    _, prom = demo_run
+    deadline = time.monotonic() + 30
+    active: set[str] = set()
+    while time.monotonic() < deadline:
+        alerts = prom.api("alerts")["data"]["alerts"]
+        active |= {a["labels"]["alertname"] for a in alerts if a["state"] in {"pending", "firing"}}
+        if active >= ALERTS_ACTIVE:
+            break
+        time.sleep(1)
+    assert active >= ALERTS_ACTIVE, f"active alerts: {sorted(active)}"
+    assert not (ALERTS_QUIET & active), f"health alerts active: {sorted(ALERTS_QUIET & active)}"
+
+
 def test_demo_stops_cleanly_and_removes_cluster(demo_run: tuple[Demo, Prometheus]) -> None:
     """Ctrl-C stops the demo with exit code 0 after it says it removed the cluster."""
     demo, _ = demo_run
@@ -135,3 +254,42 @@ def test_demo_stops_cleanly_and_removes_cluster(demo_run: tuple[Demo, Prometheus
     text = "".join(demo.output)
     assert "removed the temporary cluster" in text
     assert "Traceback" not in text
+
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def test_render_every_panel_to_png(demo_run: tuple[Demo, Prometheus]) -> None:
+    """Each panel's data from this run is drawn to tests/e2e/out/<panel>.png for a person to look at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["text.parse_math"] = False  # PromQL and labels contain "$"
+    _, prom = demo_run
+    OUT.mkdir(exist_ok=True)
+    written = []
+    for title, expressions in sorted(_panels().items()):
+        fig, ax = plt.subplots(figsize=(8, 3))
+        for expr in expressions:
+            result = prom.query_range(_promql(expr), seconds=240, step="2s")["data"]["result"]
+            for series in result[:12]:
+                xs = [float(t) for t, _ in series["values"]]
+                ys = [float(v) for _, v in series["values"]]
+                label = ",".join(
+                    f"{k}={v}"
+                    for k, v in sorted(series["metric"].items())
+                    if k not in {"instance", "job"}
+                )
+                ax.plot([x - xs[0] for x in xs], ys, label=label[:60] or expr[:60])
+        ax.set_title(title)
+        ax.set_xlabel("seconds")
+        if ax.lines:
+            ax.legend(fontsize=6, loc="upper left")
+        path = OUT / (re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_") + ".png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        written.append(path)
+    assert len(written) == len(_panels())
+    assert all(p.stat().st_size > 1000 for p in written)

@@ -139,8 +139,11 @@ def test_copy_uses_command_and_type_instead_of_phase() -> None:
 
 
 def test_no_operations_no_series() -> None:
-    """With nothing in flight (or views this server lacks) nothing is exported."""
-    assert ProgressCollector().build({"vacuum": []}, CTX).families == []
+    """With nothing in flight the server's views give empty families; absent views give none."""
+    families = ProgressCollector().build({"vacuum": []}, CTX).families
+    assert families
+    assert all(not f.samples for f in families)
+    assert {f.name.split("_")[3] for f in families} == {"vacuum"}
 
 
 @pytest.mark.parametrize(

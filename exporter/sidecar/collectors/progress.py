@@ -244,9 +244,11 @@ def _labels(view: View, row: Row) -> list[str]:
 def build_families(rows: Rows) -> list[Metric]:
     families: list[Metric] = []
     for view in VIEWS:
-        view_rows = rows.get(view.key)
-        if not view_rows:
+        if view.key not in rows:  # the server has no such view
             continue
+        # Families are emitted even with no operation in flight, so their HELP/TYPE is
+        # always exposed and a dashboard can tell "nothing running" from "not collected".
+        view_rows = rows[view.key]
         prefix = f"pg_stat_progress_{view.key}"
         labels = list(view.labels)
         for column, doc in view.columns:
@@ -254,8 +256,7 @@ def build_families(rows: Rows) -> list[Metric]:
             for row in view_rows:
                 if row.get(column) is not None:
                     fam.add_metric(_labels(view, row), float(row[column]))
-            if fam.samples:
-                families.append(fam)
+            families.append(fam)
         ratio = GaugeMetricFamily(
             f"{prefix}_ratio",
             "fraction of the current phase done (0 when not measurable)",
@@ -271,8 +272,7 @@ def build_families(rows: Rows) -> list[Metric]:
             if row.get("elapsed_seconds") is not None:
                 elapsed.add_metric(_labels(view, row), max(0.0, float(row["elapsed_seconds"])))
         families.append(ratio)
-        if elapsed.samples:
-            families.append(elapsed)
+        families.append(elapsed)
     return families
 
 
