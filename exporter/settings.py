@@ -182,6 +182,38 @@ class ProbeSettings(_Strict):
         return self.metric or f"dbpulse_probe_{self.name}"
 
 
+class TelemetrySettings(_Strict):
+    """OpenTelemetry traces (off by default: no provider is created, nothing is exported).
+
+    Unset fields fall back to the standard ``OTEL_*`` environment variables
+    (``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` / ``_PROTOCOL`` / ``_HEADERS``,
+    ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``), then to the defaults below.
+    """
+
+    enabled: bool = Field(default=False, description="export spans over OTLP")
+    protocol: Literal["grpc", "http/protobuf"] | None = Field(
+        default=None, description="OTLP transport; default OTEL_EXPORTER_OTLP_PROTOCOL or grpc"
+    )
+    endpoint: str | None = Field(
+        default=None, description="collector URL; default OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="extra OTLP request headers (e.g. an API key)"
+    )
+    service_name: str | None = Field(
+        default=None, description="service.name; default OTEL_SERVICE_NAME or dbpulse"
+    )
+    sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="fraction of root spans kept (parent-based)"
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120, description="OTLP export timeout, s")
+    slow_query_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="an active query older than this in pg_stat_activity becomes a span",
+    )
+
+
 class _YamlFileSource(PydanticBaseSettingsSource):
     """Reads the file named by ``--config`` (held in a context variable for one load)."""
 
@@ -232,6 +264,9 @@ class Settings(BaseSettings):
     collectors: CollectorsSettings = Field(default_factory=CollectorsSettings)
     probes: list[ProbeSettings] = Field(
         default_factory=list, description="custom SQL probes exported as gauges"
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings, description="OpenTelemetry traces over OTLP"
     )
 
     @field_validator("probes")
