@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -214,6 +222,64 @@ class TelemetrySettings(_Strict):
     )
 
 
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+class TargetSettings(_Strict):
+    """One named database server for /probe: its own DSN, or a host for dsn_template."""
+
+    name: str = Field(description="the name Prometheus passes as /probe?target=NAME")
+    dsn: SecretStr | None = Field(
+        default=None, description="libpq URL or key=value string; else dsn_template is used"
+    )
+    host: str | None = Field(default=None, description="{host} in dsn_template")
+    port: int = Field(default=5432, ge=1, le=65535, description="{port} in dsn_template")
+    dbname: str = Field(default="postgres", description="{dbname} in dsn_template")
+    max_connections: int = Field(
+        default=1, ge=1, le=10, description="connections for server-wide collectors"
+    )
+    discovery: bool | None = Field(
+        default=None, description="poll every database of this server; default discovery.enabled"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_target_name(cls, value: str) -> str:
+        if not _TARGET_NAME.match(value):
+            raise ValueError(
+                "must be 1-128 of A-Z, a-z, 0-9, _ . : - (starting with a letter or digit)"
+            )
+        return value
+
+
+class DiscoverySettings(_Strict):
+    """Per-database collectors (migrations) on every database of a server."""
+
+    enabled: bool = Field(default=False, description="default for targets[].discovery")
+    include: list[str] = Field(
+        default_factory=lambda: [".*"], description="regexes; a database must match one"
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="regexes; a database matching one is skipped"
+    )
+    interval: float = Field(
+        default=300.0, gt=0, le=86400, description="seconds between database list refreshes"
+    )
+    max_databases: int = Field(
+        default=50, ge=1, le=10000, description="databases polled per server (one connection each)"
+    )
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+        return value
+
+
 class _YamlFileSource(PydanticBaseSettingsSource):
     """Reads the file named by ``--config`` (held in a context variable for one load)."""
 
@@ -269,6 +335,33 @@ class Settings(BaseSettings):
         default_factory=TelemetrySettings, description="OpenTelemetry traces over OTLP"
     )
 
+    targets: list[TargetSettings] = Field(
+        default_factory=list, description="named servers served on /probe?target=NAME"
+    )
+    dsn_template: str | None = Field(
+        default=None,
+        description="DSN for targets given by host, e.g. postgresql://u@{host}:{port}/{dbname}",
+    )
+    password_file: Path | None = Field(
+        default=None, description="file whose first line is the password added to target DSNs"
+    )
+    allow_dsn_in_url: bool = Field(
+        default=False, description="accept /probe?target=<DSN> (off: only configured names)"
+    )
+    targets_idle_timeout: float = Field(
+        default=600.0, gt=0, description="drop a target's poller when not probed this long"
+    )
+    max_connections_total: int = Field(
+        default=100, ge=1, le=10000, description="connections all targets may hold together"
+    )
+    workers: int = Field(
+        default=8, ge=1, le=256, description="threads polling targets (shared by all targets)"
+    )
+    first_probe_wait: float = Field(
+        default=1.0, ge=0, le=2, description="seconds a new target's first probe waits for its poll"
+    )
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+
     @field_validator("probes")
     @classmethod
     def _check_probe_names(cls, value: list[ProbeSettings]) -> list[ProbeSettings]:
@@ -277,6 +370,24 @@ class Settings(BaseSettings):
         if duplicates:
             raise ValueError(f"probe names must be unique: {', '.join(duplicates)}")
         return value
+
+    @field_validator("targets")
+    @classmethod
+    def _check_target_names(cls, value: list[TargetSettings]) -> list[TargetSettings]:
+        names = [target.name for target in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"target names must be unique: {', '.join(duplicates)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_target_dsns(self) -> Settings:
+        for target in self.targets:
+            if target.dsn is None and (target.host is None or self.dsn_template is None):
+                raise ValueError(
+                    f"targets: {target.name!r} needs a dsn, or a host and a top-level dsn_template"
+                )
+        return self
 
     @field_validator("listen")
     @classmethod

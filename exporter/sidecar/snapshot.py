@@ -25,6 +25,9 @@ class CollectorState:
     last_success: float | None = None
     last_attempt: float | None = None
     last_error: str = ""
+    # False for per-database collectors of a discovered database: a database dropped
+    # between discovery and its poll must not turn the server's pg_up to 0.
+    counts_for_up: bool = True
 
 
 class Snapshot:
@@ -58,8 +61,9 @@ class Snapshot:
             state.duration = duration
             state.last_success = state.last_attempt = now
             state.last_error = ""
-            self._up = True
-            self._last_reached = now
+            if state.counts_for_up:
+                self._up = True
+                self._last_reached = now
 
     def record_failure(self, name: str, duration: float, error: str, *, reached: bool) -> None:
         """A failed run; ``reached`` says whether the database itself answered."""
@@ -70,9 +74,27 @@ class Snapshot:
             state.duration = duration
             state.last_attempt = now
             state.last_error = error
-            self._up = reached
-            if reached:
-                self._last_reached = now
+            if state.counts_for_up:
+                self._up = reached
+                if reached:
+                    self._last_reached = now
+
+    def add_collector(self, name: str, stale_after: float, *, counts_for_up: bool = True) -> None:
+        """Start tracking a collector that appeared after construction (a new database)."""
+        with self._lock:
+            if name not in self._states:
+                self._states[name] = CollectorState(
+                    stale_after=stale_after, counts_for_up=counts_for_up
+                )
+
+    def remove_collector(self, name: str) -> None:
+        with self._lock:
+            self._states.pop(name, None)
+
+    @property
+    def up(self) -> bool:
+        with self._lock:
+            return self._up
 
     def snapshot_age(self) -> float:
         with self._lock:
@@ -97,7 +119,8 @@ class Snapshot:
             return None if state is None else state.debug
 
     def collector_names(self) -> list[str]:
-        return list(self._states)
+        with self._lock:
+            return list(self._states)
 
     def describe(self) -> list[Metric]:
         # An empty description keeps registration from calling collect() (which would
@@ -105,9 +128,17 @@ class Snapshot:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        return self.families()
+
+    def families(self, only: Callable[[str], bool] | None = None) -> Iterator[Metric]:
+        """Every family, or with ``only`` those of the collectors it accepts (/probe)."""
         now = self._clock()
         with self._lock:
-            states = {name: _copy(state) for name, state in self._states.items()}
+            states = {
+                name: _copy(state)
+                for name, state in self._states.items()
+                if only is None or only(name)
+            }
             up = self._up
         yield _gauge(
             "pg_up",
@@ -150,6 +181,7 @@ def _copy(state: CollectorState) -> CollectorState:
         last_success=state.last_success,
         last_attempt=state.last_attempt,
         last_error=state.last_error,
+        counts_for_up=state.counts_for_up,
     )
 
 
