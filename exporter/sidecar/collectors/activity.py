@@ -19,8 +19,11 @@ import psycopg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter.inprocess.fingerprint import normalize
 from exporter.settings import Settings
 from exporter.sidecar.base import BuildResult, Context, Row, Rows, query
+from exporter.sidecar.collectors.statements import scrub_text
+from exporter.tracecontext import SQL_PATTERN
 
 _AGES = """
     EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS xact_age_seconds,
@@ -51,6 +54,31 @@ SQL_DATABASES = """
 SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname
 """
 
+
+def _slow_sql(query_id: str) -> str:
+    return f"""
+SELECT a.pid, a.datname, a.usename, a.application_name, {query_id} AS query_id,
+    EXTRACT(EPOCH FROM a.query_start)::float8 AS query_start_epoch,
+    EXTRACT(EPOCH FROM now() - a.query_start)::float8 AS query_age_seconds,
+    COALESCE(substring(a.query from {SQL_PATTERN}),
+             substring(a.application_name from {SQL_PATTERN})) AS traceparent,
+    left(a.query, %(max)s) AS query_raw
+FROM pg_stat_activity a
+WHERE a.pid <> pg_backend_pid() AND a.state = 'active'
+    AND a.query_start <= now() - make_interval(secs => %(slow)s)
+ORDER BY a.query_start
+LIMIT %(limit)s
+"""
+
+
+# Only with tracing on: active statements older than the slow threshold, for the
+# sidecar's slow-query spans. The raw text never leaves fetch(): it is normalised
+# there (literals become ?) and dropped.
+SQL_SLOW_V14 = _slow_sql("a.query_id")
+SQL_SLOW_OLD = _slow_sql("NULL::int8")
+SLOW_TEXT_MAX = 4000
+SLOW_LIMIT = 100
+
 CLIENT_BACKEND = "client backend"
 _IDLE_IN_TX = ("idle in transaction", "idle in transaction (aborted)")
 ZERO_FILL_STATES = ("active", "idle", *_IDLE_IN_TX)
@@ -59,14 +87,19 @@ ZERO_FILL_STATES = ("active", "idle", *_IDLE_IN_TX)
 @dataclass
 class ActivityCollector:
     name: str = "activity"
+    # Set when tracing is on: statements running longer become sidecar spans.
+    slow_query_seconds: float | None = None
 
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
         sql = SQL_V10 if ctx.server_version_num >= 100000 else SQL_OLD
-        return {
+        rows = {
             "activity": query(conn, sql),
             "settings": query(conn, SQL_SETTINGS),
             "databases": query(conn, SQL_DATABASES),
         }
+        if self.slow_query_seconds is not None:
+            rows["slow"] = fetch_slow(conn, ctx, self.slow_query_seconds)
+        return rows
 
     def build(self, rows: Rows, ctx: Context) -> BuildResult:
         return BuildResult(
@@ -203,5 +236,20 @@ def _settings_families(settings: list[Row], clients: int) -> list[Metric]:
     return families
 
 
-def create(_settings: Settings) -> ActivityCollector:
-    return ActivityCollector()
+def fetch_slow(conn: psycopg.Connection[Row], ctx: Context, slow: float) -> list[Row]:
+    """Active statements older than ``slow`` seconds, their text normalised here."""
+    sql = SQL_SLOW_V14 if ctx.server_version_num >= 140000 else SQL_SLOW_OLD
+    rows = query(conn, sql, {"max": SLOW_TEXT_MAX, "slow": slow, "limit": SLOW_LIMIT})
+    for row in rows:
+        raw = row.pop("query_raw", None)
+        # The server cuts pg_stat_activity.query at track_activity_query_size, maybe
+        # inside a literal: scrub_text also removes an unterminated trailing one.
+        row["query_text"] = normalize(scrub_text(raw, SLOW_TEXT_MAX))[:2000] if raw else ""
+    return rows
+
+
+def create(settings: Settings) -> ActivityCollector:
+    telemetry = settings.telemetry
+    return ActivityCollector(
+        slow_query_seconds=telemetry.slow_query_seconds if telemetry.enabled else None
+    )

@@ -19,6 +19,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.settings import Settings
 from exporter.sidecar.base import BuildResult, Context, Row, Rows, query
+from exporter.tracecontext import SQL_PATTERN
 
 # Locks on shared objects or on transaction IDs have no database; they are attributed
 # to the holder's database. Prepared transactions (pid NULL) keep only the lock's own.
@@ -65,7 +66,8 @@ SELECT i.pid, a.datname, a.usename, a.application_name, a.state, a.backend_type,
     COALESCE(w.blocked_by, '{{}}'::int4[]) AS blocked_by,
     EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS xact_age_seconds,
     EXTRACT(EPOCH FROM now() - a.state_change)::float8 AS state_age_seconds,
-    CASE WHEN cardinality(w.blocked_by) > 0 THEN {wait_age} END AS wait_seconds
+    CASE WHEN cardinality(w.blocked_by) > 0 THEN {wait_age} END AS wait_seconds,
+    substring(a.query from {SQL_PATTERN}) AS traceparent
 FROM involved i
 LEFT JOIN pg_stat_activity a ON a.pid = i.pid
 LEFT JOIN waiting w ON w.pid = i.pid

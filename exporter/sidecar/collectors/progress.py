@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.settings import Settings
 from exporter.sidecar.base import BuildResult, Context, Row, Rows, query
+from exporter.tracecontext import SQL_PATTERN
 
 
 def _name(oid_column: str, alias: str) -> str:
@@ -40,7 +41,8 @@ def _progress_sql(view: str, columns: str, *, index: bool = False) -> str:
     return f"""
 SELECT p.pid, p.datname, {_name("relid", "c")} AS relname{index_name}, {columns},
     EXTRACT(EPOCH FROM now() - COALESCE(a.query_start, a.xact_start))::float8
-        AS elapsed_seconds
+        AS elapsed_seconds,
+    substring(a.query from {SQL_PATTERN}) AS traceparent
 FROM {view} p
 LEFT JOIN pg_stat_activity a ON a.pid = p.pid
 ORDER BY p.pid

@@ -1,0 +1,72 @@
+"""W3C ``traceparent`` in SQL comments (sqlcommenter style): format and parse, pure.
+
+The application side prepends ``/*traceparent='00-<trace>-<span>-<flags>'*/`` to a
+statement; the sidecar finds it again in ``pg_stat_activity.query`` (or in
+``application_name``) and makes its own span a child of that span. Only the
+``traceparent`` value is ever extracted: the pattern matches 55 fixed hex characters,
+so nothing else of the statement (its literals) can come through.
+"""
+
+from __future__ import annotations
+
+import re
+
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+__all__ = [
+    "SQL_PATTERN",
+    "comment_for",
+    "context_from",
+    "find_traceparent",
+    "format_traceparent",
+    "parse_traceparent",
+]
+
+_VALUE = r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"
+_PATTERN = re.compile(rf"traceparent='?({_VALUE})")
+# The same pattern as a PostgreSQL string literal for ``substring(text from pattern)``,
+# which returns the parenthesised group: the database hands back the traceparent and
+# nothing else of the statement.
+SQL_PATTERN = "'" + rf"traceparent='?({_VALUE})".replace("'", "''") + "'"
+
+
+def format_traceparent(ctx: SpanContext) -> str:
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def comment_for(ctx: SpanContext) -> str:
+    """The comment to prepend to a statement ('' when ``ctx`` is not a valid span)."""
+    if not ctx.is_valid:
+        return ""
+    return f"/*traceparent='{format_traceparent(ctx)}'*/ "
+
+
+def find_traceparent(text: str | None) -> str | None:
+    """The first traceparent value in ``text`` (a statement or application_name)."""
+    if not text:
+        return None
+    found = _PATTERN.search(text)
+    return found.group(1) if found else None
+
+
+def parse_traceparent(value: str | None) -> SpanContext | None:
+    """A remote SpanContext from a traceparent value; None when absent or invalid."""
+    if not value or not re.fullmatch(_VALUE, value):
+        return None
+    _version, trace_hex, span_hex, flags_hex = value.split("-")
+    ctx = SpanContext(
+        trace_id=int(trace_hex, 16),
+        span_id=int(span_hex, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(int(flags_hex, 16)),
+    )
+    return ctx if ctx.is_valid else None
+
+
+def context_from(value: str | None) -> Context | None:
+    """An OpenTelemetry Context whose current span is the traceparent's, for ``parent=``."""
+    span_ctx = parse_traceparent(value)
+    if span_ctx is None:
+        return None
+    return set_span_in_context(NonRecordingSpan(span_ctx))
