@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter.dsn import redact
 from exporter.logging import get_logger
-from exporter.sidecar.base import Collector, CollectorError, Context
+from exporter.sidecar.base import Collector, CollectorError, Context, Rows
 from exporter.sidecar.connection import ConnectionManager, Unavailable
 from exporter.sidecar.snapshot import Snapshot
 
@@ -36,7 +36,11 @@ class Poller:
         connections: ConnectionManager,
         snapshot: Snapshot,
         workers: int = 1,
+        observer: Callable[[str, Rows, Context], None] | None = None,
     ) -> None:
+        # Called with each successful poll's rows (the sidecar's tracing); it must not
+        # raise, and it runs outside the collector's transaction.
+        self.observer = observer
         self._collectors = dict(collectors)
         self._schedules = dict(schedules)
         self._conns = connections
@@ -79,6 +83,8 @@ class Poller:
             return False
         duration = time.perf_counter() - started
         self._snapshot.record_success(name, result, duration)
+        if self.observer is not None:
+            self.observer(name, rows, ctx)
         if self._last_problem.pop(name, None):
             log.info("collector recovered")
         for notice in result.notices:
