@@ -2,10 +2,16 @@
 
 Every transaction runs ``SET LOCAL statement_timeout`` and ``lock_timeout`` first, so a
 poll can neither run away nor queue behind (and so hold up) the application's DDL.
+statement_timeout is enforced by the server, which cannot help when the network itself
+freezes mid-query (the answer never arrives); a client-side deadline (statement_timeout
++ connect_timeout, at least 1 s of slack) then shuts the socket down so that the poll
+fails as "no answer" instead of hanging the poller forever.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -47,6 +53,40 @@ class Backoff:
 
     def ready(self, now: float) -> bool:
         return now >= self.next_attempt
+
+
+class _Deadline:
+    """Cuts a connection's socket if a transaction outlives its deadline (a frozen link)."""
+
+    def __init__(self, conn: Conn, seconds: float) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            try:
+                # shutdown() on a duplicate of the descriptor wakes the thread blocked on
+                # the socket (it reads EOF); the descriptor itself stays libpq's to close.
+                dup = socket.socket(fileno=os.dup(self._conn.fileno()))
+                try:
+                    dup.shutdown(socket.SHUT_RDWR)
+                finally:
+                    dup.close()
+            except (OSError, psycopg.Error):
+                pass
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
 
 
 class ConnectionManager:
@@ -127,6 +167,8 @@ class ConnectionManager:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed or conn.broken:
                 conn = self._connect()
+            limit = statement_timeout + max(1.0, self._connect_timeout)
+            deadline = _Deadline(conn, limit)
             try:
                 with conn.transaction():
                     conn.execute("SET TRANSACTION READ ONLY")
@@ -139,7 +181,14 @@ class ConnectionManager:
                         ),
                     )
                     yield conn
+            except psycopg.Error as exc:
+                if deadline.fired:
+                    message = f"no answer from the server within {limit:g}s (network stall?)"
+                    self._last_failure = message
+                    raise Unavailable(message) from exc
+                raise
             finally:
+                deadline.cancel()
                 if conn.broken or conn.closed:
                     self._mark(up=False, reason="connection lost")
                     conn.close()
