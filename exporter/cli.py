@@ -69,8 +69,10 @@ def _cmd_sidecar(args: argparse.Namespace) -> int:
     from exporter.sidecar.daemon import run_sidecar
 
     settings = _settings_from(args)
-    if settings.dsn is None:
-        raise ConfigError([("dsn", "required: pass --dsn, set DBPULSE_DSN or dsn: in --config")])
+    if settings.dsn is None and not settings.targets:
+        raise ConfigError(
+            [("dsn", "required: pass --dsn, set DBPULSE_DSN or dsn: in --config (or targets:)")]
+        )
     configure_logging(settings.log_level, settings.log_format)
     return run_sidecar(settings)
 

@@ -1,4 +1,4 @@
-"""The HTTP endpoints: /metrics, /healthz, /readyz and /debug/<collector>.
+"""The HTTP endpoints: /metrics, /healthz, /readyz, /debug/<collector> and /probe.
 
 Scrapes read the registry only (the sidecar's snapshot or the in-process metrics), so a
 slow database can never make a scrape slow.
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -24,6 +24,8 @@ class Endpoints:
     readiness: Callable[[], tuple[bool, str]] | None = None
     debug: Callable[[str], Any] | None = None
     debug_names: Callable[[], list[str]] | None = None
+    # /probe?target=NAME: query parameters in, (status, body, content type) out.
+    probe: Callable[[dict[str, list[str]]], tuple[int, bytes, str]] | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -39,9 +41,13 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "dbpulse"
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         endpoints = self.server.endpoints
-        if path == "/metrics":
+        if path == "/probe" and endpoints.probe is not None:
+            status, body, content_type = endpoints.probe(parse_qs(url.query))
+            self._send(status, body, content_type)
+        elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._send(200, encoder(endpoints.registry), content_type)
         elif path == "/healthz":

@@ -16,6 +16,7 @@ from exporter.logging import get_logger
 from exporter.settings import Settings, parse_listen
 from exporter.sidecar.collectors import create_enabled
 from exporter.sidecar.connection import ConnectionManager
+from exporter.sidecar.multitarget import MultiTarget
 from exporter.sidecar.poller import Poller, Schedule
 from exporter.sidecar.probes import create_probes
 from exporter.sidecar.snapshot import Snapshot
@@ -84,14 +85,33 @@ class Sidecar:
         self.connections.close()
 
 
+def _wire(settings: Settings) -> tuple[Sidecar | None, MultiTarget | None, Endpoints]:
+    """Single target (dsn), many (targets: on /probe), or both in one process."""
+    sidecar = Sidecar.build(settings) if settings.dsn is not None else None
+    multi = MultiTarget(settings) if settings.targets else None
+    if sidecar is not None:
+        endpoints = sidecar.endpoints()
+        if multi is not None:
+            multi.build_info = False  # the single target's snapshot already exports it
+            sidecar.registry.register(multi)
+            endpoints.probe = multi.probe
+    elif multi is not None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(multi)
+        endpoints = Endpoints(registry=registry, readiness=multi.readiness, probe=multi.probe)
+    else:
+        raise ValueError("dsn or targets is required")
+    ProcessCollector(registry=endpoints.registry)
+    return sidecar, multi, endpoints
+
+
 def run_sidecar(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     log = get_logger()
-    sidecar = Sidecar.build(settings)
-    ProcessCollector(registry=sidecar.registry)
+    sidecar, multi, endpoints = _wire(settings)
     host, port = parse_listen(settings.listen)
     try:
-        server, _ = start_server(host, port, sidecar.endpoints())
+        server, _ = start_server(host, port, endpoints)
     except OSError as exc:
         # The reason is the whole message; a traceback would only bury it.
         log.error(  # noqa: TRY400
@@ -106,15 +126,26 @@ def run_sidecar(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    sidecar.poller.start()
-    log.info(
-        "dbpulse sidecar started",
-        target=sidecar.snapshot.target,
-        dsn=sidecar.connections.describe(),
-        listen=f"http://{host}:{server.server_address[1]}/metrics",
-        collectors=sidecar.snapshot.collector_names(),
-    )
+    if sidecar is not None:
+        sidecar.poller.start()
+        log.info(
+            "dbpulse sidecar started",
+            target=sidecar.snapshot.target,
+            dsn=sidecar.connections.describe(),
+            listen=f"http://{host}:{server.server_address[1]}/metrics",
+            collectors=sidecar.snapshot.collector_names(),
+        )
+    if multi is not None:
+        multi.start()
+        log.info(
+            "dbpulse sidecar started",
+            targets=[t.name for t in settings.targets],
+            listen=f"http://{host}:{server.server_address[1]}/probe?target=NAME",
+        )
     stop.wait()
     server.shutdown()
-    sidecar.close()
+    if sidecar is not None:
+        sidecar.close()
+    if multi is not None:
+        multi.stop()
     return 0

@@ -39,3 +39,8 @@ def create_enabled(settings: Settings) -> dict[str, Collector]:
         for name, config in settings.collectors.items()
         if config.enabled
     }
+
+
+def create(name: str, settings: Settings) -> Collector:
+    """One collector by name (discovery makes one per database for per-database views)."""
+    return _factories()[name](settings)
