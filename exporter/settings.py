@@ -380,6 +380,18 @@ class Settings(BaseSettings):
             raise ValueError(f"target names must be unique: {', '.join(duplicates)}")
         return value
 
+    @field_validator("dsn_template")
+    @classmethod
+    def _check_dsn_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(host="h", port=5432, dbname="d")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"only {{host}}, {{port}} and {{dbname}} can be filled in ({exc!r})"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _check_target_dsns(self) -> Settings:
         for target in self.targets:
