@@ -263,3 +263,46 @@ def test_selection_invariants(
             assert set(eligible) <= set(sel.keys)
         assert set(sel.last_in_top) == set(sel.keys)
         state = sel.last_in_top
+
+
+def test_summarise_merges_toplevel_totals_every_entry_and_keeps_held() -> None:
+    """summarise() merges toplevel twins, totals every entry per database, and adds held statements."""
+    from exporter.sidecar.collectors.statements import summarise
+
+    def raw(
+        dbid: int, userid: int, queryid: int | None, ms: float, calls: int = 1
+    ) -> dict[str, object]:
+        return {
+            "dbid": dbid,
+            "userid": userid,
+            "queryid": queryid,
+            "calls": calls,
+            "total_ms": ms,
+            "rows": 1,
+            "shared_blks_hit": 0,
+            "shared_blks_read": None,
+            "temp_blks_written": 0,
+        }
+
+    names = [{"is_db": True, "oid": 1, "name": "app"}, {"is_db": False, "oid": 10, "name": "web"}]
+    rows = [
+        raw(1, 10, 7, 5.0),
+        raw(1, 10, 7, 6.0, calls=2),
+        raw(1, 10, 8, 10.0),
+        raw(1, 10, 9, 1.0),
+        raw(1, 10, None, 100.0),
+        raw(2, 10, 3, 0.5),
+    ]
+    totals, candidates = summarise(rows, names, top_n=2, held_queryids={9})
+    assert totals == [
+        {"datname": "2", "calls": 1.0, "total_ms": 0.5},
+        {"datname": "app", "calls": 6.0, "total_ms": 122.0},
+    ]
+    assert [(c["queryid"], c["total_ms"], c["calls"]) for c in candidates] == [
+        (7, 11.0, 3.0),
+        (8, 10.0, 1.0),
+        (9, 1.0, 1.0),
+    ]
+    assert candidates[0]["datname"] == "app"
+    assert candidates[0]["user"] == "web"
+    assert candidates[0]["shared_blks_read"] == 0.0

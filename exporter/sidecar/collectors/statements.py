@@ -26,6 +26,7 @@ as a counter reset, so graphs stay right and nothing here needs to compensate.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,44 +52,82 @@ SELECT current_database() AS db,
 """
 
 
-def _poll_sql(time_column: str) -> str:
-    # One pass over pg_stat_statements(false) per poll: the per-database totals and the
-    # top-N candidates come from the same materialised read. Summing float8 (not bigint,
-    # which sums in numeric) and ORDER BY ... LIMIT (not a window over every row) halved
-    # this query's server time with 5,000 statements (benchmarks/README.md). The order's
-    # tie-breakers are the ones rank() in Python uses, so both agree on the top-N.
+def _raw_sql(time_column: str) -> str:
+    # Only the counters, one row per entry, no query text: reading the function is the
+    # floor every pg_stat_statements exporter pays (it materialises every entry). Grouping,
+    # totals and the top-N happen in summarise() on the sidecar's CPU instead of the
+    # database's: with 5,000 entries the server-side version (a materialised CTE, float8
+    # sums, ORDER BY ... LIMIT) cost 3-4x this plain read (benchmarks/README.md).
     return f"""
-WITH p AS MATERIALIZED (
-    SELECT dbid::int8 AS dbid, userid::int8 AS userid, queryid,
-        sum(calls::float8) AS calls, sum({time_column}) AS total_ms,
-        sum(rows::float8) AS rows, sum(shared_blks_hit::float8) AS shared_blks_hit,
-        sum(shared_blks_read::float8) AS shared_blks_read,
-        sum(temp_blks_written::float8) AS temp_blks_written
-    FROM {{schema}}.pg_stat_statements(false)
-    GROUP BY dbid, userid, queryid
-), picked AS (
-    (SELECT * FROM p WHERE queryid IS NOT NULL
-     ORDER BY total_ms DESC, dbid, userid, queryid LIMIT %(limit)s)
-    UNION
-    SELECT * FROM p WHERE queryid = ANY(%(held)s::int8[])
-)
-SELECT false AS is_total, s.dbid, s.userid, s.queryid,
-    COALESCE(d.datname, s.dbid::text) AS datname, COALESCE(r.rolname, s.userid::text) AS "user",
-    s.calls, s.total_ms, s.rows, s.shared_blks_hit, s.shared_blks_read, s.temp_blks_written
-FROM picked s LEFT JOIN pg_database d ON d.oid = s.dbid LEFT JOIN pg_roles r ON r.oid = s.userid
-UNION ALL
-SELECT true, t.dbid, NULL, NULL, COALESCE(d.datname, t.dbid::text), NULL,
-    t.calls, t.total_ms, NULL, NULL, NULL, NULL
-FROM (SELECT dbid, sum(calls) AS calls, sum(total_ms) AS total_ms FROM p GROUP BY dbid) t
-LEFT JOIN pg_database d ON d.oid = t.dbid
+SELECT dbid::int8 AS dbid, userid::int8 AS userid, queryid, calls,
+    {time_column} AS total_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written
+FROM {{schema}}.pg_stat_statements(false)
 """
 
+
+SQL_NAMES = """
+SELECT true AS is_db, oid::int8 AS oid, datname::text AS name FROM pg_database
+UNION ALL
+SELECT false, oid::int8, rolname::text FROM pg_roles
+"""
 
 # Extension 1.8 (PostgreSQL 13) split total_time into total_plan_time + total_exec_time.
 # The columns follow the *installed extension version*, which can lag the server's
 # until ALTER EXTENSION ... UPDATE, so that is what picks the variant.
-SQL_POLL_V18 = _poll_sql("total_exec_time")
-SQL_POLL_OLD = _poll_sql("total_time")
+SQL_RAW_V18 = _raw_sql("total_exec_time")
+SQL_RAW_OLD = _raw_sql("total_time")
+
+_SUMMED = ("calls", "total_ms", "rows", "shared_blks_hit", "shared_blks_read", "temp_blks_written")
+
+
+def summarise(
+    raw: Sequence[Row], names: Sequence[Row], top_n: int, held_queryids: set[int]
+) -> tuple[list[Row], list[Row]]:
+    """Per-database totals and top-N candidates (plus held ones) from raw entries (pure).
+
+    Entries that differ only by ``toplevel`` (PostgreSQL 14+) are one statement here.
+    """
+    dbs = {int(r["oid"]): str(r["name"]) for r in names if r["is_db"]}
+    roles = {int(r["oid"]): str(r["name"]) for r in names if not r["is_db"]}
+    merged: dict[Key, dict[str, Any]] = {}
+    totals: dict[int, list[float]] = {}
+    for row in raw:
+        dbid = int(row["dbid"])
+        calls = float(row["calls"] or 0)
+        total_ms = float(row["total_ms"] or 0.0)
+        acc = totals.setdefault(dbid, [0.0, 0.0])
+        acc[0] += calls
+        acc[1] += total_ms
+        if row["queryid"] is None:
+            continue
+        key = (dbid, int(row["userid"]), int(row["queryid"]))
+        entry = merged.get(key)
+        if entry is None:
+            merged[key] = {col: float(row[col] or 0) for col in _SUMMED}
+        else:
+            for col in _SUMMED:
+                entry[col] += float(row[col] or 0)
+    top = heapq.nsmallest(top_n, merged, key=lambda k: (-merged[k]["total_ms"], *k))
+    picked = set(top) | {k for k in merged if k[2] in held_queryids}
+    candidates = [
+        {
+            "dbid": k[0],
+            "userid": k[1],
+            "queryid": k[2],
+            "datname": dbs.get(k[0], str(k[0])),
+            "user": roles.get(k[1], str(k[1])),
+            **merged[k],
+        }
+        for k in sorted(picked, key=lambda k: (-merged[k]["total_ms"], *k))
+    ]
+    total_rows = [
+        {"datname": dbs.get(dbid, str(dbid)), "calls": acc[0], "total_ms": acc[1]}
+        for dbid, acc in totals.items()
+    ]
+    total_rows.sort(key=lambda r: str(r["datname"]))
+    return total_rows, candidates
+
+
 # Reads the whole query-text file on the server whatever the filter; see the docstring.
 SQL_TEXTS = """
 SELECT dbid::int8 AS dbid, userid::int8 AS userid, queryid, left(query, %(max)s) AS query
@@ -258,15 +297,12 @@ class StatementsCollector:
         def in_schema(template: str) -> str:
             return sql.SQL(template).format(schema=schema).as_string(conn)
 
-        held = sorted({key[2] for key in self._last_in_top})
         try:
-            both = query(
-                conn,
-                in_schema(SQL_POLL_V18 if modern else SQL_POLL_OLD),
-                {"limit": self.top_n, "held": held},
+            raw = query(conn, in_schema(SQL_RAW_V18 if modern else SQL_RAW_OLD))
+            names = query(conn, SQL_NAMES)
+            totals, candidates = summarise(
+                raw, names, self.top_n, {key[2] for key in self._last_in_top}
             )
-            totals = sorted((r for r in both if r["is_total"]), key=lambda r: str(r["datname"]))
-            candidates = [r for r in both if not r["is_total"]]
             rows: Rows = {"totals": totals, "candidates": candidates}
             wanted = self._texts_wanted(ctx.now)
             if wanted:
