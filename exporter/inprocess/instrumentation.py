@@ -30,6 +30,7 @@ from exporter.inprocess.metrics import MetricSet, metric_set
 from exporter.inprocess.patching import Patcher
 from exporter.inprocess.pool import PoolHooks
 from exporter.inprocess.queries import QueryHooks
+from exporter.inprocess.tracing import target_of
 from exporter.inprocess.transactions import TransactionHooks
 from exporter.logging import get_logger
 
@@ -75,6 +76,8 @@ class Instrumentation:
         detect_n_plus_one: bool,
         max_label_sets: int,
         tracer_provider: Any = None,
+        statement_span_ratio: float = 0.0,
+        traceparent_comment: bool = False,
     ) -> None:
         self.pool_name = pool_name
         self.metrics = metrics
@@ -106,6 +109,9 @@ class Instrumentation:
             log_parameters=log_parameters,
             max_label_sets=max_label_sets,
             tracer_provider=tracer_provider,
+            target=target_of(engine.url, engine.dialect.name),
+            statement_span_ratio=statement_span_ratio,
+            traceparent_comment=traceparent_comment,
         )
         self._transactions = TransactionHooks(pool_name, metrics, self._guard)
 
@@ -193,6 +199,8 @@ def instrument(
     max_label_sets: int = 500,
     lint: bool = True,
     tracer_provider: Any = None,
+    statement_span_ratio: float = 0.0,
+    traceparent_comment: bool = False,
 ) -> Instrumentation:
     """Hook ``engine`` (an ``Engine`` or ``AsyncEngine``) into Prometheus metrics.
 
@@ -204,8 +212,12 @@ def instrument(
     instead of logging, for tests. ``max_label_sets`` caps distinct (operation, table)
     pairs per engine; statements past it are labelled ``db_collection_name="other"``.
     Slow queries also become OpenTelemetry spans from ``tracer_provider`` (default: the
-    global one, a no-op until the application sets one); N+1 detections are span events
-    on the current span.
+    global one, a no-op until the application sets one); N+1 detections and pool
+    timeouts are span events on the current span. ``statement_span_ratio`` (0..1) also
+    makes a CLIENT span for that fraction of all statements, and
+    ``traceparent_comment=True`` prepends ``/*traceparent='...'*/`` to each statement so
+    the sidecar (and the server's logs) can tell which trace issued it; both are off by
+    default, and then the statement path does no tracing work.
     """
     sync = _sync_engine(engine)
     with _LOCK:
@@ -228,6 +240,8 @@ def instrument(
             detect_n_plus_one=detect_n_plus_one,
             max_label_sets=max_label_sets,
             tracer_provider=tracer_provider,
+            statement_span_ratio=statement_span_ratio,
+            traceparent_comment=traceparent_comment,
         )
         inst._install(sync)
         _INSTRUMENTED[sync] = inst

@@ -140,6 +140,10 @@ class NPlusOneDetector:
                 {
                     "db.collection.name": collection,
                     "dbpulse.pattern": what,
+                    "dbpulse.n_plus_one.kind": kind,
+                    "dbpulse.n_plus_one.relationship": extra.get("relationship", ""),
+                    # Reported when the count reaches the threshold, once per unit.
+                    "dbpulse.n_plus_one.count": self.threshold,
                     "code.location": site,
                     "dbpulse.threshold": self.threshold,
                 },

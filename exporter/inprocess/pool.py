@@ -22,6 +22,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -44,6 +45,16 @@ __all__ = ["PoolHooks"]
 _T0 = "_dbpulse_checkout_t0"
 
 
+def _timeout_event(pool_name: str, waited: float) -> None:
+    """A checkout that gave up: an event on the current span (the request's), if any."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(
+            "db.client.connection.timeout",
+            {"db.client.connection.pool.name": pool_name, "dbpulse.wait_seconds": waited},
+        )
+
+
 class PoolHooks:
     """Listeners and wrappers for one engine's pool (and the pools that replace it)."""
 
@@ -56,6 +67,7 @@ class PoolHooks:
         patcher: Patcher,
     ) -> None:
         self._engine_ref = weakref.ref(engine)
+        self._pool_name = pool_name
         self._guard = guard
         self._patcher = patcher
         self._wait = metrics.wait_time.labels(pool_name)
@@ -169,6 +181,7 @@ class PoolHooks:
         wait = self._wait
         timeouts = self._timeouts
         guard = self._guard
+        pool_name = self._pool_name
 
         def connect() -> Any:
             if not switch.on:
@@ -183,6 +196,7 @@ class PoolHooks:
             except sa_exc.TimeoutError:
                 try:
                     timeouts.inc()
+                    _timeout_event(pool_name, perf_counter() - t0)
                 except Exception as exc:  # noqa: BLE001 - the app gets its own error
                     guard.failed("checkout", exc)
                 raise

@@ -22,6 +22,7 @@ from time import perf_counter
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace import Span, SpanContext
 
 from exporter.inprocess.callsite import caller
 from exporter.inprocess.fingerprint import Fingerprint, fingerprint
@@ -30,6 +31,14 @@ from exporter.inprocess.metrics import MetricSet
 from exporter.inprocess.nplusone import NPlusOneDetector, NPlusOneError
 from exporter.inprocess.patching import Patcher, Switch
 from exporter.inprocess.scope import _CURRENT, PLUMBING, record
+from exporter.inprocess.tracing import (
+    DbTarget,
+    StatementTracer,
+    code_attributes,
+    db_system_name,
+    span_attributes,
+    span_name,
+)
 from exporter.logging import get_logger
 
 __all__ = ["OTHER", "QueryHooks"]
@@ -64,6 +73,9 @@ class QueryHooks:
         log_parameters: bool,
         max_label_sets: int,
         tracer_provider: Any = None,
+        target: DbTarget | None = None,
+        statement_span_ratio: float = 0.0,
+        traceparent_comment: bool = False,
     ) -> None:
         self._pool_name = pool_name
         self._metrics = metrics
@@ -74,6 +86,21 @@ class QueryHooks:
         self._log_parameters = log_parameters
         self._max_label_sets = max_label_sets
         self._tracer = trace.get_tracer("dbpulse", tracer_provider=tracer_provider)
+        self._target = target or DbTarget(system=db_system_name(dialect_name))
+        # Only when asked for: otherwise the plain wrappers below stay in place and the
+        # statement path does no tracing work at all.
+        self._statement_tracer = (
+            StatementTracer(
+                self,
+                self._tracer,
+                target=self._target,
+                pool_name=pool_name,
+                sample_ratio=statement_span_ratio,
+                comment=traceparent_comment,
+            )
+            if statement_span_ratio > 0 or traceparent_comment
+            else None
+        )
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._label_sets: set[tuple[str, str]] = set()
@@ -122,6 +149,12 @@ class QueryHooks:
     # -- wrappers ----------------------------------------------------------------------
 
     def wrap_dialect(self, dialect: Any, patcher: Patcher) -> None:
+        traced = self._statement_tracer
+        if traced is not None:
+            patcher.wrap(dialect, "do_execute", traced.make_execute)
+            patcher.wrap(dialect, "do_executemany", traced.make_execute)
+            patcher.wrap(dialect, "do_execute_no_params", traced.make_execute_no_params)
+            return
         patcher.wrap(dialect, "do_execute", self._make_execute)
         patcher.wrap(dialect, "do_executemany", self._make_execute)
         patcher.wrap(dialect, "do_execute_no_params", self._make_execute_no_params)
@@ -164,8 +197,19 @@ class QueryHooks:
 
         return do_execute_no_params
 
-    def statement_done(self, elapsed: float, statement: str, parameters: Any, context: Any) -> None:
-        """Account for one successful statement; never raises (except strict N+1)."""
+    def statement_done(
+        self,
+        elapsed: float,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        span: Span | None = None,
+    ) -> None:
+        """Account for one successful statement; never raises (except strict N+1).
+
+        ``span`` is the statement's own span when per-statement tracing sampled it
+        (the caller ends it); a slow statement then marks it instead of making another.
+        """
         try:
             current = _CURRENT.get()
             if current is PLUMBING:
@@ -177,9 +221,10 @@ class QueryHooks:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self.entry(key)
-            entry.duration.observe(elapsed)
             if elapsed >= self._slow:
-                self._slow_query(entry, elapsed, parameters)
+                self._slow_query(entry, elapsed, parameters, span)  # observes, with exemplar
+            else:
+                entry.duration.observe(elapsed)
             if current is not None:
                 record(current, elapsed, entry.fp.text)
                 if entry.is_select and self._nplusone is not None:
@@ -211,38 +256,57 @@ class QueryHooks:
 
     # -- slow path ---------------------------------------------------------------------
 
-    def _slow_query(self, entry: _Entry, elapsed: float, parameters: Any) -> None:
-        self._metrics.slow_queries.labels(self._pool_name, entry.operation, entry.collection).inc()
-        site = caller()
-        fields: dict[str, Any] = {
-            "fingerprint": entry.fp.text[:2000],
-            "duration_seconds": round(elapsed, 6),
-            "threshold_seconds": self._slow,
-            "db_operation_name": entry.operation,
-            "db_collection_name": entry.collection,
-            "caller": site,
-        }
-        if self._log_parameters:  # opt-in only: parameters can hold personal data
-            fields["parameters"] = repr(parameters)[:1000]
-        get_logger(pool_name=self._pool_name).warning("slow query", **fields)
-        self._slow_span(entry, elapsed, site)
+    def _slow_query(
+        self, entry: _Entry, elapsed: float, parameters: Any, span: Span | None
+    ) -> None:
+        exemplar: dict[str, str] | None = None
+        try:
+            self._metrics.slow_queries.labels(
+                self._pool_name, entry.operation, entry.collection
+            ).inc()
+            site = caller()
+            fields: dict[str, Any] = {
+                "fingerprint": entry.fp.text[:2000],
+                "duration_seconds": round(elapsed, 6),
+                "threshold_seconds": self._slow,
+                "db_operation_name": entry.operation,
+                "db_collection_name": entry.collection,
+                "caller": site,
+            }
+            if self._log_parameters:  # opt-in only: parameters can hold personal data
+                fields["parameters"] = repr(parameters)[:1000]
+            get_logger(pool_name=self._pool_name).warning("slow query", **fields)
+            exemplar = _exemplar(self._slow_span(entry, elapsed, site, span))
+        finally:
+            # The slow observation carries its trace (OpenMetrics exemplar), so a
+            # latency spike on a dashboard links to the trace that caused it.
+            entry.duration.observe(elapsed, exemplar)
 
-    def _slow_span(self, entry: _Entry, elapsed: float, site: str) -> None:
-        tracer = self._tracer
+    def _slow_span(
+        self, entry: _Entry, elapsed: float, site: str, span: Span | None
+    ) -> SpanContext:
+        slow_attrs = {"dbpulse.slow_query": True, **code_attributes(site)}
+        if span is not None:  # the statement's own span (per-statement tracing)
+            span.set_attributes(slow_attrs)
+            return span.get_span_context()
         end = time.time_ns()
-        name = f"{entry.operation} {entry.collection}".strip()
-        span = tracer.start_span(
-            name,
+        made = self._tracer.start_span(
+            span_name(entry.fp),
             kind=trace.SpanKind.CLIENT,
             start_time=end - int(elapsed * 1e9),
             attributes={
-                "db.system.name": self._dialect_name,
-                "db.operation.name": entry.operation,
-                "db.collection.name": entry.collection,
-                "db.query.text": entry.fp.text[:2000],
-                "code.location": site,
-                "dbpulse.pool_name": self._pool_name,
-                "dbpulse.slow_query": True,
+                **span_attributes(self._target, entry.fp, self._pool_name),
+                **slow_attrs,
             },
         )
-        span.end(end_time=end)
+        made.end(end_time=end)
+        return made.get_span_context()
+
+    def hook_failed(self, hook: str, exc: BaseException) -> None:
+        self._guard.failed(hook, exc)
+
+
+def _exemplar(ctx: SpanContext) -> dict[str, str] | None:
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
