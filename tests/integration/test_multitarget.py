@@ -1,0 +1,203 @@
+"""/probe in process against the session PostgreSQL: errors, filters, budget, idling, discovery."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from exporter.http import Endpoints, start_server
+from exporter.localpg import LocalPostgres
+from exporter.settings import load_settings
+from exporter.sidecar.multitarget import MultiTarget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _serve(multi: MultiTarget) -> tuple[str, Callable[[], None]]:
+    server, _ = start_server(
+        "127.0.0.1",
+        0,
+        Endpoints(registry=multi, probe=multi.probe),  # type: ignore[arg-type]
+    )
+    multi.start()
+
+    def stop() -> None:
+        server.shutdown()
+        multi.stop()
+
+    return f"http://127.0.0.1:{server.server_address[1]}", stop
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _wait(url: str, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        status, text = _get(url)
+        if status == 200 and predicate(text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"not met in {timeout}s:\n{text[-3000:]}")
+
+
+def _multi(pg: LocalPostgres, clock: Clock | None = None, **extra: Any) -> MultiTarget:
+    settings = load_settings(
+        interval=0.5,
+        targets=extra.pop("targets", [{"name": "main", "dsn": pg.dsn}]),
+        **extra,
+    )
+    return MultiTarget(settings, clock=clock) if clock else MultiTarget(settings)
+
+
+@pytest.fixture
+def served(pg: LocalPostgres) -> Iterator[str]:
+    url, stop = _serve(_multi(pg))
+    yield url
+    stop()
+
+
+def test_probe_refuses_bad_requests_with_clear_4xx(served: str) -> None:
+    """No target is 400, an unknown name or a DSN is 404 naming the configured targets, a bad collector 400."""
+    status, body = _get(f"{served}/probe")
+    assert (status, body) == (400, "exactly one target= parameter is required\n")
+    status, body = _get(f"{served}/probe?target=other")
+    assert status == 404
+    assert "unknown target 'other'" in body
+    assert "configured targets: main" in body
+    status, body = _get(f"{served}/probe?target=postgresql://u:pw@10.0.0.1/x")
+    assert status == 404
+    assert "pw" not in body
+    status, body = _get(f"{served}/probe?target=main&collectors=activity,nonsense")
+    assert status == 400
+    assert "unknown collectors: nonsense" in body
+
+
+def test_probe_serves_the_target_and_filters_collectors(served: str) -> None:
+    """A probe names its target in pg_up; collectors= keeps only those collectors' families."""
+    text = _wait(
+        f"{served}/probe?target=main",
+        lambda t: 'dbpulse_collector_success{collector="locks"} 1.0' in t,
+    )
+    assert 'pg_up{target="main"} 1.0' in text
+    assert "pg_locks_count" in text
+    only = _wait(f"{served}/probe?target=main&collectors=activity", lambda t: "pg_up" in t)
+    assert "pg_stat_activity_count" in only
+    assert "pg_locks_count" not in only
+    assert 'collector="locks"' not in only
+    status, metrics = _get(f"{served}/metrics")
+    assert status == 200
+    assert "dbpulse_targets_active 1.0" in metrics
+
+
+def test_a_target_over_the_connection_budget_gets_503(pg: LocalPostgres) -> None:
+    """With max_connections_total 1 the second target is refused with 503, the first keeps working."""
+    targets = [{"name": "a", "dsn": pg.dsn}, {"name": "b", "dsn": pg.dsn}]
+    url, stop = _serve(_multi(pg, targets=targets, max_connections_total=1))
+    try:
+        assert _get(f"{url}/probe?target=a")[0] == 200
+        status, body = _get(f"{url}/probe?target=b")
+        assert status == 503
+        assert "connection budget exhausted" in body
+        assert _get(f"{url}/probe?target=a")[0] == 200
+    finally:
+        stop()
+
+
+def _backends(pg: LocalPostgres, datname: str) -> int:
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = %s AND application_name = 'dbpulse'",
+            (datname,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not met in {timeout}s")
+
+
+def test_idle_target_is_dropped_and_its_connection_closed(pg: LocalPostgres, fresh_db: str) -> None:
+    """A target unprobed past targets_idle_timeout loses its poller and its connection."""
+    datname = fresh_db.rsplit("/", 1)[1]
+    clock = Clock()
+    multi = _multi(pg, clock, targets=[{"name": "idle", "dsn": fresh_db}], targets_idle_timeout=60)
+    url, stop = _serve(multi)
+    try:
+        _wait(f"{url}/probe?target=idle", lambda t: 'pg_up{target="idle"} 1.0' in t)
+        _wait_for(lambda: _backends(pg, datname) == 1)
+        clock.now = 30.0
+        assert multi.sweep() == []
+        clock.now = 61.0
+        assert multi.sweep() == ["idle"]
+        _wait_for(lambda: _backends(pg, datname) == 0)
+        assert "dbpulse_targets_active 0.0" in _get(f"{url}/metrics")[1]
+        # Probed again, it comes back.
+        _wait(f"{url}/probe?target=idle", lambda t: 'pg_up{target="idle"} 1.0' in t)
+    finally:
+        stop()
+
+
+def test_discovery_polls_each_database_and_follows_drops(pg: LocalPostgres) -> None:
+    """Discovery runs migrations in every matching database and stops when one is dropped."""
+    prefix = f"disc_{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}_{i}" for i in range(3)]
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(pg.dsn_for(names[1]), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, n int)")
+        conn.execute("ALTER TABLE t ADD CONSTRAINT n_pos CHECK (n > 0) NOT VALID")
+    multi = _multi(
+        pg,
+        targets=[{"name": "srv", "dsn": pg.dsn, "discovery": True}],
+        discovery={"include": [f"{prefix}_.*"], "interval": 0.5},
+        collectors={"migrations": {"interval": 1}},
+    )
+    url, stop = _serve(multi)
+    try:
+        probe = f"{url}/probe?target=srv"
+        text = _wait(
+            probe,
+            lambda t: all(f'collector="migrations@{n}"}} 1.0' in t for n in names),
+        )
+        assert 'dbpulse_discovery_databases{state="polled"} 3.0' in text
+        assert f'pg_constraint_not_valid{{conname="n_pos",datname="{names[1]}"' in text
+        assert text.count("# TYPE pg_migration_findings gauge") == 1
+        # Server-wide collectors run once, on the target's own database.
+        assert text.count('dbpulse_collector_success{collector="activity"}') == 1
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{names[0]}" WITH (FORCE)')
+        text = _wait(probe, lambda t: f"migrations@{names[0]}" not in t)
+        assert 'dbpulse_discovery_databases{state="polled"} 2.0' in text
+        assert 'pg_up{target="srv"} 1.0' in text
+    finally:
+        stop()
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
