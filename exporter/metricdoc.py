@@ -28,7 +28,9 @@ def _exposed_name(family: Metric) -> str:
 
 
 def _labels(family: Metric) -> list[str]:
-    names: set[str] = set()
+    # A family without samples still knows its label names when it was declared with
+    # them (the *MetricFamily classes keep them; Counter/Gauge/Histogram too).
+    names: set[str] = set(getattr(family, "_labelnames", ()) or ())
     for sample in family.samples:
         names.update(k for k in sample.labels if k not in {"le", "quantile"})
     return sorted(names)
@@ -76,6 +78,16 @@ def collect_live(dsn: str) -> tuple[list[Metric], list[Metric]]:
         with engine.begin() as conn:
             conn.execute(text("SELECT 1"))
         app = list(registry.collect())
+        # The registry has no public map of declared label names; this private one has
+        # been stable across prometheus_client releases and only feeds documentation.
+        declared = {
+            name: getattr(collector, "_labelnames", ())
+            for collector, names in registry._collector_to_names.items()
+            for name in names
+        }
+        for family in app:
+            if not family.samples and family.name in declared:
+                family._labelnames = tuple(declared[family.name])  # type: ignore[attr-defined]
     finally:
         instrumentation.uninstrument()
         engine.dispose()
