@@ -166,3 +166,21 @@ def test_pg17_column_variants() -> None:
     assert "num_dead_tuples" in queries_for(160000)["vacuum"]
     assert "tuples_skipped" in queries_for(170000)["copy"]
     assert "tuples_skipped" not in queries_for(160000)["copy"]
+
+
+def test_waiting_phase_ratio_counts_lockers_not_leftover_blocks() -> None:
+    """A build waiting for old snapshots reports its lockers, not the finished scan's blocks."""
+    from exporter.sidecar.collectors.progress import progress_ratio
+
+    row = {
+        "phase": "waiting for old snapshots",
+        "blocks_done": 500,
+        "blocks_total": 500,
+        "tuples_done": 9,
+        "tuples_total": 9,
+        "lockers_done": 0,
+        "lockers_total": 1,
+    }
+    assert progress_ratio("create_index", row) == 0.0
+    assert progress_ratio("create_index", {**row, "lockers_done": 1}) == 1.0
+    assert progress_ratio("create_index", {**row, "phase": "building index"}) == 1.0

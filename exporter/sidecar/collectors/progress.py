@@ -211,7 +211,11 @@ def progress_ratio(key: str, row: Row) -> float:
     Always a number in [0, 1]: 0 when the phase has nothing to count (waiting phases).
     """
     pairs: tuple[tuple[str, str], ...]
-    if key == "create_index":
+    if key == "create_index" and str(row.get("phase") or "").startswith("waiting"):
+        # Waiting phases count lockers; the block and tuple counters still hold the
+        # previous phase's totals (a build waiting for old snapshots would read 1.0).
+        pairs = (("lockers_done", "lockers_total"),)
+    elif key == "create_index":
         pairs = (
             ("blocks_done", "blocks_total"),
             ("tuples_done", "tuples_total"),
