@@ -15,6 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 __all__ = [
+    "SQL_APP_PATTERN",
     "SQL_PATTERN",
     "comment_for",
     "context_from",
@@ -29,6 +30,9 @@ _PATTERN = re.compile(rf"traceparent='?({_VALUE})")
 # which returns the parenthesised group: the database hands back the traceparent and
 # nothing else of the statement.
 SQL_PATTERN = "'" + rf"traceparent='?({_VALUE})".replace("'", "''") + "'"
+# application_name holds at most 63 bytes, so there the bare 55-character value counts
+# (e.g. SET application_name = '00-...-01', or a prefix of up to 8 characters).
+SQL_APP_PATTERN = f"'({_VALUE})'"
 
 
 def format_traceparent(ctx: SpanContext) -> str:

@@ -23,7 +23,7 @@ from exporter.inprocess.fingerprint import normalize
 from exporter.settings import Settings
 from exporter.sidecar.base import BuildResult, Context, Row, Rows, query
 from exporter.sidecar.collectors.statements import scrub_text
-from exporter.tracecontext import SQL_PATTERN
+from exporter.tracecontext import SQL_APP_PATTERN, SQL_PATTERN
 
 _AGES = """
     EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS xact_age_seconds,
@@ -61,7 +61,7 @@ SELECT a.pid, a.datname, a.usename, a.application_name, {query_id} AS query_id,
     EXTRACT(EPOCH FROM a.query_start)::float8 AS query_start_epoch,
     EXTRACT(EPOCH FROM now() - a.query_start)::float8 AS query_age_seconds,
     COALESCE(substring(a.query from {SQL_PATTERN}),
-             substring(a.application_name from {SQL_PATTERN})) AS traceparent,
+             substring(a.application_name from {SQL_APP_PATTERN})) AS traceparent,
     left(a.query, %(max)s) AS query_raw
 FROM pg_stat_activity a
 WHERE a.pid <> pg_backend_pid() AND a.state = 'active'

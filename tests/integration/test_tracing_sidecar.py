@@ -1,0 +1,186 @@
+"""Sidecar spans from a real PostgreSQL: slow queries, blocking episodes, index builds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from psycopg.conninfo import make_conninfo
+
+from exporter.settings import load_settings
+from exporter.sidecar.collectors import create_enabled
+from exporter.sidecar.connection import ConnectionManager
+from exporter.sidecar.poller import Poller, Schedule
+from exporter.sidecar.snapshot import Snapshot
+from exporter.sidecar.tracing import SidecarTracer
+from tests.integration.collector_helpers import background, wait_for
+
+SECRET = "secret-literal-42"
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+TP = f"00-{TRACE}-{PARENT}-01"
+
+
+@dataclass
+class Traced:
+    poller: Poller
+    tracer: SidecarTracer
+    exporter: InMemorySpanExporter
+
+    def poll(self, collector: str) -> None:
+        assert self.poller.run_once(collector)
+
+    def spans(self, name_prefix: str = "") -> list[ReadableSpan]:
+        return [s for s in self.exporter.get_finished_spans() if s.name.startswith(name_prefix)]
+
+
+@pytest.fixture
+def traced(fresh_db: str) -> Iterator[Traced]:
+    """A poller on fresh_db with tracing on (slow threshold 0.3 s) and an in-memory exporter."""
+    settings = load_settings(dsn=fresh_db, telemetry={"enabled": True, "slow_query_seconds": 0.3})
+    collectors = {
+        name: c
+        for name, c in create_enabled(settings).items()
+        if name in ("activity", "locks", "progress")
+    }
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = SidecarTracer(provider, target="t")
+    conns = ConnectionManager(fresh_db, target="t", connect_timeout=5)
+    poller = Poller(
+        collectors=collectors,
+        schedules={n: Schedule(interval=1.0, timeout=5.0) for n in collectors},
+        connections=conns,
+        snapshot=Snapshot("t", dict.fromkeys(collectors, 60.0)),
+        observer=tracer.observe,
+    )
+    try:
+        yield Traced(poller, tracer, exporter)
+    finally:
+        conns.close()
+
+
+def _no_literal(spans: list[ReadableSpan]) -> None:
+    for span in spans:
+        everything = [span.name, *dict(span.attributes or {}).values()]
+        for event in span.events:
+            everything += list(dict(event.attributes or {}).values())
+        assert all(SECRET not in str(v) for v in everything)
+
+
+def _poll_until_done(traced: Traced, collector: str, job_done: object) -> None:
+    def finished() -> bool:
+        traced.poll(collector)
+        return bool(job_done())  # type: ignore[operator]
+
+    wait_for(finished, timeout=30, interval=0.1)
+    traced.poll(collector)  # the poll that no longer sees it ends the episode
+
+
+def test_slow_query_with_traceparent_comment_joins_that_trace(
+    fresh_db: str, traced: Traced
+) -> None:
+    """A commented pg_sleep seen in pg_stat_activity becomes a child of the comment's span, literals stripped."""
+    sql = f"/*traceparent='{TP}'*/ SELECT pg_sleep(1.0), '{SECRET}'"
+    with background(fresh_db, sql) as job:
+        _poll_until_done(traced, "activity", job.done)
+    (span,) = traced.spans("SELECT")
+    assert f"{span.context.trace_id:032x}" == TRACE
+    assert span.parent is not None
+    assert f"{span.parent.span_id:016x}" == PARENT
+    assert span.attributes["db.query.text"] == "SELECT pg_sleep(?), ?"
+    assert span.attributes["dbpulse.pid"] == job.pid
+    assert span.attributes["dbpulse.query_id"]
+    assert 0.6 <= (span.end_time - span.start_time) / 1e9 <= 1.2
+    _no_literal(traced.spans())
+
+
+def test_slow_query_with_traceparent_in_application_name(fresh_db: str, traced: Traced) -> None:
+    """Without a comment, a traceparent as application_name (63-byte limit: the bare value) is the parent."""
+    app_dsn = make_conninfo(fresh_db, application_name=f"web {TP}")
+    with background(app_dsn, f"SELECT pg_sleep(0.8) WHERE '{SECRET}' <> ''") as job:
+        _poll_until_done(traced, "activity", job.done)
+    (span,) = traced.spans("SELECT")
+    assert span.parent is not None
+    assert f"{span.parent.span_id:016x}" == PARENT
+    assert span.attributes["db.query.text"] == "SELECT pg_sleep(?) WHERE ? <> ?"
+    _no_literal(traced.spans())
+
+
+def test_fast_queries_and_uncommented_slow_ones(fresh_db: str, traced: Traced) -> None:
+    """A query under the threshold makes no span; a slow one without a traceparent is a root span."""
+    with background(fresh_db, "SELECT pg_sleep(0.05)") as quick:
+        _poll_until_done(traced, "activity", quick.done)
+    assert traced.spans() == []
+    with background(fresh_db, "SELECT pg_sleep(0.7)") as slow:
+        _poll_until_done(traced, "activity", slow.done)
+    (span,) = traced.spans()
+    assert span.parent is None
+
+
+def test_blocking_episode_is_one_span_with_root_and_waiter(fresh_db: str, traced: Traced) -> None:
+    """A row lock held 0.8 s: one span from the first wait to the last poll that saw it."""
+    with psycopg.connect(fresh_db, autocommit=True) as setup:
+        setup.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int)")
+        setup.execute("INSERT INTO accounts VALUES (1, 100)")
+    with psycopg.connect(fresh_db) as holder:
+        holder_pid = holder.info.backend_pid
+        holder.execute(
+            f"/*traceparent='{TP}'*/ UPDATE accounts SET balance = balance - 1 WHERE id = 1"
+        )
+        with background(fresh_db, "UPDATE accounts SET balance = 0 WHERE id = 1") as waiter:
+
+            def seen() -> bool:
+                traced.poll("locks")
+                return traced.tracer.open_episodes() == 1
+
+            wait_for(seen)
+            for _ in range(8):  # the waiting goes on for about 0.8 s, polled every 0.1 s
+                time.sleep(0.1)
+                traced.poll("locks")
+            holder.rollback()
+            wait_for(waiter.done)
+        traced.poll("locks")
+    (span,) = traced.spans("blocking")
+    assert span.attributes["dbpulse.blocking.root_pid"] == holder_pid
+    assert span.attributes["dbpulse.blocking.waiter_pids"] == str(waiter.pid)
+    assert span.attributes["dbpulse.blocking.root_state"] == "idle in transaction"
+    assert (span.end_time - span.start_time) / 1e9 >= 0.7
+    assert f"{span.context.trace_id:032x}" == TRACE  # the holder's statement carried it
+
+
+def test_index_build_span_with_phase_events(fresh_db: str, traced: Traced) -> None:
+    """A CREATE INDEX CONCURRENTLY held by a snapshot: one span, phase events, final ratio."""
+    with psycopg.connect(fresh_db, autocommit=True) as setup:
+        setup.execute("CREATE TABLE items (id int, v int)")
+        setup.execute("INSERT INTO items SELECT g, g % 97 FROM generate_series(1, 5000) g")
+    holder = psycopg.connect(fresh_db)
+    holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        holder.execute("SELECT 1")
+        with background(fresh_db, "CREATE INDEX CONCURRENTLY items_v_idx ON items (v)") as cic:
+
+            def seen() -> bool:
+                traced.poll("progress")
+                return traced.tracer.open_episodes() == 1
+
+            wait_for(seen)
+            holder.commit()
+            _poll_until_done(traced, "progress", cic.done)
+    finally:
+        holder.close()
+    (span,) = traced.spans("CREATE INDEX")
+    assert span.name == "CREATE INDEX CONCURRENTLY items"
+    assert span.attributes["dbpulse.pid"] == cic.pid
+    assert "dbpulse.progress.ratio" in span.attributes
+    assert span.attributes["dbpulse.final_phase"]
+    phases = [e.attributes["dbpulse.phase"] for e in span.events if e.name == "phase"]
+    assert phases[0].startswith("waiting for old snapshots")
+    assert all(span.start_time <= e.timestamp <= span.end_time for e in span.events)
