@@ -20,6 +20,7 @@ from exporter.sidecar.multitarget import MultiTarget
 from exporter.sidecar.poller import Poller, Schedule
 from exporter.sidecar.probes import create_probes
 from exporter.sidecar.snapshot import Snapshot
+from exporter.sidecar.tracing import SidecarTracing
 
 # /debug/blocking is the name users look for; the data belongs to the locks collector.
 DEBUG_ALIASES = {"blocking": "locks"}
@@ -32,6 +33,7 @@ class Sidecar:
     snapshot: Snapshot
     poller: Poller
     connections: ConnectionManager
+    tracing: SidecarTracing | None = None
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Sidecar:
@@ -60,16 +62,18 @@ class Sidecar:
             connect_timeout=settings.connect_timeout,
             lock_timeout=settings.lock_timeout,
         )
+        tracing = SidecarTracing.from_settings(settings, target)
         poller = Poller(
             collectors=collectors,
             schedules=schedules,
             connections=connections,
             snapshot=snapshot,
             workers=settings.max_connections,
+            observer=tracing.tracer.observe if tracing is not None else None,
         )
         registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         registry.register(snapshot)
-        return cls(settings, registry, snapshot, poller, connections)
+        return cls(settings, registry, snapshot, poller, connections, tracing)
 
     def endpoints(self) -> Endpoints:
         stale = self.settings.readiness_stale_after()
@@ -82,6 +86,8 @@ class Sidecar:
 
     def close(self) -> None:
         self.poller.stop()
+        if self.tracing is not None:  # after the last poll: end open spans, flush
+            self.tracing.close()
         self.connections.close()
 
 

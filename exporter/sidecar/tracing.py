@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from exporter import __version__
 from exporter.logging import get_logger
+from exporter.settings import Settings
 from exporter.sidecar.base import Context, Row, Rows
 from exporter.sidecar.tracing_episodes import (
     EpisodeEvent,
@@ -34,7 +35,7 @@ from exporter.sidecar.tracing_sightings import (
 )
 from exporter.tracecontext import context_from
 
-__all__ = ["SidecarTracer"]
+__all__ = ["SidecarTracer", "SidecarTracing"]
 
 Feed = Callable[[Sequence[Row], float], list[Sighting]]
 # collector name -> (episode kind, the rows it reads, rows -> sightings)
@@ -143,3 +144,29 @@ class SidecarTracer:
 def _ratio(sighting: Sighting) -> dict[str, float]:
     ratio = sighting.attributes.get("dbpulse.progress.ratio")
     return {"dbpulse.progress.ratio": float(ratio)} if isinstance(ratio, int | float) else {}
+
+
+class SidecarTracing:
+    """The sidecar's own provider and tracer, built only when ``telemetry.enabled``."""
+
+    def __init__(self, telemetry: Any, tracer: SidecarTracer) -> None:
+        self.telemetry = telemetry
+        self.tracer = tracer
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, target: str, *, exporter: Any = None
+    ) -> SidecarTracing | None:
+        if not settings.telemetry.enabled:
+            return None  # no provider, no exporter thread, no observer on the poller
+        from exporter.telemetry import create_telemetry
+
+        telemetry = create_telemetry(settings.telemetry, exporter=exporter)
+        if telemetry is None:
+            return None
+        return cls(telemetry, SidecarTracer(telemetry.tracer_provider, target=target))
+
+    def close(self) -> None:
+        """End open episodes, then flush and shut the exporter down."""
+        self.tracer.close()
+        self.telemetry.shutdown()
