@@ -39,6 +39,9 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 10
     protocol_version = "HTTP/1.1"
     server_version = "dbpulse"
+    # The stdlib default (HTTP/0.9) answers an unparsable request line with a bare body
+    # and no status line; assume 1.0 so that garbage gets a real "400 Bad Request".
+    default_request_version = "HTTP/1.0"
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -77,6 +80,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self.do_GET()
+
+    def _not_allowed(self) -> None:
+        # Known methods this read-only server refuses: 405 (unknown ones stay 501). The
+        # body is never read, so the connection closes rather than parse it as a request.
+        self.close_connection = True
+        self.send_response(405)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", "19")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"method not allowed\n")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 
     def _send(
         self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
