@@ -120,6 +120,7 @@ def slow_query_sightings(rows: Sequence[Row], now: float) -> list[Sighting]:
             "dbpulse.pid": int(row.get("pid") or 0),
             "dbpulse.application_name": _text(row.get("application_name")),
             "dbpulse.slow_query": True,
+            "dbpulse.query_text_source": _text(row.get("query_text_source")) or "pg_stat_activity",
         }
         if fp.collection:
             attrs["db.collection.name"] = fp.collection

@@ -96,6 +96,8 @@ def test_slow_query_with_traceparent_comment_joins_that_trace(
     assert span.parent is not None
     assert f"{span.parent.span_id:016x}" == PARENT
     assert span.attributes["db.query.text"] == "SELECT pg_sleep(?), ?"
+    # No pg_stat_statements in this database: the text is pg_stat_activity's, normalised.
+    assert span.attributes["dbpulse.query_text_source"] == "pg_stat_activity"
     assert span.attributes["dbpulse.pid"] == job.pid
     assert span.attributes["dbpulse.query_id"]
     assert 0.6 <= (span.end_time - span.start_time) / 1e9 <= 1.2
@@ -184,3 +186,18 @@ def test_index_build_span_with_phase_events(fresh_db: str, traced: Traced) -> No
     phases = [e.attributes["dbpulse.phase"] for e in span.events if e.name == "phase"]
     assert phases[0].startswith("waiting for old snapshots")
     assert all(span.start_time <= e.timestamp <= span.end_time for e in span.events)
+
+
+def test_slow_query_text_comes_from_pg_stat_statements_when_it_has_one(
+    fresh_db: str, traced: Traced
+) -> None:
+    """A statement pg_stat_statements already knows is named by its query_id's text there."""
+    with psycopg.connect(fresh_db, autocommit=True) as warm:
+        warm.execute("CREATE EXTENSION pg_stat_statements")  # in the database polled
+        warm.execute("SELECT pg_sleep(0.01), 'other-literal' AS second")
+    with background(fresh_db, f"SELECT pg_sleep(0.8), '{SECRET}' AS second") as job:
+        _poll_until_done(traced, "activity", job.done)
+    (span,) = traced.spans("SELECT")
+    assert span.attributes["dbpulse.query_text_source"] == "pg_stat_statements"
+    assert span.attributes["db.query.text"] == "SELECT pg_sleep(?), ? AS second"
+    _no_literal(traced.spans())

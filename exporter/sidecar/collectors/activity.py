@@ -12,7 +12,7 @@ age, which is clamped to zero.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -23,6 +23,7 @@ from exporter.inprocess.fingerprint import normalize
 from exporter.settings import Settings
 from exporter.sidecar.base import BuildResult, Context, Row, Rows, query
 from exporter.sidecar.collectors.statements import scrub_text
+from exporter.sidecar.tracing_texts import StatementTexts
 from exporter.tracecontext import SQL_APP_PATTERN, SQL_PATTERN
 
 _AGES = """
@@ -89,6 +90,7 @@ class ActivityCollector:
     name: str = "activity"
     # Set when tracing is on: statements running longer become sidecar spans.
     slow_query_seconds: float | None = None
+    texts: StatementTexts = field(default_factory=StatementTexts, repr=False)
 
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
         sql = SQL_V10 if ctx.server_version_num >= 100000 else SQL_OLD
@@ -99,6 +101,7 @@ class ActivityCollector:
         }
         if self.slow_query_seconds is not None:
             rows["slow"] = fetch_slow(conn, ctx, self.slow_query_seconds)
+            self.texts.fill(conn, rows["slow"])
         return rows
 
     def build(self, rows: Rows, ctx: Context) -> BuildResult:
