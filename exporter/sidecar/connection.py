@@ -28,6 +28,22 @@ from exporter.logging import get_logger
 Conn = psycopg.Connection[dict[str, Any]]
 
 
+# pg_monitor (or pg_read_all_stats, which it includes) is what lets the sidecar see other
+# roles' sessions and statements; without it the views answer anyway, with those
+# columns NULL, so the gap would otherwise be silent.
+SQL_PRIVILEGES = """
+SELECT current_user::text AS role,
+    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS read_all_stats
+"""
+
+MISSING_PG_MONITOR = (
+    "role {role} lacks pg_monitor: other roles' sessions show in pg_stat_activity without "
+    "state, query or wait event, and their pg_stat_statements entries without queryid, so "
+    "activity, blocking and statements metrics miss them; fix: GRANT pg_monitor TO {role}"
+)
+
+
 class Unavailable(Exception):
     """The target cannot be reached right now (the poller reports pg_up 0)."""
 
@@ -116,6 +132,7 @@ class ConnectionManager:
         self._last_failure = "connection failed"
         self._up: bool | None = None
         self._server_version_num = 0
+        self._privileges_checked = False
         self._log = get_logger(target=target)
 
     @property
@@ -146,7 +163,23 @@ class ConnectionManager:
             raise Unavailable(_first_line(exc)) from exc
         self._backoff.succeeded()
         self._server_version_num = conn.info.server_version
+        self._check_privileges(conn)
         return conn
+
+    def _check_privileges(self, conn: Conn) -> None:
+        """Warn once when the role cannot read other roles' statistics."""
+        if self._privileges_checked:
+            return
+        try:
+            row = conn.execute(SQL_PRIVILEGES).fetchone()
+            conn.rollback()
+        except psycopg.Error:
+            return  # the first poll will say what is wrong with this connection
+        self._privileges_checked = True
+        if row is not None and not row["read_all_stats"]:
+            self._log.warning(
+                "missing privilege", problem=MISSING_PG_MONITOR.format(role=row["role"])
+            )
 
     def _mark(self, *, up: bool, reason: str = "", retry_in: float | None = None) -> None:
         # Log transitions only: a database that stays down must not flood the log.

@@ -84,7 +84,12 @@ class SidecarProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "DBPULSE_LOG_FORMAT": "json", **(env or {})},
+            env={
+                **os.environ,
+                "DBPULSE_LOG_FORMAT": "json",
+                "PYTHONFAULTHANDLER": "1",
+                **(env or {}),
+            },
         )
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -116,7 +121,15 @@ class SidecarProcess:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler dumps every thread
+            self.proc.wait(timeout=10)
+            self._reader.join(timeout=5)
+            raise AssertionError(
+                "sidecar ignored SIGTERM for 30 s:\n" + "".join(self.output[-80:])
+            ) from None
         self._reader.join(timeout=5)
         return code
 
