@@ -29,34 +29,44 @@ SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.
 WHERE e.extname = 'pg_stat_statements'
 """
 SQL_TEXTS = """
-SELECT DISTINCT ON (queryid) queryid, left(query, %(max)s) AS query
+SELECT DISTINCT ON (dbid, userid, queryid) dbid::int8 AS dbid, userid::int8 AS userid,
+    queryid, left(query, %(max)s) AS query
 FROM {schema}.pg_stat_statements(true)
 WHERE queryid = ANY(%(ids)s::int8[])
 """
+# pg_stat_statements keys a statement by database, user and query ID (the same ID in
+# another database can be another statement's text).
+Key = tuple[int, int, int]
+
+
+def _key(row: Row) -> Key | None:
+    if row.get("query_id") is None or row.get("dbid") is None or row.get("userid") is None:
+        return None
+    return (int(row["dbid"]), int(row["userid"]), int(row["query_id"]))
 
 
 @dataclass
 class StatementTexts:
-    """query_id -> normalised pg_stat_statements text (None: it had none)."""
+    """(dbid, userid, query_id) -> normalised pg_stat_statements text (None: it had none)."""
 
-    _cache: dict[int, str | None] = field(default_factory=dict)
+    _cache: dict[Key, str | None] = field(default_factory=dict)
 
     def fill(self, conn: psycopg.Connection[Row], rows: list[Row]) -> None:
         """Replace each row's ``query_text`` by pg_stat_statements' where it has one."""
-        wanted = sorted(
-            {int(r["query_id"]) for r in rows if r.get("query_id") is not None} - set(self._cache)
-        )
+        keys = {key: row for row in rows if (key := _key(row)) is not None}
+        wanted = sorted(set(keys) - set(self._cache))
         if wanted:
             self._fetch(conn, wanted)
         for row in rows:
-            qid = row.get("query_id")
-            text = self._cache.get(int(qid)) if qid is not None else None
+            key = _key(row)
+            text = self._cache.get(key) if key is not None else None
             row["query_text_source"] = "pg_stat_statements" if text else "pg_stat_activity"
             if text:
                 row["query_text"] = text
 
-    def _fetch(self, conn: psycopg.Connection[Row], ids: list[int]) -> None:
-        found: dict[int, str] = {}
+    def _fetch(self, conn: psycopg.Connection[Row], keys: list[Key]) -> None:
+        found: dict[Key, str] = {}
+        ids = sorted({key[2] for key in keys})
         try:
             with conn.transaction():  # a savepoint: a failure here spares the poll
                 schema = query(conn, SQL_SCHEMA)
@@ -64,15 +74,15 @@ class StatementTexts:
                     statement = sql.SQL(SQL_TEXTS).format(
                         schema=sql.Identifier(str(schema[0]["schema"]))
                     )
-                    for row in query(
-                        conn, statement.as_string(conn), {"max": TEXT_FETCH_MAX, "ids": ids}
-                    ):
+                    params = {"max": TEXT_FETCH_MAX, "ids": ids}
+                    for row in query(conn, statement.as_string(conn), params):
                         if row.get("query"):
                             text = normalize(scrub_text(str(row["query"]), TEXT_FETCH_MAX))
-                            found[int(row["queryid"])] = text[:2000]
+                            key = (int(row["dbid"]), int(row["userid"]), int(row["queryid"]))
+                            found[key] = text[:2000]
         except psycopg.Error:
             return  # not cached: tried again with the next new slow statement
-        if len(self._cache) + len(ids) > MAX_CACHED:
+        if len(self._cache) + len(keys) > MAX_CACHED:
             self._cache.clear()  # simple bound; refilled on demand
-        for qid in ids:
-            self._cache[qid] = found.get(qid)
+        for key in keys:
+            self._cache[key] = found.get(key)

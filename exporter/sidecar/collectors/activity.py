@@ -59,6 +59,7 @@ SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER B
 def _slow_sql(query_id: str) -> str:
     return f"""
 SELECT a.pid, a.datname, a.usename, a.application_name, {query_id} AS query_id,
+    a.datid::int8 AS dbid, a.usesysid::int8 AS userid,
     EXTRACT(EPOCH FROM a.query_start)::float8 AS query_start_epoch,
     EXTRACT(EPOCH FROM now() - a.query_start)::float8 AS query_age_seconds,
     COALESCE(substring(a.query from {SQL_PATTERN}),
