@@ -4,5 +4,6 @@ Modules, one concern each: ``instrumentation`` (lifecycle), ``metrics`` (the met
 per registry), ``pool``, ``queries``, ``transactions``, ``nplusone``, ``fingerprint``
 (pure), ``scope`` (contextvars, ``query_counter``), ``middleware`` (ASGI/WSGI), ``lint``
 (pool configuration), ``guard`` (hooks never raise), ``patching`` (undoable
-instance-attribute wrappers), ``callsite``. Importing this package registers nothing.
+instance-attribute wrappers), ``callsite``, ``tracing`` (opt-in statement spans and
+traceparent comments). Importing this package registers nothing.
 """
