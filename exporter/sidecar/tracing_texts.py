@@ -12,6 +12,7 @@ extension leaves the pg_stat_activity text in place and the poll unharmed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -19,11 +20,32 @@ from psycopg import sql
 
 from exporter.inprocess.fingerprint import normalize
 from exporter.sidecar.base import Row, query
-from exporter.sidecar.collectors.statements import TEXT_FETCH_MAX, scrub_text
+from exporter.sidecar.collectors.statements import TEXT_FETCH_MAX
 
-__all__ = ["StatementTexts"]
+__all__ = ["StatementTexts", "literal_free"]
 
 MAX_CACHED = 2000
+TEXT_MAX = 2000
+# After normalize() every complete literal is '?': a quote or dollar quote still left
+# opens a literal the server's cut (track_activity_query_size) left unterminated.
+_UNTERMINATED = re.compile(r"'|\$(?:[A-Za-z_]\w*)?\$")
+
+
+def literal_free(raw: str | None) -> str:
+    """The statement with every literal and comment gone, at most TEXT_MAX characters.
+
+    Everything from an unterminated literal on is dropped (a quoted identifier holding
+    a quote goes too: losing some text is better than keeping a literal).
+    """
+    if not raw:
+        return ""
+    text = normalize(raw)
+    cut = _UNTERMINATED.search(text)
+    if cut is not None:
+        text = text[: cut.start()] + "?"
+    return text[:TEXT_MAX]
+
+
 SQL_SCHEMA = """
 SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_stat_statements'
@@ -77,9 +99,8 @@ class StatementTexts:
                     params = {"max": TEXT_FETCH_MAX, "ids": ids}
                     for row in query(conn, statement.as_string(conn), params):
                         if row.get("query"):
-                            text = normalize(scrub_text(str(row["query"]), TEXT_FETCH_MAX))
                             key = (int(row["dbid"]), int(row["userid"]), int(row["queryid"]))
-                            found[key] = text[:2000]
+                            found[key] = literal_free(str(row["query"]))
         except psycopg.Error:
             return  # not cached: tried again with the next new slow statement
         if len(self._cache) + len(keys) > MAX_CACHED:

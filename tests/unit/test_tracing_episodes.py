@@ -119,3 +119,17 @@ def test_slow_query_sighting_uses_the_normalised_text_and_traceparent() -> None:
     assert s.attributes["db.query.text"] == "SELECT ?, pg_sleep(?) FROM orders"
     assert s.attributes["dbpulse.query_id"] == "42"
     assert s.traceparent == tp
+
+
+def test_slow_query_text_has_no_literal_even_when_cut_inside_one() -> None:
+    """A pg_stat_activity text cut mid-literal (track_activity_query_size) keeps no part of it."""
+    from exporter.sidecar.tracing_texts import literal_free
+
+    cut = (
+        "/*traceparent='00-ab'*/ SELECT * FROM t WHERE a = 'secret-literal-42' AND b = 'secret-lit"
+    )
+    text = literal_free(cut)
+    assert text == "SELECT * FROM t WHERE a = ? AND b = ?"
+    assert "secret" not in literal_free("SELECT $q$secret-literal-42$q$, E'x\\'secret'")
+    assert "secret" not in literal_free("SELECT 1 WHERE a = $$secret-literal-42")
+    assert literal_free(None) == ""

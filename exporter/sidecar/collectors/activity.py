@@ -19,11 +19,9 @@ import psycopg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter.inprocess.fingerprint import normalize
 from exporter.settings import Settings
 from exporter.sidecar.base import BuildResult, Context, Row, Rows, query
-from exporter.sidecar.collectors.statements import scrub_text
-from exporter.sidecar.tracing_texts import StatementTexts
+from exporter.sidecar.tracing_texts import StatementTexts, literal_free
 from exporter.tracecontext import SQL_APP_PATTERN, SQL_PATTERN
 
 _AGES = """
@@ -245,10 +243,7 @@ def fetch_slow(conn: psycopg.Connection[Row], ctx: Context, slow: float) -> list
     sql = SQL_SLOW_V14 if ctx.server_version_num >= 140000 else SQL_SLOW_OLD
     rows = query(conn, sql, {"max": SLOW_TEXT_MAX, "slow": slow, "limit": SLOW_LIMIT})
     for row in rows:
-        raw = row.pop("query_raw", None)
-        # The server cuts pg_stat_activity.query at track_activity_query_size, maybe
-        # inside a literal: scrub_text also removes an unterminated trailing one.
-        row["query_text"] = normalize(scrub_text(raw, SLOW_TEXT_MAX))[:2000] if raw else ""
+        row["query_text"] = literal_free(row.pop("query_raw", None))
     return rows
 
 

@@ -248,3 +248,31 @@ def test_n_plus_one_event_names_relationship_and_count(registry, instrumented, s
     assert event.attributes["dbpulse.n_plus_one.relationship"] == "User.posts"
     assert event.attributes["dbpulse.n_plus_one.count"] == 5
     assert event.attributes["dbpulse.n_plus_one.kind"] == "lazy load"
+
+
+def test_a_failing_tracing_hook_never_breaks_the_statement(
+    registry, instrumented, spans, monkeypatch
+):
+    """With spans and comments on, a dbpulse bug while starting the span leaves the statement working."""
+    from exporter.inprocess import queries
+
+    provider, _ = spans
+    engine, _ = instrumented(
+        "sqlite://",
+        instrument_kw={
+            "tracer_provider": provider,
+            "statement_span_ratio": 1.0,
+            "traceparent_comment": True,
+        },
+    )
+
+    def broken(sql: str) -> object:
+        raise RuntimeError("fingerprint exploded")
+
+    monkeypatch.setattr(queries, "fingerprint", broken)
+    with provider.get_tracer("app").start_as_current_span("request"), engine.connect() as conn:
+        assert conn.execute(text("SELECT 40 + 2 AS traced_hook")).scalar_one() == 42
+    assert (
+        registry.get_sample_value("dbpulse_instrumentation_errors_total", {"hook": "trace_start"})
+        == 1
+    )
