@@ -30,6 +30,7 @@ from exporter.logging import get_logger
 from exporter.settings import COLLECTOR_NAMES, Settings
 from exporter.sidecar import collectors as collector_registry
 from exporter.sidecar.base import Collector, query
+from exporter.sidecar.compact import Compacting
 from exporter.sidecar.connection import ConnectionManager, Unavailable
 from exporter.sidecar.poller import Poller, Schedule
 from exporter.sidecar.probes import create_probes
@@ -79,14 +80,16 @@ class TargetRuntime:
         self._release = release
         enabled = collector_registry.create_enabled(settings)
         self._per_db = sorted(PER_DATABASE & set(enabled)) if spec.discovery else []
-        server: dict[str, Collector] = {n: c for n, c in enabled.items() if n not in self._per_db}
+        server: dict[str, Collector] = {
+            n: Compacting(c) for n, c in enabled.items() if n not in self._per_db
+        }
         schedules = {
             n: Schedule(settings.collector_interval(n), getattr(settings.collectors, n).timeout)
             for n in server
         }
         stale = {n: settings.collector_stale_after(n) for n in server}
         for probe in create_probes(settings):
-            server[probe.name] = probe.collector
+            server[probe.name] = Compacting(probe.collector)
             schedules[probe.name] = Schedule(probe.interval, probe.timeout)
             stale[probe.name] = probe.stale_after
         self.snapshot = Snapshot(spec.name, stale)
@@ -185,7 +188,7 @@ class TargetRuntime:
         schedules: dict[str, Schedule] = {}
         for base in self._per_db:
             key = f"{base}@{name}"
-            collectors[key] = collector_registry.create(base, self._settings)
+            collectors[key] = Compacting(collector_registry.create(base, self._settings))
             schedules[key] = Schedule(
                 self._settings.collector_interval(base),
                 getattr(self._settings.collectors, base).timeout,

@@ -201,3 +201,22 @@ def test_discovery_polls_each_database_and_follows_drops(pg: LocalPostgres) -> N
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
             for name in names:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_single_target_and_targets_share_one_process(pg: LocalPostgres) -> None:
+    """With dsn and targets both set, /metrics keeps the single target and /probe serves the rest."""
+    from prometheus_client import generate_latest
+
+    from exporter.sidecar.daemon import _wire
+
+    settings = load_settings(dsn=pg.dsn, targets=[{"name": "other", "dsn": pg.dsn}])
+    sidecar, multi, endpoints = _wire(settings)
+    assert sidecar is not None
+    assert multi is not None
+    assert endpoints.probe is not None
+    text = generate_latest(endpoints.registry).decode()
+    assert text.count("# TYPE dbpulse_build_info gauge") == 1
+    assert "pg_up{target=" in text
+    assert "dbpulse_targets_active 0.0" in text
+    sidecar.close()
+    multi.stop()
