@@ -3,7 +3,7 @@
 Every transaction runs ``SET LOCAL statement_timeout`` and ``lock_timeout`` first, so a
 poll can neither run away nor queue behind (and so hold up) the application's DDL.
 statement_timeout is enforced by the server, which cannot help when the network itself
-freezes mid-query (the answer never arrives); a client-side deadline (statement_timeout
+freezes mid-query (the answer never arrives); a client-side deadline (2 x statement_timeout
 + connect_timeout, at least 1 s of slack) then shuts the socket down so that the poll
 fails as "no answer" instead of hanging the poller forever.
 """
@@ -200,7 +200,9 @@ class ConnectionManager:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed or conn.broken:
                 conn = self._connect()
-            limit = statement_timeout + max(1.0, self._connect_timeout)
+            # statement_timeout bounds each statement; a collector runs a few, so allow two
+            # of them plus connect_timeout of slack before calling the link frozen.
+            limit = 2 * statement_timeout + max(1.0, self._connect_timeout)
             deadline = _Deadline(conn, limit)
             try:
                 with conn.transaction():

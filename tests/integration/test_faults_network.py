@@ -166,7 +166,7 @@ def test_link_frozen_mid_query_is_cut_and_the_poller_recovers(pg: LocalPostgres)
         assert not worker.is_alive(), "the poll hung on a frozen network"
         assert outcome == [False]
         # statement_timeout 1 s cannot fire (the server's answer is stuck); the client-side
-        # deadline (statement_timeout + connect_timeout) must.
+        # deadline (2 x statement_timeout + connect_timeout = 3 s) must.
         assert elapsed < 5, elapsed
         text = _text(snap)
         assert 'pg_up{target="t"} 0.0' in text
