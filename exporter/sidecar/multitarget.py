@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -406,6 +407,7 @@ class MultiTarget:
         if runtime.discovers:
             jobs.append((runtime.tick_databases, runtime.db_tick))
         ids = []
+        now = datetime.now(UTC)
         for func, seconds in jobs:
             job_id = f"target-{next(self._ids)}"
             self._scheduler.add_job(
@@ -414,7 +416,10 @@ class MultiTarget:
                 id=job_id,
                 name=f"poll {runtime.spec.name}",
                 seconds=seconds,
-                next_run_time=datetime.now(UTC),
+                # First poll now; later rounds at a phase fixed by the name, so targets
+                # added together (a restart, one Prometheus round) do not poll in a burst.
+                next_run_time=now,
+                start_date=now + timedelta(seconds=spread(runtime.spec.name, seconds)),
                 misfire_grace_time=max(1, int(seconds)),
             )
             ids.append(job_id)
@@ -463,6 +468,11 @@ class MultiTarget:
             "active targets whose last poll connected",
             [([], sum(1 for r in runtimes if r.snapshot.up))],
         )
+
+
+def spread(name: str, period: float) -> float:
+    """A stable offset in [0, period) for the name (crc32: the same across restarts)."""
+    return (zlib.crc32(name.encode()) / 2**32) * period
 
 
 def _gauge(
