@@ -374,7 +374,7 @@ def render(
     rss = ", ".join(f"{t}s: {v}" for t, v in fig.rss_series)
     return f"""# Sidecar soak under load
 
-Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, dbpulse {__version__}, Python \
+Finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, dbpulse {__version__}, Python \
 {platform.python_version()}, {os.cpu_count()} CPUs, `python benchmarks/soak_sidecar.py \
 --duration {args.duration:g} --interval {args.interval:g} --clients {args.clients} \
 --statements {args.statements}`.
