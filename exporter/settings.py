@@ -355,7 +355,7 @@ class Settings(BaseSettings):
         default=100, ge=1, le=10000, description="connections all targets may hold together"
     )
     workers: int = Field(
-        default=8, ge=1, le=256, description="threads polling targets (shared by all targets)"
+        default=32, ge=1, le=256, description="threads polling targets (shared by all targets)"
     )
     first_probe_wait: float = Field(
         default=1.0, ge=0, le=2, description="seconds a new target's first probe waits for its poll"
