@@ -314,7 +314,7 @@ def main() -> int:
         "--statements", type=int, default=300, help="distinct statements per cluster"
     )
     parser.add_argument("--interval", type=float, default=15.0)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--no-write", action="store_true")
