@@ -30,6 +30,10 @@ class Endpoints:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of connections (slow clients,
+    # many scrapers) overflows it and the kernel drops a scrape's SYN, costing it a 1 s
+    # retransmit. Let the accept queue absorb bursts.
+    request_queue_size = 128
     endpoints: Endpoints
 
 
