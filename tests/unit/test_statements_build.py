@@ -127,6 +127,8 @@ def test_scrub_text_removes_literals_and_truncates() -> None:
     assert scrub_text("SET x = E'abc", 200) == "SET x = '?'"
     assert scrub_text("SELECT " + "a" * 50, 10) == "SELECT aa\u2026"
     assert "secret" not in scrub_text("COPY t FROM $$secret", 200)
+    assert scrub_text("SET x = E'x\\'secret' ", 200) == "SET x = '?' "
+    assert "secret" not in scrub_text("SET x = E'a\\'secret", 200)
 
 
 def _collector(**kw: Any) -> StatementsCollector:

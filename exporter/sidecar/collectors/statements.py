@@ -251,7 +251,10 @@ def select(
 # Quoted literals ('..', E'..', B'..', X'..', U&'..'), dollar-quoted strings, and a
 # literal cut off by truncation. Parameters ($1) are not touched.
 _LITERAL = re.compile(
-    r"(?:(?<!\w)(?:[EeBbXxNn]|[Uu]&))?'(?:[^']|'')*'"
+    # E'' strings take backslash escapes (E'x\'y' is one literal); tried first.
+    r"(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*'"
+    r"|(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*$"
+    r"|(?:(?<!\w)(?:[EeBbXxNn]|[Uu]&))?'(?:[^']|'')*'"
     r"|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$"
     r"|(?:(?<!\w)(?:[EeBbXxNn]|[Uu]&))?'[^']*$"
     r"|\$(?:[A-Za-z_]\w*)?\$.*$",
