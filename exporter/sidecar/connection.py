@@ -126,6 +126,7 @@ class ConnectionManager:
         self._application_name = application_name
         self._acquire_timeout = acquire_timeout
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._closing = threading.Event()
         self._idle: list[Conn] = []
         self._lock = threading.Lock()
         self._backoff = Backoff()
@@ -193,8 +194,13 @@ class ConnectionManager:
     @contextmanager
     def transaction(self, statement_timeout: float) -> Iterator[Conn]:
         """A read-only transaction with this collector's timeouts on a pooled connection."""
-        if not self._slots.acquire(timeout=self._acquire_timeout):
-            raise Unavailable("all poller connections are busy")
+        # Wait in short slices so that shutdown never sits behind a queued poll.
+        give_up_at = time.monotonic() + self._acquire_timeout
+        while not self._slots.acquire(timeout=0.2):
+            if self._closing.is_set():
+                raise Unavailable("shutting down")
+            if time.monotonic() >= give_up_at:
+                raise Unavailable("all poller connections are busy")
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
@@ -234,7 +240,12 @@ class ConnectionManager:
         finally:
             self._slots.release()
 
+    def begin_close(self) -> None:
+        """Refuse new polls; those waiting for a connection give up at once."""
+        self._closing.set()
+
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:

@@ -85,6 +85,7 @@ class Sidecar:
         )
 
     def close(self) -> None:
+        self.connections.begin_close()  # so stopping the poller waits for no queued poll
         self.poller.stop()
         if self.tracing is not None:  # after the last poll: end open spans, flush
             self.tracing.close()

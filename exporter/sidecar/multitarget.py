@@ -307,6 +307,11 @@ class MultiTarget:
         self._scheduler.start()
 
     def stop(self) -> None:
+        with self._lock:
+            closing = list(self._runtimes.values())
+        for runtime in closing:  # jobs see closed and stop between collectors
+            runtime.closed = True
+            runtime.connections.begin_close()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         with self._lock:
