@@ -8,162 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.localpg import LocalPostgres, free_port
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of a /metrics body keyed by (name, sorted labels)."""
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    want = set(labels.items())
-    for (n, lbls), v in samples.items():
-        if n == name and want <= set(lbls):
-            return v
-    return None
-
-
-def fetch(url: str, timeout: float = 5) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except OSError:
-        return 0, ""
-
-
-class SidecarProcess:
-    """``python -m exporter sidecar`` as a child process, its output kept for greps."""
-
-    def __init__(
-        self,
-        dsn: str,
-        interval: float = 0.5,
-        extra_args: list[str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "sidecar",
-                "--dsn",
-                dsn,
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--interval",
-                str(interval),
-                *(extra_args or []),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={
-                **os.environ,
-                "DBPULSE_LOG_FORMAT": "json",
-                "PYTHONFAULTHANDLER": "1",
-                **(env or {}),
-            },
-        )
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    def metrics(self) -> Samples:
-        status, text = fetch(self.url + "/metrics")
-        return parse(text) if status == 200 else {}
-
-    def wait_for(self, predicate: Callable[[Samples], bool], timeout: float = 20.0) -> Samples:
-        deadline = time.monotonic() + timeout
-        samples: Samples = {}
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "sidecar exited:\n" + "".join(self.output[-30:])
-            samples = self.metrics()
-            if samples and predicate(samples):
-                return samples
-            time.sleep(0.1)
-        raise AssertionError(
-            f"not met in {timeout}s; last: {sorted(samples.items())[:40]}\n"
-            + "".join(self.output[-30:])
-        )
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGABRT)  # faulthandler dumps every thread
-            self.proc.wait(timeout=10)
-            self._reader.join(timeout=5)
-            raise AssertionError(
-                "sidecar ignored SIGTERM for 30 s:\n" + "".join(self.output[-80:])
-            ) from None
-        self._reader.join(timeout=5)
-        return code
-
-
-class BackendCounter:
-    """Counts backends with application_name='dbpulse' every 50 ms while the server is up."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.counts: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=2) as conn:
-                    while not self._stop.is_set():
-                        row = conn.execute(
-                            "SELECT count(*) FROM pg_stat_activity"
-                            " WHERE application_name = 'dbpulse'"
-                        ).fetchone()
-                        assert row is not None
-                        self.counts.append(int(row[0]))
-                        time.sleep(0.05)
-            except psycopg.Error:
-                time.sleep(0.1)  # the server is down; try again
-
-    def stop(self) -> list[int]:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        return self.counts
-
+from exporter.localpg import LocalPostgres
+from tests.sidecar_process import BackendCounter, Samples, SidecarProcess, fetch, value
 
 COLLECTORS = ("activity", "statements", "locks", "progress", "database", "migrations")
 

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +13,7 @@ import psycopg
 import pytest
 
 from exporter.localpg import LocalPostgres, free_port
+from tests.sidecar_process import SidecarProcess, fetch
 
 PASSWORD = "pw-Sup3rSecret"
 
@@ -47,16 +43,6 @@ EXPECTED = [
 ]
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except OSError:
-        return 0, ""
-
-
 def _families(text: str) -> set[str]:
     names = set()
     for line in text.splitlines():
@@ -72,78 +58,33 @@ def _value(text: str, prefix: str) -> float | None:
     return None
 
 
-class Sidecar:
-    def __init__(self, dsn: str, interval: float = 1.0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DBPULSE_LOG_LEVEL": "debug"}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "sidecar",
-                "--dsn",
-                dsn,
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--interval",
-                str(interval),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    def wait_for(self, predicate, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < deadline:
-            status, text = _get(self.url + "/metrics")
-            if status == 200 and predicate(text):
-                return text
-            time.sleep(0.2)
-        raise AssertionError(
-            f"condition not met in {timeout}s; last scrape:\n{text[-3000:]}\nlog:\n{''.join(self.output)[-3000:]}"
-        )
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=20)
-        self._reader.join(timeout=5)
-        return code
+def Sidecar(dsn: str, interval: float = 1.0) -> SidecarProcess:
+    return SidecarProcess(dsn, interval=interval, env={"DBPULSE_LOG_LEVEL": "debug"})
 
 
 @pytest.fixture
-def sidecar_on(pg: LocalPostgres) -> Iterator[Sidecar]:
+def sidecar_on(pg: LocalPostgres) -> Iterator[SidecarProcess]:
     side = Sidecar(pg.dsn_for(password=PASSWORD))
     yield side
     if side.proc.poll() is None:
         side.stop()
 
 
-def test_serves_every_family_within_two_intervals(sidecar_on: Sidecar, pg: LocalPostgres) -> None:
+def test_serves_every_family_within_two_intervals(
+    sidecar_on: SidecarProcess, pg: LocalPostgres
+) -> None:
     """Against a real database the sidecar serves every contract family within two poll intervals."""
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         conn.execute("SELECT 1")
     started = time.monotonic()
-    text = sidecar_on.wait_for(lambda t: set(EXPECTED) <= _families(t), timeout=20)
+    text = sidecar_on.wait_for_text(lambda t: set(EXPECTED) <= _families(t), timeout=20)
     assert time.monotonic() - started < 10
     assert _value(text, 'pg_up{target="127.0.0.1:') == 1.0
     assert "dbpulse_collector_success" in text
     assert 'dbpulse_collector_success{collector="statements"} 1.0' in text
-    status, body = _get(sidecar_on.url + "/readyz")
+    status, body = fetch(sidecar_on.url + "/readyz")
     assert status == 200, body
-    status, body = _get(sidecar_on.url + "/debug/blocking")
+    status, body = fetch(sidecar_on.url + "/debug/blocking")
     assert status == 200
     json.loads(body)
     assert sidecar_on.stop() == 0
@@ -152,13 +93,13 @@ def test_serves_every_family_within_two_intervals(sidecar_on: Sidecar, pg: Local
     assert "dbpulse sidecar started" in log
 
 
-def test_open_transaction_shows_in_activity(sidecar_on: Sidecar, pg: LocalPostgres) -> None:
+def test_open_transaction_shows_in_activity(sidecar_on: SidecarProcess, pg: LocalPostgres) -> None:
     """An idle-in-transaction session makes max_tx_duration grow past 1 s."""
     holder = psycopg.connect(pg.dsn, application_name="forgotten")
     try:
         holder.execute("SELECT 1")
         time.sleep(1.5)
-        text = sidecar_on.wait_for(
+        text = sidecar_on.wait_for_text(
             lambda t: (
                 (
                     _value(
@@ -180,15 +121,17 @@ def test_restart_postgres_under_running_sidecar() -> None:
     with LocalPostgres() as cluster:
         side = Sidecar(cluster.dsn_for(password=PASSWORD), interval=0.5)
         try:
-            side.wait_for(lambda t: 'pg_up{target="127.0.0.1:' in t and _value(t, "pg_up{") == 1.0)
+            side.wait_for_text(
+                lambda t: 'pg_up{target="127.0.0.1:' in t and _value(t, "pg_up{") == 1.0
+            )
             cluster.pg_ctl_stop("immediate")
-            side.wait_for(lambda t: _value(t, "pg_up{") == 0.0)
-            status, body = _get(side.url + "/readyz")
+            side.wait_for_text(lambda t: _value(t, "pg_up{") == 0.0)
+            status, body = fetch(side.url + "/readyz")
             assert status == 503
             assert "not reachable" in body
-            assert _get(side.url + "/healthz")[0] == 200
+            assert fetch(side.url + "/healthz")[0] == 200
             cluster.pg_ctl_start()
-            side.wait_for(lambda t: _value(t, "pg_up{") == 1.0, timeout=40)
+            side.wait_for_text(lambda t: _value(t, "pg_up{") == 1.0, timeout=40)
             assert side.proc.poll() is None
         finally:
             code = side.stop()
@@ -200,7 +143,7 @@ def test_unreachable_database_at_start_is_not_fatal() -> None:
     """With nothing listening, the sidecar stays up serving pg_up 0, and logs the reason once."""
     side = Sidecar(f"postgresql://u:{PASSWORD}@127.0.0.1:{free_port()}/db")
     try:
-        text = side.wait_for(lambda t: _value(t, "pg_up{") == 0.0)
+        text = side.wait_for_text(lambda t: _value(t, "pg_up{") == 0.0)
         assert "dbpulse_collector_success" in text
         time.sleep(2)
         assert side.proc.poll() is None
