@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -362,22 +363,16 @@ class Settings(BaseSettings):
     )
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
-    @field_validator("probes")
+    @field_validator("probes", "targets")
     @classmethod
-    def _check_probe_names(cls, value: list[ProbeSettings]) -> list[ProbeSettings]:
-        names = [probe.name for probe in value]
+    def _check_unique_names(
+        cls, value: list[ProbeSettings] | list[TargetSettings], info: ValidationInfo
+    ) -> list[ProbeSettings] | list[TargetSettings]:
+        names = [item.name for item in value]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ValueError(f"probe names must be unique: {', '.join(duplicates)}")
-        return value
-
-    @field_validator("targets")
-    @classmethod
-    def _check_target_names(cls, value: list[TargetSettings]) -> list[TargetSettings]:
-        names = [target.name for target in value]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"target names must be unique: {', '.join(duplicates)}")
+            what = "probe" if info.field_name == "probes" else "target"
+            raise ValueError(f"{what} names must be unique: {', '.join(duplicates)}")
         return value
 
     @field_validator("dsn_template")

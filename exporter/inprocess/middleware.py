@@ -38,12 +38,12 @@ def _header_values(scope: QueryScope) -> tuple[str, str]:
     return str(scope.count), f"{scope.duration:.6f}"
 
 
-class DBPulseASGIMiddleware:
-    """Wrap an ASGI app (Starlette, FastAPI, ...): ``app = DBPulseASGIMiddleware(app)``."""
+class _Middleware:
+    """What both middlewares keep: the wrapped app, the header switch, the histogram."""
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: Any,
         *,
         headers: bool = True,
         registry: CollectorRegistry | None = None,
@@ -51,6 +51,12 @@ class DBPulseASGIMiddleware:
         self.app = app
         self.headers = headers
         self._request_queries = metric_set(registry).request_queries
+
+
+class DBPulseASGIMiddleware(_Middleware):
+    """Wrap an ASGI app (Starlette, FastAPI, ...): ``app = DBPulseASGIMiddleware(app)``."""
+
+    app: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -111,19 +117,10 @@ class _ClosingIterable:
             self._done()
 
 
-class DBPulseWSGIMiddleware:
+class DBPulseWSGIMiddleware(_Middleware):
     """Wrap a WSGI app (Flask, Django, ...): ``app.wsgi_app = DBPulseWSGIMiddleware(...)``."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        headers: bool = True,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        self.app = app
-        self.headers = headers
-        self._request_queries = metric_set(registry).request_queries
+    app: WSGIApp
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # A copied context keeps the scope out of the server thread's own context, and
