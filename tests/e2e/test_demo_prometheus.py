@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import signal
@@ -13,32 +12,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 
 from exporter.localpg import free_port
 from tests.e2e.prometheus import Prometheus
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "dbpulse-rules.yml"
 DASHBOARD = ROOT / "grafana" / "dashboards" / "dbpulse.json"
 
 
-def _load_exprs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "dbpulse_grafana_exprs", ROOT / "grafana" / "exprs.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-exprs = _load_exprs()
+exprs = load_script("dbpulse_grafana_exprs", "grafana/exprs.py")
 DASHBOARD_REFS = exprs.dashboard_exprs(json.loads(DASHBOARD.read_text()))
 RULE_REFS = exprs.rule_exprs(yaml.safe_load(RULES.read_text()))
 

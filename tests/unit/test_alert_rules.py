@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "dbpulse-rules.yml"
@@ -36,19 +35,9 @@ EXPECTED_ALERTS = {
 }
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-exprs = _load("dbpulse_grafana_exprs", ROOT / "grafana" / "exprs.py")
-prometheusrule = _load(
-    "dbpulse_build_prometheusrule", ROOT / "deploy" / "kubernetes" / "build_prometheusrule.py"
+exprs = load_script("dbpulse_grafana_exprs", "grafana/exprs.py")
+prometheusrule = load_script(
+    "dbpulse_build_prometheusrule", "deploy/kubernetes/build_prometheusrule.py"
 )
 
 

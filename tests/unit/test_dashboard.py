@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "grafana" / "dashboards" / "dbpulse.json"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-builder = _load("dbpulse_build_dashboard", ROOT / "grafana" / "build_dashboard.py")
-exprs = _load("dbpulse_grafana_exprs", ROOT / "grafana" / "exprs.py")
+builder = load_script("dbpulse_build_dashboard", "grafana/build_dashboard.py")
+exprs = load_script("dbpulse_grafana_exprs", "grafana/exprs.py")
 
 
 @pytest.fixture(scope="module")

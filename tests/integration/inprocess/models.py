@@ -1,28 +1,13 @@
-"""A tiny ORM schema (users with posts) for the N+1 and middleware tests."""
+"""The demo's users-with-posts schema, seeded small for the N+1 and middleware tests."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, ForeignKey, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
+from exporter.demo.models import Base, Post, User
 
-class Base(DeclarativeBase):
-    pass
-
-
-class User(Base):
-    __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(50))
-    posts: Mapped[list[Post]] = relationship(back_populates="author")
-
-
-class Post(Base):
-    __tablename__ = "posts"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    title: Mapped[str] = mapped_column(String(100))
-    author: Mapped[User] = relationship(back_populates="posts")
+__all__ = ["Post", "User", "seed"]
 
 
 def seed(engine: Engine, users: int = 8, posts_each: int = 2) -> None:
