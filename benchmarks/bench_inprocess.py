@@ -13,14 +13,14 @@ Variants, per statement (a held connection executing ``SELECT 1``):
 - ``uninstrumented``: a plain engine;
 - ``empty listeners``: no-op ``before/after_cursor_execute`` listeners, the floor for any
   instrumentation built on SQLAlchemy's cursor events;
-- ``dbpulse``: ``exporter.instrument(engine)`` with a fresh registry;
+- ``dbpulse``: ``dbpulse.instrument(engine)`` with a fresh registry;
 - ``dbpulse + request scope``: the same inside a middleware-style request scope
   (query counting and N+1 bookkeeping on);
 - ``otel``: ``opentelemetry-instrumentation-sqlalchemy`` with an SDK TracerProvider and a
   span processor whose exporter drops everything (the cost of making spans, not of
   shipping them).
 
-On SQLite in memory and on a PostgreSQL cluster started here (exporter.localpg). Pool
+On SQLite in memory and on a PostgreSQL cluster started here (dbpulse.localpg). Pool
 checkout + checkin (``with engine.connect(): pass``) is measured for uninstrumented and
 dbpulse, before the OpenTelemetry instrumentor is installed (it wraps ``Engine.connect``
 for every engine in the process).
@@ -49,16 +49,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
 import sqlalchemy  # noqa: E402 - after the path tweak, run from anywhere
+from dbpulse import __version__, instrument  # noqa: E402
+from dbpulse.inprocess.scope import scope  # noqa: E402
+from dbpulse.localpg import LocalPostgres, PostgresNotFound  # noqa: E402
+from dbpulse.logging import configure_logging  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 from sqlalchemy import Connection, Engine, create_engine, event, text  # noqa: E402
-
-from exporter import __version__, instrument  # noqa: E402
-from exporter.inprocess.scope import scope  # noqa: E402
-from exporter.localpg import LocalPostgres, PostgresNotFound  # noqa: E402
-from exporter.logging import configure_logging  # noqa: E402
 
 RESULTS_MD = HERE / "results" / "inprocess.md"
 RESULTS_JSON = HERE / "results" / "inprocess.json"

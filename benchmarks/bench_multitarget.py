@@ -43,10 +43,10 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
-from exporter import __version__  # noqa: E402 - after the path tweak, run from anywhere
-from exporter.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
+from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
+from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
 
 RESULTS_FILE = HERE / "results" / "multitarget.md"
 README_FILE = HERE / "README.md"
@@ -174,7 +174,7 @@ def run_level(
     port = free_port()
     path, names = _write_config(port, dsns, args, tmp)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "sidecar", "--config", str(path)],
+        [sys.executable, "-m", "dbpulse", "sidecar", "--config", str(path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=str(ROOT),

@@ -40,10 +40,10 @@ import psycopg
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
-from exporter import __version__  # noqa: E402 - after the path tweak, run from anywhere
-from exporter.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
+from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
+from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
 
 QUERIES_FILE = HERE / "postgres_exporter_queries.yaml"
 RESULTS_FILE = HERE / "results" / "sidecar.md"
@@ -226,7 +226,7 @@ def dbpulse_source(src: Path) -> str:
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return f"{src} (not a git checkout)"
-    paths = ("exporter/sidecar", "exporter/settings.py", "exporter/http.py", "exporter/cli.py")
+    paths = ("exporter/dbpulse",)
     dirty = git("status", "--porcelain", "--", *paths)
     return f"{src} at {commit}" + (" + uncommitted sidecar changes" if dirty else "")
 
@@ -241,12 +241,12 @@ def dbpulse_proc(
         lines.extend(f"  {name}:\n    enabled: false" for name in disabled)
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    env = {**os.environ, "PYTHONPATH": str(src / "exporter")}
     env = {k: v for k, v in env.items() if not k.startswith("DBPULSE_")}
     argv = [
         sys.executable,
         "-m",
-        "exporter",
+        "dbpulse",
         "sidecar",
         "--dsn",
         pg.dsn_for(user=DBPULSE_ROLE),
@@ -731,7 +731,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dbpulse-src",
         type=Path,
         default=ROOT,
-        help="directory whose exporter/ package the sidecar runs (default: this checkout)",
+        help="directory whose exporter/dbpulse package the sidecar runs (default: this checkout)",
     )
     p.add_argument(
         "--text-bytes",

@@ -42,11 +42,12 @@ import psycopg
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "exporter"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from exporter import __version__  # noqa: E402 - after the path tweak, run from anywhere
-from exporter.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
+from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
+from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
 
 RESULTS_FILE = HERE / "results" / "soak.md"
 WIDE_COLUMNS = 100
@@ -154,13 +155,13 @@ def pgbench_tps(workdir: Path) -> str:
 
 
 def start_sidecar(dsn: str, port: int, interval: float, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m exporter sidecar`` as its own process (the one whose /proc we read)."""
-    env = {**os.environ, "DBPULSE_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)}
+    """``python -m dbpulse sidecar`` as its own process (the one whose /proc we read)."""
+    env = {**os.environ, "DBPULSE_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT / "exporter")}
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "exporter",
+            "dbpulse",
             "sidecar",
             "--dsn",
             dsn,

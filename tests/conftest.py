@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-
-from exporter.localpg import LocalPostgres
+from dbpulse.localpg import LocalPostgres
 
 
 @pytest.fixture(scope="session")

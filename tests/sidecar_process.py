@@ -13,9 +13,8 @@ import urllib.request
 from collections.abc import Callable
 
 import psycopg
+from dbpulse.localpg import free_port
 from prometheus_client.parser import text_string_to_metric_families
-
-from exporter.localpg import free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -48,7 +47,7 @@ def fetch(url: str, timeout: float = 5) -> tuple[int, str]:
 
 
 class SidecarProcess:
-    """``python -m exporter sidecar`` as a child process, its output kept for greps."""
+    """``python -m dbpulse sidecar`` as a child process, its output kept for greps."""
 
     def __init__(
         self,
@@ -63,7 +62,7 @@ class SidecarProcess:
             [
                 sys.executable,
                 "-m",
-                "exporter",
+                "dbpulse",
                 "sidecar",
                 "--dsn",
                 dsn,

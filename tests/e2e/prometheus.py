@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from exporter.localpg import free_port
+from dbpulse.localpg import free_port
 
 
 class Prometheus:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dbpulse.localpg import free_port
 
-from exporter.localpg import free_port
 from tests.e2e.prometheus import Prometheus
 from tests.scripts import load_script
 
@@ -93,7 +93,7 @@ class Demo:
             [
                 sys.executable,
                 "-m",
-                "exporter",
+                "dbpulse",
                 "demo",
                 "--listen",
                 f"127.0.0.1:{self.sidecar_port}",

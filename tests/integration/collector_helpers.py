@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from dbpulse.sidecar.base import BuildResult, Collector, Context
+from dbpulse.sidecar.connection import ConnectionManager
 from psycopg.conninfo import conninfo_to_dict
-
-from exporter.sidecar.base import BuildResult, Collector, Context
-from exporter.sidecar.connection import ConnectionManager
 
 APP_NAME = "dbpulse-test"
 

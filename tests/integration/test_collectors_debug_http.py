@@ -6,11 +6,11 @@ import json
 import urllib.request
 
 import psycopg
+from dbpulse.http import start_server
+from dbpulse.localpg import LocalPostgres
+from dbpulse.settings import Settings
+from dbpulse.sidecar.daemon import Sidecar
 
-from exporter.http import start_server
-from exporter.localpg import LocalPostgres
-from exporter.settings import Settings
-from exporter.sidecar.daemon import Sidecar
 from tests.integration.collector_helpers import background, wait_for
 
 SECRET = "hunter2-do-not-leak"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from exporter.localpg import LocalPostgres
-from exporter.sidecar.collectors import activity, locks, progress
-from exporter.sidecar.connection import ConnectionManager
+from dbpulse.localpg import LocalPostgres
+from dbpulse.sidecar.collectors import activity, locks, progress
+from dbpulse.sidecar.connection import ConnectionManager
 
 
 def _columns(dsn: str, sql: str) -> list[str]:

@@ -7,16 +7,16 @@ import uuid
 
 import psycopg
 import pytest
+from dbpulse.localpg import LocalPostgres
+from dbpulse.settings import Settings
+from dbpulse.sidecar.base import BuildResult, CollectorError
+from dbpulse.sidecar.collectors.statements import StatementsCollector
+from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.daemon import Sidecar
+from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.localpg import LocalPostgres
-from exporter.settings import Settings
-from exporter.sidecar.base import BuildResult, CollectorError
-from exporter.sidecar.collectors.statements import StatementsCollector
-from exporter.sidecar.connection import ConnectionManager
-from exporter.sidecar.daemon import Sidecar
-from exporter.sidecar.poller import Poller, Schedule
-from exporter.sidecar.snapshot import Snapshot
 from tests.integration.collector_helpers import dbname, runner, samples
 
 LIGHT = "SELECT 1 FROM pg_sleep(0.2)"

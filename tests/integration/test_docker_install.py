@@ -13,8 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from exporter.localpg import free_port
+from dbpulse.localpg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -91,9 +90,9 @@ def test_installed_cli_checks_the_example_config(venv: Path, tmp_path: Path) -> 
 
 
 def test_venv_runs_the_wheel_not_the_source_tree(venv: Path, tmp_path: Path) -> None:
-    """`exporter` is imported from the venv's site-packages (a built wheel, not an editable)."""
+    """`dbpulse` is imported from the venv's site-packages (a built wheel, not an editable)."""
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import exporter; print(exporter.__file__)"],
+        [str(venv / "bin" / "python"), "-c", "import dbpulse; print(exporter.__file__)"],
         capture_output=True,
         text=True,
         check=False,
@@ -105,7 +104,7 @@ def test_venv_runs_the_wheel_not_the_source_tree(venv: Path, tmp_path: Path) -> 
     assert "site-packages" in location.parts
     site = location.parent.parent
     assert not (site / "tests").exists(), "tests must not ship in the wheel"
-    assert (site / "exporter" / "py.typed").exists()
+    assert (site / "dbpulse" / "py.typed").exists()
 
 
 def test_dockerfile_healthcheck_probes_a_running_sidecar(venv: Path, tmp_path: Path) -> None:

@@ -10,9 +10,8 @@ from typing import Any
 
 import psycopg
 import pytest
-
-from exporter.cli import main
-from exporter.localpg import LocalPostgres, free_port
+from dbpulse.cli import main
+from dbpulse.localpg import LocalPostgres, free_port
 
 
 def _doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
@@ -137,7 +136,7 @@ def test_table_format_is_readable(fresh_db: str, capsys: pytest.CaptureFixture[s
 
 def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "exporter", *argv],
+        [sys.executable, "-m", "dbpulse", *argv],
         capture_output=True,
         text=True,
         timeout=60,

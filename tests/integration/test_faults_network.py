@@ -12,14 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from dbpulse.localpg import LocalPostgres
+from dbpulse.sidecar.base import BuildResult, Context, Rows, query
+from dbpulse.sidecar.collectors.database import DatabaseCollector
+from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client import CollectorRegistry, generate_latest
-
-from exporter.localpg import LocalPostgres
-from exporter.sidecar.base import BuildResult, Context, Rows, query
-from exporter.sidecar.collectors.database import DatabaseCollector
-from exporter.sidecar.connection import ConnectionManager
-from exporter.sidecar.poller import Poller, Schedule
-from exporter.sidecar.snapshot import Snapshot
 
 
 class SilentServer:

@@ -9,17 +9,16 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from dbpulse.http import Endpoints, start_server
+from dbpulse.localpg import LocalPostgres
+from dbpulse.sidecar.collectors.activity import ActivityCollector
+from dbpulse.sidecar.collectors.database import DatabaseCollector
+from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client import CollectorRegistry
 
-from exporter.http import Endpoints, start_server
-from exporter.localpg import LocalPostgres
-from exporter.sidecar.collectors.activity import ActivityCollector
-from exporter.sidecar.collectors.database import DatabaseCollector
-from exporter.sidecar.connection import ConnectionManager
-from exporter.sidecar.poller import Poller, Schedule
-from exporter.sidecar.snapshot import Snapshot
-
-HANDLER_TIMEOUT = 10  # exporter.http._Handler.timeout
+HANDLER_TIMEOUT = 10  # dbpulse.http._Handler.timeout
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
-
-from exporter.http import Endpoints, start_server
-from exporter.localpg import LocalPostgres
-from exporter.settings import load_settings
-from exporter.sidecar.multitarget import MultiTarget
+from dbpulse.http import Endpoints, start_server
+from dbpulse.localpg import LocalPostgres
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.multitarget import MultiTarget
 
 
 class Clock:
@@ -205,9 +204,8 @@ def test_discovery_polls_each_database_and_follows_drops(pg: LocalPostgres) -> N
 
 def test_single_target_and_targets_share_one_process(pg: LocalPostgres) -> None:
     """With dsn and targets both set, /metrics keeps the single target and /probe serves the rest."""
+    from dbpulse.sidecar.daemon import _wire
     from prometheus_client import generate_latest
-
-    from exporter.sidecar.daemon import _wire
 
     settings = load_settings(dsn=pg.dsn, targets=[{"name": "other", "dsn": pg.dsn}])
     sidecar, multi, endpoints = _wire(settings)

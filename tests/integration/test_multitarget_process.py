@@ -16,8 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-
-from exporter.localpg import LocalPostgres, free_port
+from dbpulse.localpg import LocalPostgres, free_port
 
 PASSWORD = "pw-Mult1Target"
 APP_DATABASES = ["shop_a", "shop_b", "shop_c"]
@@ -71,7 +70,7 @@ def test_probes_answer_fast_while_one_cluster_is_dead(
     config_path = tmp_path / "dbpulse.yaml"
     config_path.write_text(yaml.safe_dump(config))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "sidecar", "--config", str(config_path)],
+        [sys.executable, "-m", "dbpulse", "sidecar", "--config", str(config_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

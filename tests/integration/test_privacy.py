@@ -10,6 +10,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import structlog
+from dbpulse.inprocess.instrumentation import instrument
+from dbpulse.localpg import LocalPostgres
+from dbpulse.logging import configure_logging
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.daemon import Sidecar
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -17,11 +22,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine, exc, text
 from structlog.testing import capture_logs
 
-from exporter.inprocess.instrumentation import instrument
-from exporter.localpg import LocalPostgres
-from exporter.logging import configure_logging
-from exporter.settings import load_settings
-from exporter.sidecar.daemon import Sidecar
 from tests.integration.test_faults_sidecar import SidecarProcess, fetch, value
 
 ADMIN_PW = "Adm1n-pw-7731"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.localpg import LocalPostgres
-from exporter.metricdoc import END, START, render_live
+from dbpulse.localpg import LocalPostgres
+from dbpulse.metricdoc import END, START, render_live
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -16,5 +16,5 @@ def test_readme_metric_tables_are_current(pg: LocalPostgres) -> None:
     block = text[text.index(START) + len(START) : text.index(END)].strip()
     fresh = render_live(pg.dsn).strip()
     assert block == fresh, (
-        "README metric tables are stale: python -m exporter.metricdoc --write README.md"
+        "README metric tables are stale: python -m dbpulse.metricdoc --write README.md"
     )

@@ -11,15 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from dbpulse.http import Endpoints, start_server
+from dbpulse.localpg import LocalPostgres, free_port
+from dbpulse.sidecar.base import BuildResult, Context, Rows, query
+from dbpulse.sidecar.collectors.database import DatabaseCollector
+from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client import CollectorRegistry, generate_latest
-
-from exporter.http import Endpoints, start_server
-from exporter.localpg import LocalPostgres, free_port
-from exporter.sidecar.base import BuildResult, Context, Rows, query
-from exporter.sidecar.collectors.database import DatabaseCollector
-from exporter.sidecar.connection import ConnectionManager
-from exporter.sidecar.poller import Poller, Schedule
-from exporter.sidecar.snapshot import Snapshot
 
 
 @dataclass

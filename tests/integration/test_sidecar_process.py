@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dbpulse.localpg import LocalPostgres, free_port
 
-from exporter.localpg import LocalPostgres, free_port
 from tests.sidecar_process import SidecarProcess, fetch
 
 PASSWORD = "pw-Sup3rSecret"
@@ -165,7 +165,7 @@ def test_unreachable_database_at_start_is_not_fatal() -> None:
 def test_bad_input_is_one_clear_line_and_exit_2(args: list[str], needle: str) -> None:
     """Bad flags or config print a clear message (no traceback) and exit with 2."""
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
+        [sys.executable, "-m", "dbpulse", *args],
         check=False,
         capture_output=True,
         text=True,
@@ -180,7 +180,7 @@ def test_check_config_example_exits_zero() -> None:
     """The shipped example config passes check-config."""
     example = Path(__file__).resolve().parents[2] / "config" / "dbpulse.example.yaml"
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", str(example)],
+        [sys.executable, "-m", "dbpulse", "check-config", str(example)],
         check=False,
         capture_output=True,
         text=True,

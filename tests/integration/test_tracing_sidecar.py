@@ -8,18 +8,18 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
+from dbpulse.localpg import LocalPostgres
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.collectors import create_enabled
+from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.snapshot import Snapshot
+from dbpulse.sidecar.tracing import SidecarTracer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from psycopg.conninfo import make_conninfo
 
-from exporter.localpg import LocalPostgres
-from exporter.settings import load_settings
-from exporter.sidecar.collectors import create_enabled
-from exporter.sidecar.connection import ConnectionManager
-from exporter.sidecar.poller import Poller, Schedule
-from exporter.sidecar.snapshot import Snapshot
-from exporter.sidecar.tracing import SidecarTracer
 from tests.integration.collector_helpers import background, wait_for
 
 SECRET = "secret-literal-42"

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from exporter.cli import main
-from exporter.localpg import free_port
+from dbpulse.cli import main
+from dbpulse.localpg import free_port
 
 # One row per page (fillfactor 10) and 10 ms per key: the table scan is slow and visible.
 SLOW_TABLE = """
@@ -93,7 +92,7 @@ def _run_in_pty(argv: list[str], *, interrupt_after: str | None = None) -> tuple
     """Run the CLI with a pseudo-terminal as stdout; optionally send SIGINT on some output."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", *argv],
+        [sys.executable, "-m", "dbpulse", *argv],
         stdout=slave,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},

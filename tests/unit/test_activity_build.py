@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.sidecar.base import Context
-from exporter.sidecar.collectors.activity import ActivityCollector
+from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.collectors.activity import ActivityCollector
 
 CTX = Context("t", 150000, 0.0)
 SETTINGS = [

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from dbpulse.sidecar.compact import compact
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-
-from exporter.sidecar.compact import compact
 
 
 def _families() -> list[Metric]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from dbpulse.sidecar.base import BuildResult, Context
+from dbpulse.sidecar.collectors.database import DatabaseCollector
 from prometheus_client import CollectorRegistry, generate_latest
-
-from exporter.sidecar.base import BuildResult, Context
-from exporter.sidecar.collectors.database import DatabaseCollector
 
 
 class _Fixed:

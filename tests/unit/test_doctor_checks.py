@@ -7,8 +7,7 @@ from dataclasses import replace
 from io import StringIO
 
 import pytest
-
-from exporter.doctor.checks import (
+from dbpulse.doctor.checks import (
     check_fk_missing_index,
     check_idle_in_transaction_timeout,
     check_invalid_indexes,
@@ -24,8 +23,8 @@ from exporter.doctor.checks import (
     resolve_role_setting,
     run_checks,
 )
-from exporter.doctor.facts import Facts, PoolPlan, RoleSetting, ServerSetting
-from exporter.doctor.render import report, write_table
+from dbpulse.doctor.facts import Facts, PoolPlan, RoleSetting, ServerSetting
+from dbpulse.doctor.render import report, write_table
 
 
 def _setting(value: str, source: str = "configuration file", boot: str = "0") -> ServerSetting:

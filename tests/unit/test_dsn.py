@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from exporter.dsn import redact, target_name
+from dbpulse.dsn import redact, target_name
 
 
 @pytest.mark.parametrize(

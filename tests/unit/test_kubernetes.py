@@ -156,7 +156,7 @@ def test_config_map_is_mounted_and_passes_check_config(rendered: list[Obj], tmp_
     path = tmp_path / config_path.name
     path.write_text(text)
     done = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", str(path)],
+        [sys.executable, "-m", "dbpulse", "check-config", str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -266,7 +266,7 @@ def test_multi_target_is_one_deployment_with_targets_and_a_password_file(
     path = tmp_path / "dbpulse.yaml"
     path.write_text(text)
     done = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", str(path)],
+        [sys.executable, "-m", "dbpulse", "check-config", str(path)],
         capture_output=True,
         text=True,
         check=False,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exporter.sidecar.base import Context
-from exporter.sidecar.collectors.locks import MAX_DEPTH, LocksCollector, build_tree
+from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.collectors.locks import MAX_DEPTH, LocksCollector, build_tree
 
 CTX = Context("t", 150000, 100.0)
 

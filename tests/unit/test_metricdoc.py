@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from dbpulse.metricdoc import END, START, render_table, splice
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-from exporter.metricdoc import END, START, render_table, splice
 
 
 def test_render_table_names_types_and_labels() -> None:

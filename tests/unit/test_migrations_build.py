@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.sidecar.base import Row
-from exporter.sidecar.collectors.migrations import build_result
+from dbpulse.sidecar.base import Row
+from dbpulse.sidecar.collectors.migrations import build_result
 
 FAMILIES = {
     "pg_index_invalid",

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from exporter.settings import ConfigError, ProbeSettings, load_settings
-from exporter.sidecar.base import CollectorError
-from exporter.sidecar.probes import build_probe, create_probes
+from dbpulse.settings import ConfigError, ProbeSettings, load_settings
+from dbpulse.sidecar.base import CollectorError
+from dbpulse.sidecar.probes import build_probe, create_probes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dbpulse.example.yaml"
 

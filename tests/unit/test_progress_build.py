@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from exporter.sidecar.base import Context
-from exporter.sidecar.collectors.progress import ProgressCollector, progress_ratio, queries_for
+from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.collectors.progress import ProgressCollector, progress_ratio, queries_for
 
 CTX = Context("t", 150000, 0.0)
 
@@ -170,7 +169,7 @@ def test_pg17_column_variants() -> None:
 
 def test_waiting_phase_ratio_counts_lockers_not_leftover_blocks() -> None:
     """A build waiting for old snapshots reports its lockers, not the finished scan's blocks."""
-    from exporter.sidecar.collectors.progress import progress_ratio
+    from dbpulse.sidecar.collectors.progress import progress_ratio
 
     row = {
         "phase": "waiting for old snapshots",

@@ -16,18 +16,17 @@ from typing import Any
 import annotated_types
 import pytest
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pydantic import BaseModel, SecretStr
-from pydantic.fields import FieldInfo
-
-from exporter.settings import (
+from dbpulse.settings import (
     CollectorsSettings,
     ConfigError,
     ProbeSettings,
     Settings,
     load_settings,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
 
 BASE_PROBE = {"name": "p", "sql": "SELECT 1 AS n"}
 
@@ -218,7 +217,7 @@ def test_check_config_cli_exits_2_with_field_paths(
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", str(path)],
+        [sys.executable, "-m", "dbpulse", "check-config", str(path)],
         check=False,
         capture_output=True,
         text=True,

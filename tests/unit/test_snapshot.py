@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from dbpulse.sidecar.base import BuildResult
+from dbpulse.sidecar.connection import Backoff
+from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-
-from exporter.sidecar.base import BuildResult
-from exporter.sidecar.connection import Backoff
-from exporter.sidecar.snapshot import Snapshot
 
 
 class Clock:

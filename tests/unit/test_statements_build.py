@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from exporter.sidecar.base import Context
-from exporter.sidecar.collectors.statements import (
+from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.collectors.statements import (
     FAMILIES,
     StatementsCollector,
     rank,
@@ -17,6 +14,8 @@ from exporter.sidecar.collectors.statements import (
     select,
     statement_capacity,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def _row(queryid: int, total_ms: float, *, dbid: int = 1, userid: int = 10, **kw: Any) -> dict:
@@ -269,7 +268,7 @@ def test_selection_invariants(
 
 def test_summarise_merges_toplevel_totals_every_entry_and_keeps_held() -> None:
     """summarise() merges toplevel twins, totals every entry per database, and adds held statements."""
-    from exporter.sidecar.collectors.statements import summarise
+    from dbpulse.sidecar.collectors.statements import summarise
 
     def raw(
         dbid: int, userid: int, queryid: int | None, ms: float, calls: int = 1

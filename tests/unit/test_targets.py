@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.core import GaugeMetricFamily
-from psycopg.conninfo import conninfo_to_dict
-
-from exporter.settings import ConfigError, Settings, load_settings
-from exporter.sidecar.multitarget import merge_families
-from exporter.sidecar.targets import (
+from dbpulse.settings import ConfigError, Settings, load_settings
+from dbpulse.sidecar.multitarget import merge_families
+from dbpulse.sidecar.targets import (
     Budget,
     Cadence,
     TargetRegistry,
@@ -20,6 +17,8 @@ from exporter.sidecar.targets import (
     resolve,
     select_databases,
 )
+from prometheus_client.core import GaugeMetricFamily
+from psycopg.conninfo import conninfo_to_dict
 
 TEMPLATE = "postgresql://monitor@{host}:{port}/{dbname}"
 

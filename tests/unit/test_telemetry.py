@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from dbpulse.settings import TelemetrySettings, load_settings
+from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.tracing import SidecarTracer
+from dbpulse.telemetry import create_telemetry, otlp_exporter, resource_attributes
+from dbpulse.tracecontext import (
+    comment_for,
+    find_traceparent,
+    format_traceparent,
+    parse_traceparent,
+)
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcExporter,
 )
@@ -13,17 +23,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
-
-from exporter.settings import TelemetrySettings, load_settings
-from exporter.sidecar.base import Context
-from exporter.sidecar.tracing import SidecarTracer
-from exporter.telemetry import create_telemetry, otlp_exporter, resource_attributes
-from exporter.tracecontext import (
-    comment_for,
-    find_traceparent,
-    format_traceparent,
-    parse_traceparent,
-)
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.sidecar.tracing_episodes import Sighting, TrackerState, close_all, observe
-from exporter.sidecar.tracing_sightings import (
+from dbpulse.sidecar.tracing_episodes import Sighting, TrackerState, close_all, observe
+from dbpulse.sidecar.tracing_sightings import (
     blocking_sightings,
     index_build_sightings,
     slow_query_sightings,
@@ -123,7 +123,7 @@ def test_slow_query_sighting_uses_the_normalised_text_and_traceparent() -> None:
 
 def test_slow_query_text_has_no_literal_even_when_cut_inside_one() -> None:
     """A pg_stat_activity text cut mid-literal (track_activity_query_size) keeps no part of it."""
-    from exporter.sidecar.tracing_texts import literal_free
+    from dbpulse.sidecar.tracing_texts import literal_free
 
     cut = (
         "/*traceparent='00-ab'*/ SELECT * FROM t WHERE a = 'secret-literal-42' AND b = 'secret-lit"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.watch.model import (
+from dbpulse.watch.model import (
     Build,
     LockWait,
     ProbeReading,
@@ -10,7 +10,7 @@ from exporter.watch.model import (
     lock_waits_from_rows,
     statement_kind,
 )
-from exporter.watch.render import plain_lines
+from dbpulse.watch.render import plain_lines
 
 
 def _build(**kw: object) -> Build:

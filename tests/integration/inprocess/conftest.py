@@ -6,10 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine
-
-from exporter.inprocess.instrumentation import Instrumentation, instrument
 
 
 def sqlalchemy_url(dsn: str, driver: str = "psycopg") -> str:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dbpulse
 import prometheus_client
+from dbpulse.inprocess import lint, nplusone
+from dbpulse.inprocess.instrumentation import instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from structlog.testing import capture_logs
 
-import exporter
-from exporter.inprocess import lint, nplusone
-from exporter.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
 
 POOL_EVENTS = ("detach", "invalidate")
@@ -22,11 +22,11 @@ def _listener_count(target: object, identifiers: tuple[str, ...]) -> int:
 
 
 def test_public_api_is_lazily_exported():
-    """exporter.instrument / Instrumentation / query_counter / serve_metrics resolve."""
-    assert exporter.instrument is instrument
-    assert exporter.Instrumentation.__name__ == "Instrumentation"
-    assert callable(exporter.query_counter)
-    assert callable(exporter.serve_metrics)
+    """dbpulse.instrument / Instrumentation / query_counter / serve_metrics resolve."""
+    assert dbpulse.instrument is instrument
+    assert dbpulse.Instrumentation.__name__ == "Instrumentation"
+    assert callable(dbpulse.query_counter)
+    assert callable(dbpulse.serve_metrics)
 
 
 def test_second_instrument_is_a_logged_no_op(registry):
@@ -211,13 +211,13 @@ def test_nothing_is_registered_at_import():
     import importlib
 
     for mod in ("instrumentation", "metrics", "pool", "queries", "middleware", "scope"):
-        importlib.import_module(f"exporter.inprocess.{mod}")
+        importlib.import_module(f"dbpulse.inprocess.{mod}")
     names = {m.name for m in prometheus_client.REGISTRY.collect()}
     assert not any(n.startswith("db_client_") for n in names) or _global_was_used()
 
 
 def _global_was_used() -> bool:
-    from exporter.inprocess.metrics import _SETS
+    from dbpulse.inprocess.metrics import _SETS
 
     return prometheus_client.REGISTRY in _SETS
 
@@ -225,7 +225,7 @@ def _global_was_used() -> bool:
 def test_config_lint_warns_and_exports_info(registry, pg_url, monkeypatch):
     """No pre_ping, no statement_timeout and NullPool outside tests: three warnings, one info series."""
     monkeypatch.setattr(lint, "running_under_tests", lambda: False)
-    monkeypatch.setattr("exporter.inprocess.instrumentation.running_under_tests", lambda: False)
+    monkeypatch.setattr("dbpulse.inprocess.instrumentation.running_under_tests", lambda: False)
     engine = create_engine(pg_url, poolclass=NullPool)
     with capture_logs() as logs:
         inst = instrument(engine, registry=registry)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import flask
+from dbpulse import query_counter
+from dbpulse.inprocess.middleware import DBPulseASGIMiddleware, DBPulseWSGIMiddleware
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
@@ -12,8 +14,6 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from exporter import query_counter
-from exporter.inprocess.middleware import DBPulseASGIMiddleware, DBPulseWSGIMiddleware
 from tests.integration.inprocess.conftest import value
 from tests.integration.inprocess.models import User, seed
 

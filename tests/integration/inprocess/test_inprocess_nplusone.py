@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from dbpulse.inprocess.nplusone import NPlusOneError
+from dbpulse.inprocess.scope import scope
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from structlog.testing import capture_logs
 
-from exporter.inprocess.nplusone import NPlusOneError
-from exporter.inprocess.scope import scope
 from tests.integration.inprocess.conftest import value
 from tests.integration.inprocess.models import Post, User, seed
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from dbpulse.inprocess import queries
 from sqlalchemy import bindparam, column, exc, select, table, text
 from sqlalchemy.pool import StaticPool
 from structlog.testing import capture_logs
 
-from exporter.inprocess import queries
 from tests.integration.inprocess.conftest import value
 
 DURATION = "db_client_operation_duration_seconds_count"

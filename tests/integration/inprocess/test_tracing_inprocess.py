@@ -254,7 +254,7 @@ def test_a_failing_tracing_hook_never_breaks_the_statement(
     registry, instrumented, spans, monkeypatch
 ):
     """With spans and comments on, a dbpulse bug while starting the span leaves the statement working."""
-    from exporter.inprocess import queries
+    from dbpulse.inprocess import queries
 
     provider, _ = spans
     engine, _ = instrumented(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.inprocess.lint import PoolConfig, findings
+from dbpulse.inprocess.lint import PoolConfig, findings
 
 
 def _config(**kw: object) -> PoolConfig:

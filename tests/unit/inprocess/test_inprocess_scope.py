@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import threading
 
-from exporter.inprocess.scope import current_scope, query_counter, record, scope
+from dbpulse.inprocess.scope import current_scope, query_counter, record, scope
 
 
 def test_nested_scopes_count_into_every_enclosing_one() -> None:

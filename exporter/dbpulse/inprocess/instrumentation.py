@@ -1,0 +1,256 @@
+"""``instrument(engine)`` and the ``Instrumentation`` it returns: the lifecycle.
+
+One engine is instrumented at most once (a second call logs and returns the first
+Instrumentation). Every listener added is recorded with its target, and every wrapped
+attribute by the ``Patcher``, so that ``uninstrument()`` removes exactly those; the
+engine itself is held by weak reference only.
+
+What is hooked, and how: pool events (checkout, checkin, detach, invalidate) on the
+engine's pool; instance-attribute wrappers on the engine's own dialect (statements,
+transactions, new connections) and pool (checkout wait and timeouts, recreate on
+dispose); one process-wide ``Session`` listener for lazy loads. No engine-level
+``ConnectionEvents`` listener is added, because any one of them moves every statement
+onto SQLAlchemy's slower event path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+
+from dbpulse.inprocess import nplusone
+from dbpulse.inprocess.guard import HookGuard
+from dbpulse.inprocess.lint import PoolConfig, findings, running_under_tests
+from dbpulse.inprocess.metrics import MetricSet, metric_set
+from dbpulse.inprocess.patching import Patcher
+from dbpulse.inprocess.pool import PoolHooks
+from dbpulse.inprocess.queries import QueryHooks
+from dbpulse.inprocess.tracing import target_of
+from dbpulse.inprocess.transactions import TransactionHooks
+from dbpulse.logging import get_logger
+
+__all__ = ["Instrumentation", "default_pool_name", "instrument"]
+
+_INSTRUMENTED: weakref.WeakKeyDictionary[Engine, Instrumentation] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def default_pool_name(engine: Engine) -> str:
+    """``host:port/dbname`` from the engine's URL; never the user or password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:{url.database or ':memory:'}"
+    port = url.port or {"postgresql": 5432, "mysql": 3306}.get(url.get_backend_name(), 0)
+    return f"{url.host or 'localhost'}:{port}/{url.database or ''}"
+
+
+def _sync_engine(engine: Any) -> Engine:
+    # AsyncEngine wraps a sync Engine; importing sqlalchemy.ext.asyncio to check the type
+    # would need greenlet even for sync users, so duck-type instead.
+    sync = getattr(engine, "sync_engine", engine)
+    if not isinstance(sync, Engine):
+        raise TypeError(f"instrument() needs an Engine or AsyncEngine, got {type(engine)!r}")
+    # engine.execution_options() returns an OptionEngine sharing the real one's pool.
+    proxied = getattr(sync, "_proxied", None)
+    return proxied if isinstance(proxied, Engine) else sync
+
+
+class Instrumentation:
+    """The hooks dbpulse installed on one engine; ``uninstrument()`` takes them out."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        pool_name: str,
+        metrics: MetricSet,
+        slow_query_seconds: float,
+        log_parameters: bool,
+        n_plus_one_threshold: int,
+        n_plus_one_strict: bool,
+        detect_n_plus_one: bool,
+        max_label_sets: int,
+        tracer_provider: Any = None,
+        statement_span_ratio: float = 0.0,
+        traceparent_comment: bool = False,
+    ) -> None:
+        self.pool_name = pool_name
+        self.metrics = metrics
+        self.slow_query_seconds = slow_query_seconds
+        self._engine_ref = weakref.ref(engine)
+        self._config_labels: dict[str, str] | None = None
+        self._active = False
+        self._guard = HookGuard(metrics, pool_name)
+        self._patcher = Patcher()
+        self._nplusone = (
+            nplusone.NPlusOneDetector(
+                pool_name,
+                metrics,
+                self._guard,
+                threshold=n_plus_one_threshold,
+                strict=n_plus_one_strict,
+            )
+            if detect_n_plus_one
+            else None
+        )
+        self._pool = PoolHooks(engine, pool_name, metrics, self._guard, self._patcher)
+        self._queries = QueryHooks(
+            pool_name,
+            metrics,
+            self._guard,
+            self._nplusone,
+            dialect_name=engine.dialect.name,
+            slow_query_seconds=slow_query_seconds,
+            log_parameters=log_parameters,
+            max_label_sets=max_label_sets,
+            tracer_provider=tracer_provider,
+            target=target_of(engine.url, engine.dialect.name),
+            statement_span_ratio=statement_span_ratio,
+            traceparent_comment=traceparent_comment,
+        )
+        self._transactions = TransactionHooks(pool_name, metrics, self._guard)
+
+    @property
+    def engine(self) -> Engine | None:
+        """The instrumented (sync) engine, or None once it was garbage collected."""
+        return self._engine_ref()
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def _install(self, engine: Engine) -> None:
+        pool = engine.pool
+        p = self._pool
+        p.listen(pool)
+        p.wrap_pool(pool)
+        p.wrap_dialect(engine.dialect)
+        self._queries.wrap_dialect(engine.dialect, self._patcher)
+        self._transactions.wrap_dialect(engine.dialect, self._patcher)
+        self.metrics.pools.add(self.pool_name, p.read)
+        if self._nplusone is not None:
+            nplusone.attach(engine, self._nplusone)
+        self._active = True
+
+    def uninstrument(self) -> None:
+        """Remove every listener and wrapper added by ``instrument()``; idempotent."""
+        with _LOCK:
+            if not self._active:
+                return
+            self._active = False
+            self._pool.unlisten_all()
+            self._patcher.restore()
+            self.metrics.pools.remove(self.pool_name)
+            if self._config_labels is not None:
+                # Describes a pool dbpulse no longer watches: drop it rather than let
+                # a stale configuration linger.
+                with contextlib.suppress(KeyError):
+                    self.metrics.pool_config.remove(*self._config_labels.values())
+                self._config_labels = None
+            engine = self._engine_ref()
+            if self._nplusone is not None:
+                nplusone.detach(engine)
+            if engine is not None and _INSTRUMENTED.get(engine) is self:
+                del _INSTRUMENTED[engine]
+        get_logger(pool_name=self.pool_name).info("dbpulse uninstrumented engine")
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "removed"
+        return f"<Instrumentation pool_name={self.pool_name!r} {state}>"
+
+
+def _unique_name(metrics: MetricSet, wanted: str, explicit: bool) -> str:
+    taken = metrics.pools.names()
+    if wanted not in taken:
+        return wanted
+    if explicit:
+        raise ValueError(f"pool_name {wanted!r} is already used by another engine in this registry")
+    n = 2
+    while f"{wanted}#{n}" in taken:
+        n += 1
+    return f"{wanted}#{n}"
+
+
+def _lint(instrumentation: Instrumentation, engine: Engine) -> None:
+    config = PoolConfig.from_engine(engine)
+    labels = {"pool_name": instrumentation.pool_name, **config.labels()}
+    instrumentation.metrics.pool_config.labels(**labels).set(1)
+    instrumentation._config_labels = labels
+    log = get_logger(pool_name=instrumentation.pool_name)
+    for code, advice in findings(config, under_tests=running_under_tests()):
+        log.warning("pool configuration", check=code, advice=advice)
+
+
+def instrument(
+    engine: Any,
+    *,
+    pool_name: str | None = None,
+    registry: CollectorRegistry | None = None,
+    slow_query_seconds: float = 0.5,
+    log_parameters: bool = False,
+    n_plus_one_threshold: int = 5,
+    n_plus_one_strict: bool = False,
+    detect_n_plus_one: bool = True,
+    max_label_sets: int = 500,
+    lint: bool = True,
+    tracer_provider: Any = None,
+    statement_span_ratio: float = 0.0,
+    traceparent_comment: bool = False,
+) -> Instrumentation:
+    """Hook ``engine`` (an ``Engine`` or ``AsyncEngine``) into Prometheus metrics.
+
+    ``registry=None`` uses ``prometheus_client.REGISTRY``. Engines sharing a registry
+    share its metric objects, told apart by ``pool_name`` (default ``host:port/dbname``).
+    Calling this again for the same engine returns the existing Instrumentation.
+    ``log_parameters=True`` adds parameter values to slow-query logs (off by default:
+    they can hold personal data). ``n_plus_one_strict=True`` raises ``NPlusOneError``
+    instead of logging, for tests. ``max_label_sets`` caps distinct (operation, table)
+    pairs per engine; statements past it are labelled ``db_collection_name="other"``.
+    Slow queries also become OpenTelemetry spans from ``tracer_provider`` (default: the
+    global one, a no-op until the application sets one); N+1 detections and pool
+    timeouts are span events on the current span. ``statement_span_ratio`` (0..1) also
+    makes a CLIENT span for that fraction of all statements, and
+    ``traceparent_comment=True`` prepends ``/*traceparent='...'*/`` to each statement so
+    the sidecar (and the server's logs) can tell which trace issued it; both are off by
+    default, and then the statement path does no tracing work.
+    """
+    sync = _sync_engine(engine)
+    with _LOCK:
+        existing = _INSTRUMENTED.get(sync)
+        if existing is not None:
+            get_logger(pool_name=existing.pool_name).info(
+                "engine already instrumented; returning the existing Instrumentation"
+            )
+            return existing
+        metrics = metric_set(registry)
+        name = _unique_name(metrics, pool_name or default_pool_name(sync), pool_name is not None)
+        inst = Instrumentation(
+            sync,
+            pool_name=name,
+            metrics=metrics,
+            slow_query_seconds=slow_query_seconds,
+            log_parameters=log_parameters,
+            n_plus_one_threshold=n_plus_one_threshold,
+            n_plus_one_strict=n_plus_one_strict,
+            detect_n_plus_one=detect_n_plus_one,
+            max_label_sets=max_label_sets,
+            tracer_provider=tracer_provider,
+            statement_span_ratio=statement_span_ratio,
+            traceparent_comment=traceparent_comment,
+        )
+        inst._install(sync)
+        _INSTRUMENTED[sync] = inst
+    if lint:
+        try:
+            _lint(inst, sync)
+        except Exception as exc:  # noqa: BLE001 - a lint failure must not block startup
+            inst._guard.failed("lint", exc)
+    get_logger(pool_name=name).info(
+        "dbpulse instrumented engine", pool_class=type(sync.pool).__name__
+    )
+    return inst

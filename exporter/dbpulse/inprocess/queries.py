@@ -1,0 +1,312 @@
+"""Statement hooks: duration by operation and table, errors, slow queries, scopes.
+
+The dialect's ``do_execute``/``do_executemany``/``do_execute_no_params`` are wrapped
+rather than listening to ``before/after_cursor_execute``: any engine-level listener
+sends every statement down SQLAlchemy's event path, which alone costs about a third of a
+SQLite ``SELECT 1`` (see benchmarks/results/inprocess.md). The wrapper brackets exactly
+the DBAPI call the cursor events would, and sees the raw DBAPI exception on failure.
+
+The hot path: two clock reads, one dict lookup keyed by the compiled statement string,
+one histogram observe on a child whose labels were resolved when the statement was
+first seen, one context-variable read. Fingerprinting, label budgeting, call-site lookup
+and logging happen once per distinct statement, or only for slow ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanContext
+
+from dbpulse.inprocess.callsite import caller
+from dbpulse.inprocess.fingerprint import Fingerprint, fingerprint
+from dbpulse.inprocess.guard import HookGuard
+from dbpulse.inprocess.metrics import MetricSet
+from dbpulse.inprocess.nplusone import NPlusOneDetector, NPlusOneError
+from dbpulse.inprocess.patching import Patcher, Switch
+from dbpulse.inprocess.scope import _CURRENT, PLUMBING, record
+from dbpulse.inprocess.tracing import (
+    DbTarget,
+    StatementTracer,
+    code_attributes,
+    db_system_name,
+    span_attributes,
+    span_name,
+)
+from dbpulse.logging import get_logger
+
+__all__ = ["OTHER", "QueryHooks"]
+
+OTHER = "other"
+_MAX_ENTRIES = 4096
+
+
+@dataclass(slots=True)
+class _Entry:
+    """Everything the hot path needs for one distinct statement string."""
+
+    fp: Fingerprint
+    operation: str
+    collection: str
+    duration: Any  # the Histogram child for this pool / operation / table
+    is_select: bool
+
+
+class QueryHooks:
+    """Statement wrappers for one engine's dialect."""
+
+    def __init__(
+        self,
+        pool_name: str,
+        metrics: MetricSet,
+        guard: HookGuard,
+        nplusone: NPlusOneDetector | None,
+        *,
+        dialect_name: str,
+        slow_query_seconds: float,
+        log_parameters: bool,
+        max_label_sets: int,
+        tracer_provider: Any = None,
+        target: DbTarget | None = None,
+        statement_span_ratio: float = 0.0,
+        traceparent_comment: bool = False,
+    ) -> None:
+        self._pool_name = pool_name
+        self._metrics = metrics
+        self._guard = guard
+        self._nplusone = nplusone
+        self._dialect_name = dialect_name
+        self._slow = slow_query_seconds if slow_query_seconds > 0 else float("inf")
+        self._log_parameters = log_parameters
+        self._max_label_sets = max_label_sets
+        self._tracer = trace.get_tracer("dbpulse", tracer_provider=tracer_provider)
+        self._target = target or DbTarget(system=db_system_name(dialect_name))
+        # Only when asked for: otherwise the plain wrappers below stay in place and the
+        # statement path does no tracing work at all.
+        self._statement_tracer = (
+            StatementTracer(
+                self,
+                self._tracer,
+                target=self._target,
+                pool_name=pool_name,
+                sample_ratio=statement_span_ratio,
+                comment=traceparent_comment,
+            )
+            if statement_span_ratio > 0 or traceparent_comment
+            else None
+        )
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._label_sets: set[tuple[str, str]] = set()
+
+    # -- labels ------------------------------------------------------------------------
+
+    def _labels(self, fp: Fingerprint) -> tuple[str, str]:
+        """(operation, collection) within the label budget; past it, table is 'other'."""
+        pair = (fp.operation, fp.collection)
+        if pair in self._label_sets:
+            return pair
+        if len(self._label_sets) >= self._max_label_sets:
+            return fp.operation, OTHER
+        self._label_sets.add(pair)
+        return pair
+
+    def entry(self, statement: str) -> _Entry:
+        """The cached entry for ``statement`` (fingerprinted on first sight)."""
+        found = self._entries.get(statement)
+        if found is not None:
+            return found
+        # Misses only (a few hundred per process): a lock keeps the budget and the
+        # eviction consistent when threads meet a new statement at once.
+        with self._lock:
+            found = self._entries.get(statement)
+            if found is not None:
+                return found
+            fp = fingerprint(statement)
+            operation, collection = self._labels(fp)
+            made = _Entry(
+                fp=fp,
+                operation=operation,
+                collection=collection,
+                duration=self._metrics.operation_duration.labels(
+                    self._pool_name, operation, collection
+                ),
+                is_select=operation == "SELECT",
+            )
+            if len(self._entries) >= _MAX_ENTRIES:
+                # Bounded: drop the oldest entry (dicts keep insertion order). Its
+                # fingerprint stays in fingerprint()'s own LRU cache.
+                del self._entries[next(iter(self._entries))]
+            self._entries[statement] = made
+            return made
+
+    # -- wrappers ----------------------------------------------------------------------
+
+    def wrap_dialect(self, dialect: Any, patcher: Patcher) -> None:
+        traced = self._statement_tracer
+        if traced is not None:
+            patcher.wrap(dialect, "do_execute", traced.make_execute)
+            patcher.wrap(dialect, "do_executemany", traced.make_execute)
+            patcher.wrap(dialect, "do_execute_no_params", traced.make_execute_no_params)
+            return
+        patcher.wrap(dialect, "do_execute", self._make_execute)
+        patcher.wrap(dialect, "do_executemany", self._make_execute)
+        patcher.wrap(dialect, "do_execute_no_params", self._make_execute_no_params)
+
+    def _make_execute(self, original: Callable[..., Any], switch: Switch) -> Callable[..., Any]:
+        done = self.statement_done
+        failed = self.statement_failed
+
+        def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> Any:
+            if not switch.on:
+                return original(cursor, statement, parameters, context)
+            t0 = perf_counter()
+            try:
+                result = original(cursor, statement, parameters, context)
+            except Exception as exc:
+                failed(statement, context, exc)
+                raise
+            done(perf_counter() - t0, statement, parameters, context)
+            return result
+
+        return do_execute
+
+    def _make_execute_no_params(
+        self, original: Callable[..., Any], switch: Switch
+    ) -> Callable[..., Any]:
+        done = self.statement_done
+        failed = self.statement_failed
+
+        def do_execute_no_params(cursor: Any, statement: str, context: Any = None) -> Any:
+            if not switch.on:
+                return original(cursor, statement, context)
+            t0 = perf_counter()
+            try:
+                result = original(cursor, statement, context)
+            except Exception as exc:
+                failed(statement, context, exc)
+                raise
+            done(perf_counter() - t0, statement, None, context)
+            return result
+
+        return do_execute_no_params
+
+    def statement_done(
+        self,
+        elapsed: float,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        span: Span | None = None,
+    ) -> None:
+        """Account for one successful statement; never raises (except strict N+1).
+
+        ``span`` is the statement's own span when per-statement tracing sampled it
+        (the caller ends it); a slow statement then marks it instead of making another.
+        """
+        try:
+            current = _CURRENT.get()
+            if current is PLUMBING:
+                return
+            compiled = context.compiled if context is not None else None
+            # The compiled string predates IN-list expansion and insertmanyvalues
+            # batching, so one ORM statement is one cache key whatever its parameters.
+            key = compiled.string if compiled is not None else statement
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self.entry(key)
+            if elapsed >= self._slow:
+                self._slow_query(entry, elapsed, parameters, span)  # observes, with exemplar
+            else:
+                entry.duration.observe(elapsed)
+            if current is not None:
+                record(current, elapsed, entry.fp.text)
+                if entry.is_select and self._nplusone is not None:
+                    self._repeats(current, entry, context)
+        except NPlusOneError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
+            self._guard.failed("execute", exc)
+
+    def statement_failed(self, statement: str, context: Any, error: BaseException) -> None:
+        """Count a statement the DBAPI rejected, by the DBAPI exception's class name."""
+        try:
+            compiled = getattr(context, "compiled", None)
+            entry = self.entry(compiled.string if compiled is not None else statement)
+            self._metrics.operation_errors.labels(
+                self._pool_name, entry.operation, type(error).__name__
+            ).inc()
+        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
+            self._guard.failed("execute_error", exc)
+
+    def _repeats(self, current: Any, entry: _Entry, context: Any) -> None:
+        unit = current.unit()
+        if unit is None or self._nplusone is None:
+            return
+        load_options = context.execution_options.get("_sa_orm_load_options")
+        if getattr(load_options, "_lazy_loaded_from", None) is not None:
+            return  # lazy loads are counted (and named) by the ORM listener
+        self._nplusone.statement_repeated(unit, entry.fp.text, entry.collection)
+
+    # -- slow path ---------------------------------------------------------------------
+
+    def _slow_query(
+        self, entry: _Entry, elapsed: float, parameters: Any, span: Span | None
+    ) -> None:
+        exemplar: dict[str, str] | None = None
+        try:
+            self._metrics.slow_queries.labels(
+                self._pool_name, entry.operation, entry.collection
+            ).inc()
+            site = caller()
+            fields: dict[str, Any] = {
+                "fingerprint": entry.fp.text[:2000],
+                "duration_seconds": round(elapsed, 6),
+                "threshold_seconds": self._slow,
+                "db_operation_name": entry.operation,
+                "db_collection_name": entry.collection,
+                "caller": site,
+            }
+            if self._log_parameters:  # opt-in only: parameters can hold personal data
+                fields["parameters"] = repr(parameters)[:1000]
+            get_logger(pool_name=self._pool_name).warning("slow query", **fields)
+            exemplar = _exemplar(self._slow_span(entry, elapsed, site, span))
+        finally:
+            # The slow observation carries its trace (OpenMetrics exemplar), so a
+            # latency spike on a dashboard links to the trace that caused it.
+            entry.duration.observe(elapsed, exemplar)
+
+    def _slow_span(
+        self, entry: _Entry, elapsed: float, site: str, span: Span | None
+    ) -> SpanContext:
+        slow_attrs = {"dbpulse.slow_query": True, **code_attributes(site)}
+        if span is not None:  # the statement's own span (per-statement tracing)
+            span.set_attributes(slow_attrs)
+            return span.get_span_context()
+        end = time.time_ns()
+        made = self._tracer.start_span(
+            span_name(entry.fp),
+            kind=trace.SpanKind.CLIENT,
+            start_time=end - int(elapsed * 1e9),
+            attributes={
+                **span_attributes(self._target, entry.fp, self._pool_name),
+                **slow_attrs,
+            },
+        )
+        made.end(end_time=end)
+        return made.get_span_context()
+
+    def hook_failed(self, hook: str, exc: BaseException) -> None:
+        self._guard.failed(hook, exc)
+
+
+def _exemplar(ctx: SpanContext) -> dict[str, str] | None:
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}

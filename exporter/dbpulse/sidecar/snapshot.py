@@ -1,0 +1,194 @@
+"""The last good result of every collector, served to scrapes without touching the database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from dbpulse import __version__
+from dbpulse.sidecar.base import BuildResult
+
+
+@dataclass
+class CollectorState:
+    stale_after: float
+    families: list[Metric] = field(default_factory=list)
+    debug: Any = None
+    success: bool = False
+    duration: float = 0.0
+    last_success: float | None = None
+    last_attempt: float | None = None
+    last_error: str = ""
+    # False for per-database collectors of a discovered database: a database dropped
+    # between discovery and its poll must not turn the server's pg_up to 0.
+    counts_for_up: bool = True
+
+
+class Snapshot:
+    """Thread-safe store the poller writes and the HTTP server reads.
+
+    Implements prometheus_client's custom-collector interface (``collect``), so it can
+    be registered in a ``CollectorRegistry`` that the caller owns.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        stale_after: dict[str, float],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = target
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._states = {name: CollectorState(stale_after=s) for name, s in stale_after.items()}
+        self._up = False
+        self._started = clock()
+        self._last_reached: float | None = None
+
+    def record_success(self, name: str, result: BuildResult, duration: float) -> None:
+        now = self._clock()
+        with self._lock:
+            state = self._states[name]
+            state.families = result.families
+            state.debug = result.debug
+            state.success = True
+            state.duration = duration
+            state.last_success = state.last_attempt = now
+            state.last_error = ""
+            if state.counts_for_up:
+                self._up = True
+                self._last_reached = now
+
+    def record_failure(self, name: str, duration: float, error: str, *, reached: bool) -> None:
+        """A failed run; ``reached`` says whether the database itself answered."""
+        now = self._clock()
+        with self._lock:
+            state = self._states[name]
+            state.success = False
+            state.duration = duration
+            state.last_attempt = now
+            state.last_error = error
+            if state.counts_for_up:
+                self._up = reached
+                if reached:
+                    self._last_reached = now
+
+    def add_collector(self, name: str, stale_after: float, *, counts_for_up: bool = True) -> None:
+        """Start tracking a collector that appeared after construction (a new database)."""
+        with self._lock:
+            if name not in self._states:
+                self._states[name] = CollectorState(
+                    stale_after=stale_after, counts_for_up=counts_for_up
+                )
+
+    def remove_collector(self, name: str) -> None:
+        with self._lock:
+            self._states.pop(name, None)
+
+    @property
+    def up(self) -> bool:
+        with self._lock:
+            return self._up
+
+    def snapshot_age(self) -> float:
+        with self._lock:
+            since = self._last_reached if self._last_reached is not None else self._started
+        return max(0.0, self._clock() - since)
+
+    def readiness(self, stale_after: float) -> tuple[bool, str]:
+        with self._lock:
+            up = self._up
+            failing = {n: s.last_error for n, s in self._states.items() if s.last_error}
+        age = self.snapshot_age()
+        if not up:
+            detail = next(iter(failing.values()), "no poll has reached the database yet")
+            return False, f"database not reachable: {detail}"
+        if age > stale_after:
+            return False, f"snapshot is stale: last poll reached the database {age:.0f}s ago"
+        return True, "ok"
+
+    def debug(self, name: str) -> Any:
+        with self._lock:
+            state = self._states.get(name)
+            return None if state is None else state.debug
+
+    def collector_names(self) -> list[str]:
+        with self._lock:
+            return list(self._states)
+
+    def describe(self) -> list[Metric]:
+        # An empty description keeps registration from calling collect() (which would
+        # be harmless, but the registry should not depend on a poll having run).
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return self.families()
+
+    def families(self, only: Callable[[str], bool] | None = None) -> Iterator[Metric]:
+        """Every family, or with ``only`` those of the collectors it accepts (/probe)."""
+        now = self._clock()
+        with self._lock:
+            states = {
+                name: _copy(state)
+                for name, state in self._states.items()
+                if only is None or only(name)
+            }
+            up = self._up
+        yield _gauge(
+            "pg_up",
+            "1 when the last poll connected to the target",
+            ["target"],
+            [([self.target], 1.0 if up else 0.0)],
+        )
+        yield _gauge("dbpulse_build_info", "dbpulse version", ["version"], [([__version__], 1.0)])
+        yield _gauge(
+            "dbpulse_snapshot_age_seconds",
+            "seconds since a poll last reached the database",
+            [],
+            [([], self.snapshot_age())],
+        )
+        yield _gauge(
+            "dbpulse_collector_success",
+            "1 when the collector's last run succeeded",
+            ["collector"],
+            [([n], 1.0 if s.success else 0.0) for n, s in states.items()],
+        )
+        yield _gauge(
+            "dbpulse_collector_duration_seconds",
+            "wall time of the collector's last run",
+            ["collector"],
+            [([n], s.duration) for n, s in states.items()],
+        )
+        for state in states.values():
+            fresh = state.last_success is not None and now - state.last_success <= state.stale_after
+            if fresh:
+                yield from state.families
+
+
+def _copy(state: CollectorState) -> CollectorState:
+    return CollectorState(
+        stale_after=state.stale_after,
+        families=state.families,
+        debug=state.debug,
+        success=state.success,
+        duration=state.duration,
+        last_success=state.last_success,
+        last_attempt=state.last_attempt,
+        last_error=state.last_error,
+        counts_for_up=state.counts_for_up,
+    )
+
+
+def _gauge(
+    name: str, doc: str, labels: list[str], samples: list[tuple[list[str], float]]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
