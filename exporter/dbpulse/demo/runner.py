@@ -51,7 +51,7 @@ def _sidecar(dsn: str, options: DemoOptions, say: Say) -> Iterator[Sidecar]:
     sidecar = Sidecar.build(settings)
     host, port = parse_listen(options.listen)
     server, _ = start_server(host, port, sidecar.endpoints())
-    sidecar.poller.start()
+    sidecar.start()
     say(f"sidecar metrics:      http://{host}:{server.server_address[1]}/metrics")
     try:
         yield sidecar

@@ -1,13 +1,25 @@
-"""What a collector is: ``fetch`` does the I/O, ``build`` turns rows into metric families.
+"""What a collector is: ``fetch`` does the I/O, ``build`` turns rows into a ``BuildResult``.
 
-``build`` is pure so that it can be unit-tested with plain dict rows, including NULL
-columns and rows shaped like an older server's.
+The contract, kept by every collector and relied on by the runtime:
+
+- ``fetch(conn, ctx, state) -> Rows`` runs inside the poll's read-only transaction and
+  does I/O only: queries, and nothing computed from their results beyond what must not
+  leave the transaction (raw query text is scrubbed there).
+- ``build(rows, ctx, state) -> BuildResult`` is pure: no I/O, no clock (``ctx.now``), no
+  mutation of the collector. It is unit-tested with plain dict rows, including NULL
+  columns and rows shaped like an older server's.
+- State that lives across polls (a top-N selection, held sets, text caches) is owned by
+  the runtime: it passes the previous ``BuildResult.state`` (``None`` before the first
+  successful build) to the next ``fetch`` and ``build``. Collectors keep none themselves.
+- Other parts of the sidecar (tracing) read ``BuildResult.facts`` (typed), never rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from dbpulse.sidecar.facts import Facts
 
 if TYPE_CHECKING:
     import psycopg
@@ -19,11 +31,14 @@ Rows = dict[str, list[Row]]
 
 @dataclass(frozen=True)
 class Context:
-    """What ``build`` may know besides the rows."""
+    """What ``fetch`` and ``build`` may know besides the rows and the state."""
 
     target: str
     server_version_num: int
     now: float
+    # The server's connectable, non-template databases (sorted), read once per poll round
+    # by the runtime for every collector that zero-fills per-database series.
+    databases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -33,6 +48,10 @@ class BuildResult:
     debug: Any = None
     # Warnings the poller logs once per distinct text (e.g. "extension missing").
     notices: list[str] = field(default_factory=list)
+    # The state the runtime passes to this collector's next fetch and build.
+    state: Any = None
+    # Typed observations for the rest of the sidecar (tracing), never raw rows.
+    facts: Facts = field(default_factory=Facts)
 
 
 class CollectorError(Exception):
@@ -40,11 +59,12 @@ class CollectorError(Exception):
 
 
 class Collector(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows: ...
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows: ...
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult: ...
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult: ...
 
 
 def query(conn: psycopg.Connection[Row], sql: str, params: Any = None) -> list[Row]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dbpulse.sidecar.base import BuildResult, Collector, Context, Row, Rows
 
@@ -51,10 +51,10 @@ class Compacting:
     def __post_init__(self) -> None:
         self.name = self.inner.name
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
-        return self.inner.fetch(conn, ctx)
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
+        return self.inner.fetch(conn, ctx, state)
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
-        result = self.inner.build(rows, ctx)
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
+        result = self.inner.build(rows, ctx, state)
         result.families = compact(result.families)
         return result

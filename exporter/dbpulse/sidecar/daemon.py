@@ -1,9 +1,17 @@
-"""Wires settings into a running sidecar: connections, collectors, poller, HTTP server."""
+"""Wires settings into one running sidecar: its targets, the one scheduler, the HTTP server.
+
+There is one runtime (``runtime.py``): the ``dsn`` target is a static target that never
+idles out, and ``targets`` are created on their first ``/probe``. Both run on one
+APScheduler (``scheduling.py``); connections and their budgets belong to the targets'
+runtimes and to ``MultiTarget``'s budget.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -14,12 +22,13 @@ from dbpulse.dsn import target_name
 from dbpulse.http import Endpoints, start_server
 from dbpulse.logging import get_logger
 from dbpulse.settings import Settings, parse_listen
-from dbpulse.sidecar.collectors import create_enabled
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.multitarget import MultiTarget
-from dbpulse.sidecar.poller import Poller, Schedule
-from dbpulse.sidecar.probes import create_probes
+from dbpulse.sidecar.poller import Poller
+from dbpulse.sidecar.runtime import TargetRuntime
+from dbpulse.sidecar.scheduling import Scheduler
 from dbpulse.sidecar.snapshot import Snapshot
+from dbpulse.sidecar.targets import TargetSpec
 from dbpulse.sidecar.tracing import SidecarTracing
 
 # /debug/blocking is the name users look for; the data belongs to the locks collector.
@@ -28,102 +37,138 @@ DEBUG_ALIASES = {"blocking": "locks"}
 
 @dataclass
 class Sidecar:
+    """The process: the static target (``dsn``) and/or the probed targets, one scheduler.
+
+    ``registry`` serves everything (today's /metrics); ``cached_registry`` holds what only
+    changes with ``generation()`` and ``live_registry`` what changes per scrape, for an
+    HTTP layer that caches the encoded body.
+    """
+
     settings: Settings
     registry: CollectorRegistry
-    snapshot: Snapshot
-    poller: Poller
-    connections: ConnectionManager
+    cached_registry: CollectorRegistry
+    live_registry: CollectorRegistry
+    scheduler: Scheduler
+    target: TargetRuntime | None = None
+    multi: MultiTarget | None = None
     tracing: SidecarTracing | None = None
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Sidecar:
-        if settings.dsn is None:
-            raise ValueError("dsn is required")
-        dsn = settings.dsn.get_secret_value()
-        target = settings.target or target_name(dsn)
-        collectors = create_enabled(settings)
-        schedules = {
-            name: Schedule(
-                interval=settings.collector_interval(name),
-                timeout=getattr(settings.collectors, name).timeout,
+        if settings.dsn is None and not settings.targets:
+            raise ValueError("dsn or targets is required")
+        scheduler = Scheduler(
+            workers=settings.workers if settings.targets else 1,
+            static_workers=settings.max_connections if settings.dsn is not None else 0,
+        )
+        full = registry if registry is not None else CollectorRegistry(auto_describe=False)
+        cached = CollectorRegistry(auto_describe=False)
+        live = CollectorRegistry(auto_describe=False)
+        target = tracing = None
+        if settings.dsn is not None:
+            dsn = settings.dsn.get_secret_value()
+            name = settings.target or target_name(dsn)
+            tracing = SidecarTracing.from_settings(settings, name)
+            spec = TargetSpec(name, dsn, settings.max_connections, discovery=False)
+            target = TargetRuntime(
+                spec,
+                settings,
+                observer=tracing.tracer.observe if tracing is not None else None,
+                # One target's snapshot is small; compaction pays off for many only.
+                compact=False,
             )
-            for name in collectors
-        }
-        stale_after = {name: settings.collector_stale_after(name) for name in collectors}
-        for probe in create_probes(settings):  # each probe is its own job: probe:<name>
-            collectors[probe.name] = probe.collector
-            schedules[probe.name] = Schedule(interval=probe.interval, timeout=probe.timeout)
-            stale_after[probe.name] = probe.stale_after
-        snapshot = Snapshot(target, stale_after)
-        connections = ConnectionManager(
-            dsn,
-            target=target,
-            max_connections=settings.max_connections,
-            connect_timeout=settings.connect_timeout,
-            lock_timeout=settings.lock_timeout,
-        )
-        tracing = SidecarTracing.from_settings(settings, target)
-        poller = Poller(
-            collectors=collectors,
-            schedules=schedules,
-            connections=connections,
-            snapshot=snapshot,
-            workers=settings.max_connections,
-            observer=tracing.tracer.observe if tracing is not None else None,
-        )
-        registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
-        registry.register(snapshot)
-        return cls(settings, registry, snapshot, poller, connections, tracing)
+            full.register(target.snapshot)
+            cached.register(target.snapshot.cached)
+            live.register(target.snapshot.live)
+        multi = None
+        if settings.targets:
+            multi = MultiTarget(settings, scheduler=scheduler)
+            multi.build_info = target is None  # else the static snapshot exports it
+            full.register(multi)
+            live.register(multi)
+        process = ProcessCollector(registry=full)
+        live.register(process)
+        return cls(settings, full, cached, live, scheduler, target, multi, tracing)
+
+    # The static target's parts (tools, tests and the demo poll it directly).
+    @property
+    def poller(self) -> Poller:
+        return self._static().poller
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._static().snapshot
+
+    @property
+    def connections(self) -> ConnectionManager:
+        return self._static().connections
+
+    def _static(self) -> TargetRuntime:
+        if self.target is None:
+            raise ValueError("no dsn: this sidecar has probed targets only")
+        return self.target
+
+    def generation(self) -> Hashable:
+        """Changes whenever ``cached_registry`` would render differently."""
+        return None if self.target is None else self.target.snapshot.generation()
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.target is not None:
+            return self.target.snapshot.readiness(self.settings.readiness_stale_after())
+        return self.multi.readiness() if self.multi is not None else (False, "no targets")
 
     def endpoints(self) -> Endpoints:
-        stale = self.settings.readiness_stale_after()
-        return Endpoints(
-            registry=self.registry,
-            readiness=lambda: self.snapshot.readiness(stale),
-            debug=lambda name: self.snapshot.debug(DEBUG_ALIASES.get(name, name)),
-            debug_names=lambda: [*self.snapshot.collector_names(), *DEBUG_ALIASES],
-        )
+        extra: dict[str, object] = {}
+        if self.target is not None:
+            snapshot = self.target.snapshot
+            extra["debug"] = lambda name: snapshot.debug(DEBUG_ALIASES.get(name) or name)
+            extra["debug_names"] = lambda: [*snapshot.collector_names(), *DEBUG_ALIASES]
+        if self.multi is not None:
+            extra["probe"] = self.multi.probe
+        registry = self.registry
+        # An HTTP layer that caches per snapshot generation takes the split registries.
+        if {"live_registry", "generation"} <= {f.name for f in dataclasses.fields(Endpoints)}:
+            registry = self.cached_registry
+            extra["live_registry"] = self.live_registry
+            extra["generation"] = self.generation
+        return Endpoints(registry=registry, readiness=self.readiness, **extra)  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        if self.target is not None:
+            self.scheduler.add_target(self.target, static=True)
+        if self.multi is not None:
+            self.multi.start()
+        self.scheduler.start()
 
     def close(self) -> None:
-        self.connections.begin_close()  # so stopping the poller waits for no queued poll
-        self.poller.stop()
+        # Queued polls fail fast and running jobs stop between collectors, so stopping
+        # the scheduler waits for at most one collector per lane.
+        if self.target is not None:
+            self.target.begin_close()
+        if self.multi is not None:
+            self.multi.begin_close()
+        self.scheduler.shutdown()
         if self.tracing is not None:  # after the last poll: end open spans, flush
             self.tracing.close()
-        self.connections.close()
-
-
-def _wire(settings: Settings) -> tuple[Sidecar | None, MultiTarget | None, Endpoints]:
-    """Single target (dsn), many (targets: on /probe), or both in one process."""
-    sidecar = Sidecar.build(settings) if settings.dsn is not None else None
-    multi = MultiTarget(settings) if settings.targets else None
-    if sidecar is not None:
-        endpoints = sidecar.endpoints()
-        if multi is not None:
-            multi.build_info = False  # the single target's snapshot already exports it
-            sidecar.registry.register(multi)
-            endpoints.probe = multi.probe
-    elif multi is not None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(multi)
-        endpoints = Endpoints(registry=registry, readiness=multi.readiness, probe=multi.probe)
-    else:
-        raise ValueError("dsn or targets is required")
-    ProcessCollector(registry=endpoints.registry)
-    return sidecar, multi, endpoints
+        if self.target is not None:
+            self.target.close()
+        if self.multi is not None:
+            self.multi.close()
 
 
 def run_sidecar(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     log = get_logger()
-    sidecar, multi, endpoints = _wire(settings)
+    sidecar = Sidecar.build(settings)
     host, port = parse_listen(settings.listen)
     try:
-        server, _ = start_server(host, port, endpoints)
+        server, _ = start_server(host, port, sidecar.endpoints())
     except OSError as exc:
         # The reason is the whole message; a traceback would only bury it.
         log.error(  # noqa: TRY400
             "cannot listen", listen=settings.listen, reason=exc.strerror
         )
+        sidecar.close()
         return 2
     stop = threading.Event()
 
@@ -133,26 +178,23 @@ def run_sidecar(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    if sidecar is not None:
-        sidecar.poller.start()
+    sidecar.start()
+    address = f"http://{host}:{server.server_address[1]}"
+    if sidecar.target is not None:
         log.info(
             "dbpulse sidecar started",
-            target=sidecar.snapshot.target,
-            dsn=sidecar.connections.describe(),
-            listen=f"http://{host}:{server.server_address[1]}/metrics",
-            collectors=sidecar.snapshot.collector_names(),
+            target=sidecar.target.spec.name,
+            dsn=sidecar.target.connections.describe(),
+            listen=f"{address}/metrics",
+            collectors=sidecar.target.snapshot.collector_names(),
         )
-    if multi is not None:
-        multi.start()
+    if sidecar.multi is not None:
         log.info(
             "dbpulse sidecar started",
             targets=[t.name for t in settings.targets],
-            listen=f"http://{host}:{server.server_address[1]}/probe?target=NAME",
+            listen=f"{address}/probe?target=NAME",
         )
     stop.wait()
     server.shutdown()
-    if sidecar is not None:
-        sidecar.close()
-    if multi is not None:
-        multi.stop()
+    sidecar.close()
     return 0

@@ -1,22 +1,33 @@
-"""Runs each collector on its own schedule and records the outcome in the snapshot."""
+"""How one poll of one collector runs: the only place a collector's fetch and build are called.
+
+A poll opens a read-only transaction under the collector's statement_timeout, refreshes
+the target's database list when it is due (``databases.py``), calls ``fetch`` with the
+state the previous successful build returned, closes the transaction, then calls the
+pure ``build`` and records the result (or the failure) in the snapshot. The collectors'
+cross-poll state lives here, owned by the runtime: collectors keep none. When to poll is
+the runtime's business (``runtime.py``), not this module's.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from dbpulse.dsn import redact
 from dbpulse.logging import get_logger
-from dbpulse.sidecar.base import Collector, CollectorError, Context, Rows
+from dbpulse.sidecar.base import BuildResult, Collector, CollectorError, Context
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
+from dbpulse.sidecar.databases import DatabaseList
 from dbpulse.sidecar.snapshot import Snapshot
+
+# Called with each successful poll's result (the sidecar's tracing); it must not raise,
+# and it runs outside the collector's transaction.
+Observer = Callable[[str, BuildResult, Context], None]
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,7 @@ class Schedule:
 
 
 class Poller:
-    """One target's collectors, scheduled by APScheduler, never two runs of one at once."""
+    """One target's (or one discovered database's) collectors, their state and last problems."""
 
     def __init__(
         self,
@@ -35,20 +46,36 @@ class Poller:
         schedules: Mapping[str, Schedule],
         connections: ConnectionManager,
         snapshot: Snapshot,
-        workers: int = 1,
-        observer: Callable[[str, Rows, Context], None] | None = None,
+        observer: Observer | None = None,
+        database_list: bool = True,
     ) -> None:
-        # Called with each successful poll's rows (the sidecar's tracing); it must not
-        # raise, and it runs outside the collector's transaction.
         self.observer = observer
         self._collectors = dict(collectors)
         self._schedules = dict(schedules)
         self._conns = connections
         self._snapshot = snapshot
-        self._workers = workers
+        # None for a discovered database's poller: its collectors need no list.
+        self.databases = (
+            DatabaseList(max_age=min((s.interval for s in schedules.values()), default=60.0))
+            if database_list
+            else None
+        )
+        self._states: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self._last_problem: dict[str, str] = {}
         self._notices_seen: set[str] = set()
-        self._scheduler: BackgroundScheduler | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._collectors)
+
+    def schedule(self, name: str) -> Schedule:
+        return self._schedules[name]
+
+    def state(self, name: str) -> Any:
+        """The state the collector's next fetch and build get (None before a success)."""
+        with self._lock:
+            return self._states.get(name)
 
     def run_once(self, name: str) -> bool:
         """Run one collector now; True when it succeeded."""
@@ -56,15 +83,18 @@ class Poller:
         schedule = self._schedules[name]
         log = get_logger(collector=name, target=self._snapshot.target)
         started = time.perf_counter()
+        state = self.state(name)
         try:
             with self._conns.transaction(schedule.timeout) as conn:
+                now = time.time()
                 ctx = Context(
                     target=self._snapshot.target,
                     server_version_num=self._conns.server_version_num,
-                    now=time.time(),
+                    now=now,
+                    databases=self.databases.current(conn, now) if self.databases else (),
                 )
-                rows = collector.fetch(conn, ctx)
-            result = collector.build(rows, ctx)
+                rows = collector.fetch(conn, ctx, state)
+            result = collector.build(rows, ctx, state)
         except Unavailable as exc:
             self._fail(name, log, started, str(exc), reached=False, level="debug")
             return False
@@ -82,9 +112,11 @@ class Poller:
             self._fail(name, log, started, f"internal error: {type(exc).__name__}", reached=True)
             return False
         duration = time.perf_counter() - started
+        with self._lock:
+            self._states[name] = result.state
         self._snapshot.record_success(name, result, duration)
         if self.observer is not None:
-            self.observer(name, rows, ctx)
+            self.observer(name, result, ctx)
         if self._last_problem.pop(name, None):
             log.info("collector recovered")
         for notice in result.notices:
@@ -110,35 +142,8 @@ class Poller:
             getattr(log, level)("collector failed", error=message)
 
     def run_all_once(self) -> dict[str, bool]:
+        """Run every collector once, in turn (tools and tests; the runtime schedules)."""
         return {name: self.run_once(name) for name in self._collectors}
-
-    def start(self) -> None:
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, self._workers))},
-            job_defaults={"coalesce": True, "max_instances": 1},
-            timezone="UTC",
-        )
-        for name, schedule in self._schedules.items():
-            scheduler.add_job(
-                self.run_once,
-                "interval",
-                args=[name],
-                id=name,
-                seconds=schedule.interval,
-                next_run_time=_now(),
-                misfire_grace_time=max(1, int(schedule.interval)),
-            )
-        scheduler.start()
-        self._scheduler = scheduler
-
-    def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
-            self._scheduler = None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _describe(exc: BaseException) -> str:

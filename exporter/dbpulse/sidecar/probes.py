@@ -41,7 +41,7 @@ class ProbeCollector:
     def __post_init__(self) -> None:
         self.name = f"probe:{self.config.name}"
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         with conn.cursor() as cur:
             # binary=True forces the extended query protocol, which accepts exactly one
             # statement: "COMMIT; DELETE ..." cannot step out of the read-only transaction.
@@ -52,7 +52,7 @@ class ProbeCollector:
             rows = cur.fetchmany(self.config.max_rows + 1)
         return {"columns": [{"name": name} for name in columns], "rows": list(rows)}
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         columns = [str(col["name"]) for col in rows["columns"]]
         return build_probe(self.config, columns, rows["rows"])
 

@@ -1,18 +1,25 @@
-"""The last good result of every collector, served to scrapes without touching the database."""
+"""The last good result of every collector, served to scrapes without touching the database.
+
+What a scrape renders splits in two: ``cached`` (every family that only changes when a
+poll is recorded, a collector is added or removed, or one crosses its stale_after; an
+HTTP layer may keep its encoded body until ``generation()`` changes) and ``live``
+(``dbpulse_snapshot_age_seconds``, which moves with the clock and is rendered per scrape).
+Registering the snapshot itself serves both.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from dbpulse import __version__
 from dbpulse.sidecar.base import BuildResult
+from dbpulse.sidecar.gauges import gauge
 
 
 @dataclass
@@ -50,6 +57,11 @@ class Snapshot:
         self._up = False
         self._started = clock()
         self._last_reached: float | None = None
+        # Bumped by every change to what the cached part renders, except staleness,
+        # which generation() derives from the clock.
+        self._version = 0
+        self.cached = _Part(self, live=False)
+        self.live = _Part(self, live=True)
 
     def record_success(self, name: str, result: BuildResult, duration: float) -> None:
         now = self._clock()
@@ -64,6 +76,7 @@ class Snapshot:
             if state.counts_for_up:
                 self._up = True
                 self._last_reached = now
+            self._version += 1
 
     def record_failure(self, name: str, duration: float, error: str, *, reached: bool) -> None:
         """A failed run; ``reached`` says whether the database itself answered."""
@@ -78,6 +91,7 @@ class Snapshot:
                 self._up = reached
                 if reached:
                     self._last_reached = now
+            self._version += 1
 
     def add_collector(self, name: str, stale_after: float, *, counts_for_up: bool = True) -> None:
         """Start tracking a collector that appeared after construction (a new database)."""
@@ -86,10 +100,19 @@ class Snapshot:
                 self._states[name] = CollectorState(
                     stale_after=stale_after, counts_for_up=counts_for_up
                 )
+                self._version += 1
 
     def remove_collector(self, name: str) -> None:
         with self._lock:
-            self._states.pop(name, None)
+            if self._states.pop(name, None) is not None:
+                self._version += 1
+
+    def generation(self) -> Hashable:
+        """Changes whenever what ``cached`` renders changes; cheap enough for every scrape."""
+        now = self._clock()
+        with self._lock:
+            fresh = tuple(name for name, state in self._states.items() if _fresh(state, now))
+            return (self._version, fresh)
 
     @property
     def up(self) -> bool:
@@ -132,63 +155,67 @@ class Snapshot:
 
     def families(self, only: Callable[[str], bool] | None = None) -> Iterator[Metric]:
         """Every family, or with ``only`` those of the collectors it accepts (/probe)."""
+        yield from self._families(only, cached=True, live=True)
+
+    def _families(
+        self, only: Callable[[str], bool] | None, *, cached: bool, live: bool
+    ) -> Iterator[Metric]:
         now = self._clock()
         with self._lock:
             states = {
-                name: _copy(state)
+                name: replace(state)
                 for name, state in self._states.items()
                 if only is None or only(name)
             }
             up = self._up
-        yield _gauge(
-            "pg_up",
-            "1 when the last poll connected to the target",
-            ["target"],
-            [([self.target], 1.0 if up else 0.0)],
-        )
-        yield _gauge("dbpulse_build_info", "dbpulse version", ["version"], [([__version__], 1.0)])
-        yield _gauge(
-            "dbpulse_snapshot_age_seconds",
-            "seconds since a poll last reached the database",
-            [],
-            [([], self.snapshot_age())],
-        )
-        yield _gauge(
+        if cached:
+            yield gauge(
+                "pg_up",
+                "1 when the last poll connected to the target",
+                [([self.target], 1.0 if up else 0.0)],
+                ["target"],
+            )
+            yield gauge(
+                "dbpulse_build_info", "dbpulse version", [([__version__], 1.0)], ["version"]
+            )
+        if live:
+            yield gauge(
+                "dbpulse_snapshot_age_seconds",
+                "seconds since a poll last reached the database",
+                [([], self.snapshot_age())],
+            )
+        if not cached:
+            return
+        yield gauge(
             "dbpulse_collector_success",
             "1 when the collector's last run succeeded",
-            ["collector"],
             [([n], 1.0 if s.success else 0.0) for n, s in states.items()],
+            ["collector"],
         )
-        yield _gauge(
+        yield gauge(
             "dbpulse_collector_duration_seconds",
             "wall time of the collector's last run",
-            ["collector"],
             [([n], s.duration) for n, s in states.items()],
+            ["collector"],
         )
         for state in states.values():
-            fresh = state.last_success is not None and now - state.last_success <= state.stale_after
-            if fresh:
+            if _fresh(state, now):
                 yield from state.families
 
 
-def _copy(state: CollectorState) -> CollectorState:
-    return CollectorState(
-        stale_after=state.stale_after,
-        families=state.families,
-        debug=state.debug,
-        success=state.success,
-        duration=state.duration,
-        last_success=state.last_success,
-        last_attempt=state.last_attempt,
-        last_error=state.last_error,
-        counts_for_up=state.counts_for_up,
-    )
+def _fresh(state: CollectorState, now: float) -> bool:
+    return state.last_success is not None and now - state.last_success <= state.stale_after
 
 
-def _gauge(
-    name: str, doc: str, labels: list[str], samples: list[tuple[list[str], float]]
-) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=labels)
-    for values, value in samples:
-        family.add_metric(values, value)
-    return family
+class _Part:
+    """The cached or the live part of a snapshot, as a prometheus_client collector."""
+
+    def __init__(self, snapshot: Snapshot, *, live: bool) -> None:
+        self._snapshot = snapshot
+        self._live = live
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return self._snapshot._families(None, cached=not self._live, live=self._live)

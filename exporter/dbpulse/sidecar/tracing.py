@@ -1,17 +1,18 @@
-"""The sidecar's spans: the poller hands each collector's rows here after a good poll.
+"""The sidecar's spans: the poller hands each successful ``BuildResult`` here.
 
-Rows become sightings (``tracing_sightings``), the pure tracker turns sightings into
-started / phase-changed / ended events (``tracing_episodes``), and this thin emitter
-turns events into spans with explicit start and end times. A span stays open in memory
-while its episode lasts and is exported when it ends. When the statement behind an
-episode carried a ``traceparent`` comment (or its ``application_name`` did), the span is
-a child of that remote span, so it shows up in the application's trace.
+Its typed facts (``sidecar/facts.py``) become sightings (``tracing_sightings``), the
+pure tracker turns sightings into started / phase-changed / ended events
+(``tracing_episodes``), and this thin emitter turns events into spans with explicit
+start and end times. A span stays open in memory while its episode lasts and is
+exported when it ends. When the statement behind an episode carried a ``traceparent``
+comment (or its ``application_name`` did), the span is a child of that remote span, so
+it shows up in the application's trace.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -20,7 +21,7 @@ from opentelemetry.trace import Span, SpanKind
 from dbpulse import __version__
 from dbpulse.logging import get_logger
 from dbpulse.settings import Settings
-from dbpulse.sidecar.base import Context, Row, Rows
+from dbpulse.sidecar.base import BuildResult, Context
 from dbpulse.sidecar.tracing_episodes import (
     EpisodeEvent,
     Sighting,
@@ -36,14 +37,6 @@ from dbpulse.sidecar.tracing_sightings import (
 from dbpulse.tracecontext import context_from
 
 __all__ = ["SidecarTracer", "SidecarTracing"]
-
-Feed = Callable[[Sequence[Row], float], list[Sighting]]
-# collector name -> (episode kind, the rows it reads, rows -> sightings)
-FEEDS: dict[str, tuple[str, str, Feed]] = {
-    "progress": ("index_build", "create_index", index_build_sightings),
-    "locks": ("blocking", "blocking", blocking_sightings),
-    "activity": ("slow_query", "slow", slow_query_sightings),
-}
 
 
 def _ns(seconds: float) -> int:
@@ -64,20 +57,16 @@ class SidecarTracer:
         self._lock = threading.Lock()
         self._failed_once = False
 
-    def observe(self, collector: str, rows: Rows, ctx: Context) -> None:
-        """Feed one successful poll; never raises (tracing must not fail a poll)."""
-        feed = FEEDS.get(collector)
-        if feed is None:
-            return
-        kind, key, to_sightings = feed
-        if key not in rows:  # e.g. activity without the slow query (tracing just enabled)
-            return
+    def observe(self, collector: str, result: BuildResult, ctx: Context) -> None:
+        """Feed one successful poll's facts; never raises (tracing must not fail a poll)."""
         try:
-            sightings = to_sightings(rows[key], ctx.now)
-            with self._lock:
-                state, events = observe(self._states.get(kind, TrackerState()), sightings, ctx.now)
-                self._states[kind] = state
-                self._emit(events, ctx.now)
+            for kind, sightings in _sightings(result, ctx.now):
+                with self._lock:
+                    state, events = observe(
+                        self._states.get(kind, TrackerState()), sightings, ctx.now
+                    )
+                    self._states[kind] = state
+                    self._emit(events, ctx.now)
         except Exception as exc:  # noqa: BLE001 - a tracing bug must not fail the poll
             if not self._failed_once:
                 self._failed_once = True
@@ -139,6 +128,19 @@ class SidecarTracer:
                 if sighting.phase is not None:
                     span.set_attribute("dbpulse.final_phase", sighting.phase)
                 span.end(end_time=_ns(event.at))
+
+
+def _sightings(result: BuildResult, now: float) -> list[tuple[str, list[Sighting]]]:
+    """(episode kind, sightings) for every kind of fact the result carries."""
+    facts = result.facts
+    found = []
+    if facts.index_builds is not None:
+        found.append(("index_build", index_build_sightings(facts.index_builds, now)))
+    if facts.blocking is not None:
+        found.append(("blocking", blocking_sightings(facts.blocking, now)))
+    if facts.slow_queries is not None:
+        found.append(("slow_query", slow_query_sightings(facts.slow_queries, now)))
+    return found
 
 
 def _ratio(sighting: Sighting) -> dict[str, float]:

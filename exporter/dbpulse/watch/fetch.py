@@ -97,8 +97,8 @@ def run_probe(conns: ConnectionManager, probe: ProbeSettings) -> ProbeReading:
     ctx = Context(target="watch", server_version_num=conns.server_version_num, now=time.time())
     try:
         with conns.transaction(probe.timeout) as conn:
-            rows = collector.fetch(conn, ctx)
-        collector.build(rows, ctx)  # the same checks (numeric values) as in the sidecar
+            rows = collector.fetch(conn, ctx, None)
+        collector.build(rows, ctx, None)  # the same checks (numeric values) as in the sidecar
     except (CollectorError, psycopg.Error) as exc:
         return ProbeReading(probe.name, {}, None, None, error=_first_line(exc))
     columns = [str(c["name"]) for c in rows["columns"]]

@@ -1,4 +1,11 @@
-"""The registry of collectors: one module per catalog view, looked up by name."""
+"""The registry of collectors: one module per catalog view, looked up by name.
+
+Adding a collector is one module (``fetch`` + pure ``build``, see ``sidecar/base.py``),
+one line in ``FACTORIES`` (and its name in ``settings.COLLECTOR_NAMES``, which gives it
+interval/timeout/stale_after settings), and its tests. ``TRACING`` collectors feed
+sidecar spans only: the runtime adds them when tracing is enabled, on the schedule of
+the collector named beside them.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +13,55 @@ from collections.abc import Callable
 
 from dbpulse.settings import COLLECTOR_NAMES, Settings
 from dbpulse.sidecar.base import Collector
+from dbpulse.sidecar.collectors import (
+    activity,
+    database,
+    locks,
+    migrations,
+    progress,
+    slow_queries,
+    statements,
+)
 
+Factory = Callable[[Settings], Collector]
 
-def _factories() -> dict[str, Callable[[Settings], Collector]]:
-    from dbpulse.sidecar.collectors import (
-        activity,
-        database,
-        locks,
-        migrations,
-        progress,
-        statements,
+FACTORIES: dict[str, Factory] = {
+    "activity": activity.create,
+    "statements": statements.create,
+    "locks": locks.create,
+    "progress": progress.create,
+    "database": database.create,
+    "migrations": migrations.create,
+}
+# name -> (factory, the collector whose settings schedule it)
+TRACING: dict[str, tuple[Factory, str]] = {
+    "slow_queries": (slow_queries.create, "activity"),
+}
+
+# The settings and the registry must agree; a gap either way is a packaging bug.
+if set(FACTORIES) != set(COLLECTOR_NAMES):  # pragma: no cover - checked at import
+    raise RuntimeError(
+        f"collector registry {sorted(FACTORIES)} != settings {sorted(COLLECTOR_NAMES)}"
     )
-
-    return {
-        "activity": activity.create,
-        "statements": statements.create,
-        "locks": locks.create,
-        "progress": progress.create,
-        "database": database.create,
-        "migrations": migrations.create,
-    }
 
 
 def create_enabled(settings: Settings) -> dict[str, Collector]:
-    """Instantiate every collector the settings enable, in a stable order."""
-    factories = _factories()
-    missing = set(COLLECTOR_NAMES) - set(factories)
-    if missing:  # the settings and the registry must agree; a gap is a packaging bug
-        raise RuntimeError(f"collectors without a module: {sorted(missing)}")
-    return {
-        name: factories[name](settings)
+    """Every collector the settings enable (tracing ones with tracing), in a stable order."""
+    enabled = {
+        name: FACTORIES[name](settings)
         for name, config in settings.collectors.items()
         if config.enabled
     }
+    if settings.telemetry.enabled:
+        enabled.update({name: factory(settings) for name, (factory, _) in TRACING.items()})
+    return enabled
+
+
+def settings_name(name: str) -> str:
+    """The collector whose settings (interval, timeout, stale_after) ``name`` runs under."""
+    return TRACING[name][1] if name in TRACING else name
 
 
 def create(name: str, settings: Settings) -> Collector:
     """One collector by name (discovery makes one per database for per-database views)."""
-    return _factories()[name](settings)
+    return FACTORIES[name](settings)

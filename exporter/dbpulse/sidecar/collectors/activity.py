@@ -12,7 +12,8 @@ age, which is clamped to zero.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -21,8 +22,6 @@ from prometheus_client.metrics_core import Metric
 
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
-from dbpulse.sidecar.tracing_texts import StatementTexts, literal_free
-from dbpulse.tracecontext import SQL_APP_PATTERN, SQL_PATTERN
 
 _AGES = """
     EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS xact_age_seconds,
@@ -49,36 +48,6 @@ SELECT name, setting::int8 AS value
 FROM pg_settings
 WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')
 """
-SQL_DATABASES = """
-SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname
-"""
-
-
-def _slow_sql(query_id: str) -> str:
-    return f"""
-SELECT a.pid, a.datname, a.usename, a.application_name, {query_id} AS query_id,
-    a.datid::int8 AS dbid, a.usesysid::int8 AS userid,
-    EXTRACT(EPOCH FROM a.query_start)::float8 AS query_start_epoch,
-    EXTRACT(EPOCH FROM now() - a.query_start)::float8 AS query_age_seconds,
-    COALESCE(substring(a.query from {SQL_PATTERN}),
-             substring(a.application_name from {SQL_APP_PATTERN})) AS traceparent,
-    left(a.query, %(max)s) AS query_raw
-FROM pg_stat_activity a
-WHERE a.pid <> pg_backend_pid() AND a.state = 'active'
-    AND a.query_start <= now() - make_interval(secs => %(slow)s)
-ORDER BY a.query_start
-LIMIT %(limit)s
-"""
-
-
-# Only with tracing on: active statements older than the slow threshold, for the
-# sidecar's slow-query spans. The raw text never leaves fetch(): it is normalised
-# there (literals become ?) and dropped.
-SQL_SLOW_V14 = _slow_sql("a.query_id")
-SQL_SLOW_OLD = _slow_sql("NULL::int8")
-SLOW_TEXT_MAX = 4000
-SLOW_LIMIT = 100
-
 CLIENT_BACKEND = "client backend"
 _IDLE_IN_TX = ("idle in transaction", "idle in transaction (aborted)")
 ZERO_FILL_STATES = ("active", "idle", *_IDLE_IN_TX)
@@ -87,27 +56,14 @@ ZERO_FILL_STATES = ("active", "idle", *_IDLE_IN_TX)
 @dataclass
 class ActivityCollector:
     name: str = "activity"
-    # Set when tracing is on: statements running longer become sidecar spans.
-    slow_query_seconds: float | None = None
-    texts: StatementTexts = field(default_factory=StatementTexts, repr=False)
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         sql = SQL_V10 if ctx.server_version_num >= 100000 else SQL_OLD
-        rows = {
-            "activity": query(conn, sql),
-            "settings": query(conn, SQL_SETTINGS),
-            "databases": query(conn, SQL_DATABASES),
-        }
-        if self.slow_query_seconds is not None:
-            rows["slow"] = fetch_slow(conn, ctx, self.slow_query_seconds)
-            self.texts.fill(conn, rows["slow"])
-        return rows
+        return {"activity": query(conn, sql), "settings": query(conn, SQL_SETTINGS)}
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         return BuildResult(
-            families=build_families(
-                rows["activity"], rows.get("settings", []), rows.get("databases", [])
-            )
+            families=build_families(rows["activity"], rows.get("settings", []), ctx.databases)
         )
 
 
@@ -125,11 +81,13 @@ def is_client(row: Row) -> bool:
     return row.get("backend_type") in (None, CLIENT_BACKEND)
 
 
-def build_families(activity: list[Row], settings: list[Row], databases: list[Row]) -> list[Metric]:
+def build_families(
+    activity: list[Row], settings: list[Row], databases: Iterable[str]
+) -> list[Metric]:
     clients = [row for row in activity if is_client(row)]
     # Every connectable database gets its per-database gauges, 0 when nothing happens,
     # so alerts and graphs see a zero rather than an absent series.
-    datnames = {_text(row.get("datname")) for row in databases}
+    datnames = set(databases)
     datnames.update(_text(row.get("datname")) for row in clients)
 
     count: dict[tuple[str, str, str, str, str], int] = defaultdict(int)
@@ -238,17 +196,5 @@ def _settings_families(settings: list[Row], clients: int) -> list[Metric]:
     return families
 
 
-def fetch_slow(conn: psycopg.Connection[Row], ctx: Context, slow: float) -> list[Row]:
-    """Active statements older than ``slow`` seconds, their text normalised here."""
-    sql = SQL_SLOW_V14 if ctx.server_version_num >= 140000 else SQL_SLOW_OLD
-    rows = query(conn, sql, {"max": SLOW_TEXT_MAX, "slow": slow, "limit": SLOW_LIMIT})
-    for row in rows:
-        row["query_text"] = literal_free(row.pop("query_raw", None))
-    return rows
-
-
-def create(settings: Settings) -> ActivityCollector:
-    telemetry = settings.telemetry
-    return ActivityCollector(
-        slow_query_seconds=telemetry.slow_query_seconds if telemetry.enabled else None
-    )
+def create(_settings: Settings) -> ActivityCollector:
+    return ActivityCollector()

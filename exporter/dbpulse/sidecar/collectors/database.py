@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -61,11 +62,11 @@ _MS_COUNTERS = (
 class DatabaseCollector:
     name: str = "database"
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         sql = SQL_V14 if ctx.server_version_num >= 140000 else SQL_OLD
         return {"databases": query(conn, sql)}
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         return BuildResult(families=build_families(rows["databases"]))
 
 

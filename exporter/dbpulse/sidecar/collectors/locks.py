@@ -2,14 +2,15 @@
 
 ``pg_blocking_pids()`` needs the lock manager's shared state for a moment, so it is only
 called for sessions that are actually waiting on a heavyweight lock
-(``wait_event_type = 'Lock'``). The blocking tree (roots = blockers that are not waiting
-themselves) is served as JSON at ``/debug/locks``; it never contains query text, only
-PostgreSQL's ``query_id`` (14+), because statements carry literals.
+(``wait_event_type = 'Lock'``). The blocking tree (``sidecar/blocking.py``; roots =
+blockers that are not waiting themselves) is built once here: served as JSON at
+``/debug/locks`` and handed to tracing in ``BuildResult.facts``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from prometheus_client.metrics_core import Metric
 
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
+from dbpulse.sidecar.blocking import MAX_DEPTH, BlockingTree, build_tree
+from dbpulse.sidecar.facts import Facts
 from dbpulse.tracecontext import SQL_PATTERN
 
 # Locks on shared objects or on transaction IDs have no database; they are attributed
@@ -30,9 +33,6 @@ LEFT JOIN pg_database d ON d.oid = l.database
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.pid IS DISTINCT FROM pg_backend_pid()
 GROUP BY 1, 2, 3
-"""
-SQL_DATABASES = """
-SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname
 """
 
 
@@ -92,17 +92,14 @@ LOCK_MODES = (
     "ExclusiveLock",
     "AccessExclusiveLock",
 )
-# A chain deeper than this is cut off in the JSON (it is already an emergency).
-MAX_DEPTH = 32
-# pg_blocking_pids() reports a lock held by a prepared transaction as pid 0.
-PREPARED_XACT_PID = 0
+__all__ = ["MAX_DEPTH", "LocksCollector", "build_families", "build_tree", "create"]
 
 
 @dataclass
 class LocksCollector:
     name: str = "locks"
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         if ctx.server_version_num >= 140000:
             blocking = SQL_BLOCKING_V14
         elif ctx.server_version_num >= 120000:
@@ -112,116 +109,21 @@ class LocksCollector:
         return {
             "locks": query(conn, SQL_LOCK_COUNTS),
             "blocking": query(conn, blocking),
-            "databases": query(conn, SQL_DATABASES),
         }
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         tree = build_tree(rows["blocking"])
-        families = build_families(rows["locks"], rows.get("databases", []), tree)
-        return BuildResult(families=families, debug=tree.as_json(ctx.now))
+        families = build_families(rows["locks"], ctx.databases, tree)
+        return BuildResult(
+            families=families, debug=tree.as_json(ctx.now), facts=Facts(blocking=tree)
+        )
 
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _seconds(value: Any) -> float | None:
-    return None if value is None else max(0.0, float(value))
-
-
-@dataclass
-class BlockingTree:
-    """Sessions involved in lock waits, indexed by pid, plus who waits on whom."""
-
-    sessions: dict[int, Row]
-    # blocker pid -> pids waiting on it (sorted, de-duplicated)
-    waiters: dict[int, list[int]]
-    # waiting pid -> pids blocking it
-    blockers: dict[int, list[int]]
-    roots: list[int]
-    # waiting sessions not reachable from any root: a cycle (a deadlock the server has
-    # not detected yet, deadlock_timeout) has no root to hang from.
-    unrooted: list[int]
-
-    def waiting_pids(self) -> list[int]:
-        return sorted(self.blockers)
-
-    def node(self, pid: int, depth: int = 0, path: frozenset[int] = frozenset()) -> dict[str, Any]:
-        row = self.sessions.get(pid, {})
-        state = row.get("state")
-        node: dict[str, Any] = {
-            "pid": pid,
-            "prepared_transaction": pid == PREPARED_XACT_PID,
-            "datname": row.get("datname"),
-            "usename": row.get("usename"),
-            "application_name": row.get("application_name"),
-            "backend_type": row.get("backend_type"),
-            "state": state,
-            "wait_event_type": row.get("wait_event_type"),
-            "wait_event": row.get("wait_event"),
-            "query_id": row.get("query_id"),
-            "xact_age_seconds": _seconds(row.get("xact_age_seconds")),
-            "idle_in_transaction_seconds": (
-                _seconds(row.get("state_age_seconds"))
-                if isinstance(state, str) and state.startswith("idle in transaction")
-                else None
-            ),
-            "wait_seconds": _seconds(row.get("wait_seconds")) if pid in self.blockers else None,
-            "blocked_by": self.blockers.get(pid, []),
-        }
-        children = [p for p in self.waiters.get(pid, []) if p not in path and p != pid]
-        if depth >= MAX_DEPTH:
-            node["waiters_truncated"] = len(children)
-            node["waiters"] = []
-        else:
-            inner = path | {pid}
-            node["waiters"] = [self.node(child, depth + 1, inner) for child in children]
-        return node
-
-    def as_json(self, now: float) -> dict[str, Any]:
-        return {
-            "generated_at": now,
-            "waiting_sessions": len(self.blockers),
-            "roots": [self.node(pid) for pid in self.roots],
-            "unrooted": [self.node(pid) for pid in self.unrooted],
-        }
-
-
-def build_tree(rows: list[Row]) -> BlockingTree:
-    """Index the blocking rows; pure, so cycles and duplicates are unit-tested."""
-    sessions: dict[int, Row] = {}
-    blockers: dict[int, list[int]] = {}
-    waiters: dict[int, set[int]] = defaultdict(set)
-    for row in rows:
-        pid = int(row["pid"])
-        sessions[pid] = row
-        # Parallel workers' locks are reported under the leader's pid, so a pid can
-        # appear more than once, and never count a session as blocking itself.
-        blocked_by = sorted({int(p) for p in row.get("blocked_by") or () if int(p) != pid})
-        if blocked_by:
-            blockers[pid] = blocked_by
-            for blocker in blocked_by:
-                waiters[blocker].add(pid)
-    roots = sorted(pid for pid in waiters if pid not in blockers)
-    reachable: set[int] = set()
-    stack = list(roots)
-    while stack:
-        pid = stack.pop()
-        for child in waiters.get(pid, ()):
-            if child not in reachable:
-                reachable.add(child)
-                stack.append(child)
-    unrooted = sorted(pid for pid in blockers if pid not in reachable)
-    return BlockingTree(
-        sessions=sessions,
-        waiters={pid: sorted(kids) for pid, kids in waiters.items()},
-        blockers=blockers,
-        roots=roots,
-        unrooted=unrooted,
-    )
-
-
-def build_families(locks: list[Row], databases: list[Row], tree: BlockingTree) -> list[Metric]:
+def build_families(locks: list[Row], databases: Iterable[str], tree: BlockingTree) -> list[Metric]:
     families: list[Metric] = []
     fam = GaugeMetricFamily(
         "pg_locks_count",
@@ -231,10 +133,11 @@ def build_families(locks: list[Row], databases: list[Row], tree: BlockingTree) -
     counts: dict[tuple[str, str, str], float] = defaultdict(float)
     # Zeros for the standard modes in every connectable database, so that a quiet
     # database still has series (and "no waiting locks" is a 0, not an absence).
-    for row in databases:
+    datnames = set(databases)
+    for datname in datnames:
         for mode in LOCK_MODES:
             for granted in ("true", "false"):
-                counts[(_text(row.get("datname")), mode, granted)] += 0.0
+                counts[(datname, mode, granted)] += 0.0
     for row in locks:
         granted = "true" if row.get("granted") else "false"
         counts[(_text(row.get("datname")), _text(row.get("mode")), granted)] += float(
@@ -244,19 +147,18 @@ def build_families(locks: list[Row], databases: list[Row], tree: BlockingTree) -
         fam.add_metric(list(labels), n)
     families.append(fam)
 
-    datnames = {_text(row.get("datname")) for row in databases}
-    datnames.update(_text(tree.sessions.get(pid, {}).get("datname")) for pid in tree.blockers)
+    datnames.update(_text(tree.session(pid).datname) for pid in tree.blockers)
     sessions: dict[str, int] = dict.fromkeys(datnames, 0)
     max_wait: dict[str, float] = dict.fromkeys(datnames, 0.0)
     roots: dict[str, int] = dict.fromkeys(datnames, 0)
     for pid in tree.waiting_pids():
-        row = tree.sessions.get(pid, {})
-        datname = _text(row.get("datname"))
+        session = tree.session(pid)
+        datname = _text(session.datname)
         sessions[datname] = sessions.get(datname, 0) + 1
-        wait = _seconds(row.get("wait_seconds")) or 0.0
+        wait = session.wait_seconds or 0.0
         max_wait[datname] = max(max_wait.get(datname, 0.0), wait)
     for pid in tree.roots:
-        datname = _text(tree.sessions.get(pid, {}).get("datname"))
+        datname = _text(tree.session(pid).datname)
         roots[datname] = roots.get(datname, 0) + 1
     for name, doc, values in (
         ("pg_blocking_sessions", "sessions waiting for a lock held by another session", sessions),

@@ -11,6 +11,7 @@ first, and ``pg_migration_findings`` reports the true count so the bound hides n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from prometheus_client.core import GaugeMetricFamily
@@ -157,7 +158,7 @@ class MigrationsCollector:
     config: MigrationsSettings
     name: str = "migrations"
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         cfg = self.config
         limit = {"limit": cfg.max_series}
         return {
@@ -175,7 +176,7 @@ class MigrationsCollector:
             ),
         }
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         return build_result(rows, self.config.max_series)
 
 

@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import Metric
 
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
+from dbpulse.sidecar.facts import Facts, IndexBuild
 from dbpulse.tracecontext import SQL_PATTERN
 
 
@@ -192,11 +193,34 @@ def queries_for(server_version_num: int) -> dict[str, str]:
 class ProgressCollector:
     name: str = "progress"
 
-    def fetch(self, conn: psycopg.Connection[Row], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         return {key: query(conn, sql) for key, sql in queries_for(ctx.server_version_num).items()}
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
-        return BuildResult(families=build_families(rows))
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
+        builds = None if "create_index" not in rows else index_builds(rows["create_index"])
+        return BuildResult(families=build_families(rows), facts=Facts(index_builds=builds))
+
+
+def index_builds(rows: list[Row]) -> tuple[IndexBuild, ...]:
+    """The index builds in flight, typed for tracing (pure)."""
+    return tuple(
+        IndexBuild(
+            pid=int(row.get("pid") or 0),
+            datname=_str(row.get("datname")),
+            relname=_str(row.get("relname")),
+            index_relname=_str(row.get("index_relname")),
+            command=_str(row.get("command")) or "CREATE INDEX",
+            phase=_str(row.get("phase")),
+            elapsed_seconds=max(0.0, float(row.get("elapsed_seconds") or 0.0)),
+            ratio=progress_ratio("create_index", row),
+            traceparent=_str(row.get("traceparent")) or None,
+        )
+        for row in rows
+    )
+
+
+def _str(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 def _ratio(done: Any, total: Any) -> float | None:
