@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from dbpulse.sidecar.base import Context
@@ -31,8 +32,10 @@ def _row(**kw: Any) -> dict[str, Any]:
 
 
 def _samples(activity: list[dict[str, Any]], settings=SETTINGS, databases=()) -> dict:
+    # The database list comes from the runtime, in the context, not from the rows.
+    ctx = replace(CTX, databases=tuple(str(d["datname"]) for d in databases))
     result = ActivityCollector().build(
-        {"activity": activity, "settings": list(settings), "databases": list(databases)}, CTX
+        {"activity": activity, "settings": list(settings)}, ctx, None
     )
     out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for fam in result.families:

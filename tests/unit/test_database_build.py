@@ -33,7 +33,7 @@ def test_counters_and_ms_to_seconds() -> None:
         "frozen_xid_age": 42,
         "deadlocks": 1,
     }
-    text = _render(DatabaseCollector().build({"databases": [row]}, Context("t", 150000, 0.0)))
+    text = _render(DatabaseCollector().build({"databases": [row]}, Context("t", 150000, 0.0), None))
     assert 'pg_stat_database_xact_commit_total{datname="app"} 10.0' in text
     assert 'pg_stat_database_blk_read_time_seconds_total{datname="app"} 1.5' in text
     assert 'pg_database_size_bytes{datname="app"} 8192.0' in text
@@ -49,7 +49,7 @@ def test_older_server_rows_without_session_columns() -> None:
         "size_bytes": 1,
         "frozen_xid_age": 1,
     }
-    text = _render(DatabaseCollector().build({"databases": [row]}, Context("t", 130000, 0.0)))
+    text = _render(DatabaseCollector().build({"databases": [row]}, Context("t", 130000, 0.0), None))
     assert "pg_stat_database_sessions_total" not in text
     assert "pg_stat_database_xact_commit_total" in text
 
@@ -63,6 +63,6 @@ def test_null_columns_are_skipped() -> None:
         "size_bytes": 5,
         "frozen_xid_age": 7,
     }
-    text = _render(DatabaseCollector().build({"databases": [row]}, Context("t", 150000, 0.0)))
+    text = _render(DatabaseCollector().build({"databases": [row]}, Context("t", 150000, 0.0), None))
     assert "pg_stat_database_xact_commit_total" not in text
     assert 'pg_database_size_bytes{datname="app"} 5.0' in text

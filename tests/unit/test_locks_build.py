@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from dbpulse.sidecar.base import Context
@@ -32,9 +33,8 @@ def _s(pid: int, blocked_by: list[int] | None = None, **kw: Any) -> dict[str, An
 
 
 def _build(blocking: list[dict[str, Any]], locks=(), databases=()) -> tuple[dict, Any]:
-    result = LocksCollector().build(
-        {"locks": list(locks), "blocking": blocking, "databases": list(databases)}, CTX
-    )
+    ctx = replace(CTX, databases=tuple(str(d["datname"]) for d in databases))
+    result = LocksCollector().build({"locks": list(locks), "blocking": blocking}, ctx, None)
     samples = {}
     for fam in result.families:
         for s in fam.samples:

@@ -13,7 +13,7 @@ CTX = Context("t", 150000, 0.0)
 
 def _samples(rows: dict[str, list[dict[str, Any]]]) -> dict:
     out = {}
-    for fam in ProgressCollector().build(rows, CTX).families:
+    for fam in ProgressCollector().build(rows, CTX, None).families:
         for s in fam.samples:
             out[s.name, tuple(sorted(s.labels.items()))] = s.value
     return out
@@ -139,7 +139,7 @@ def test_copy_uses_command_and_type_instead_of_phase() -> None:
 
 def test_no_operations_no_series() -> None:
     """With nothing in flight the server's views give empty families; absent views give none."""
-    families = ProgressCollector().build({"vacuum": []}, CTX).families
+    families = ProgressCollector().build({"vacuum": []}, CTX, None).families
     assert families
     assert all(not f.samples for f in families)
     assert {f.name.split("_")[3] for f in families} == {"vacuum"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dbpulse.sidecar.base import BuildResult
 from dbpulse.sidecar.connection import Backoff
 from dbpulse.sidecar.snapshot import Snapshot
@@ -91,3 +93,53 @@ def test_backoff_doubles_and_caps() -> None:
     assert not backoff.ready(7.9)
     backoff.succeeded()
     assert backoff.ready(0.0)
+
+
+def _part(part: object) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(part)  # type: ignore[arg-type]
+    return generate_latest(registry).decode()
+
+
+def test_generation_changes_exactly_when_the_cached_part_would_render_differently() -> None:
+    """Success, failure, added/removed collectors and crossing stale_after change it; time alone does not."""
+    clock = Clock()
+    snap = Snapshot("t", {"a": 30.0}, clock=clock)
+    seen = [snap.generation()]
+    clock.now += 5
+    assert snap.generation() == seen[-1]
+    assert _part(snap.cached) == _part(snap.cached)
+    changes: list[Callable[[], None]] = [
+        lambda: snap.record_success("a", BuildResult([_family(5)]), 0.01),
+        lambda: snap.record_failure("a", 0.02, "boom", reached=True),
+        lambda: snap.add_collector("b", 30.0),
+        lambda: snap.remove_collector("b"),
+    ]
+    for change in changes:
+        before = _part(snap.cached)
+        change()
+        assert snap.generation() not in seen
+        assert _part(snap.cached) != before
+        seen.append(snap.generation())
+    rendered = _part(snap.cached)
+    clock.now += 10  # still fresh: same generation, same body
+    assert snap.generation() == seen[-1]
+    assert _part(snap.cached) == rendered
+    clock.now += 21  # "a" crosses stale_after: its families drop out
+    assert snap.generation() != seen[-1]
+    assert "pg_example" not in _part(snap.cached)
+
+
+def test_live_part_holds_the_clock_driven_family_and_the_cached_part_the_rest() -> None:
+    """dbpulse_snapshot_age_seconds is only in live; every other family only in cached."""
+    clock = Clock()
+    snap = Snapshot("t", {"a": 30.0}, clock=clock)
+    snap.record_success("a", BuildResult([_family(5)]), 0.01)
+    clock.now += 3
+    live, cached = _part(snap.live), _part(snap.cached)
+    assert "dbpulse_snapshot_age_seconds 3.0" in live
+    assert "pg_up" not in live
+    assert "dbpulse_snapshot_age_seconds" not in cached
+    for name in ("pg_up", "dbpulse_build_info", "dbpulse_collector_success", "pg_example"):
+        assert name in cached
+    assert sorted((live + cached).splitlines()) == sorted(_text(snap).splitlines())

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.base import BuildResult, Context
 from dbpulse.sidecar.collectors.statements import (
     FAMILIES,
     StatementsCollector,
+    StatementsState,
     rank,
     scrub_text,
     select,
     statement_capacity,
 )
+from dbpulse.sidecar.collectors.statements_select import texts_wanted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,15 +103,34 @@ def test_vanished_statement_is_forgotten() -> None:
 
 
 def test_capacity_counts_every_family_and_the_totals() -> None:
-    """families x statements + per-database totals stay within max_series (0 when none fit)."""
-    for max_series in (10, 100, 2000, 2001):
-        for databases in (0, 1, 3, 50):
-            cap = statement_capacity(max_series, databases)
-            if 2 * databases <= max_series:
-                assert cap * len(FAMILIES) + 2 * databases <= max_series
-                assert (cap + 1) * len(FAMILIES) + 2 * databases > max_series
-            else:
-                assert cap == 0
+    """6 series per statement + 2 per database stay within max_series (0 when none fit)."""
+    assert len(FAMILIES) == 6
+    expected = {
+        (10, 0): 1,
+        (10, 1): 1,
+        (10, 3): 0,
+        (10, 50): 0,
+        (100, 0): 16,
+        (100, 1): 16,
+        (100, 3): 15,
+        (100, 50): 0,
+        (2000, 0): 333,
+        (2000, 1): 333,
+        (2000, 3): 332,
+        (2000, 50): 316,
+        (2001, 0): 333,
+        (2001, 1): 333,
+        (2001, 3): 332,
+        (2001, 50): 316,
+    }
+    for (max_series, databases), want in expected.items():
+        cap = statement_capacity(max_series, databases)
+        assert cap == want, (max_series, databases)
+        if 2 * databases <= max_series:
+            assert cap * 6 + 2 * databases <= max_series
+            assert (cap + 1) * 6 + 2 * databases > max_series
+        else:
+            assert cap == 0
 
 
 def test_rank_orders_by_time_with_stable_ties() -> None:
@@ -134,6 +155,13 @@ def _collector(**kw: Any) -> StatementsCollector:
     return StatementsCollector(**{"top_n": 1, "hold_seconds": 60.0, **kw})
 
 
+def _build(
+    collector: StatementsCollector, rows: dict[str, Any], ctx: Context, state: Any = None
+) -> BuildResult:
+    """Build from summarise()'s output shape (totals, ranked candidates), state passed in."""
+    return collector.build_summary(rows, ctx, state)
+
+
 def _samples(result) -> dict:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -150,7 +178,7 @@ def test_build_exports_counters_in_seconds_with_string_queryids() -> None:
     collector = _collector()
     big = -(2**62)
     rows = {"totals": TOTALS, "candidates": [_row(big, 2500.0), _row(2, 100.0)]}
-    samples = _samples(collector.build(rows, Context("t", 150000, 0.0)))
+    samples = _samples(_build(collector, rows, Context("t", 150000, 0.0)))
     labels = (("datname", "app"), ("queryid", str(big)), ("user", "web"))
     assert samples["pg_stat_statements_seconds_total", labels] == 2.5
     assert samples["pg_stat_statements_calls_total", labels] == 3
@@ -163,13 +191,16 @@ def test_build_exports_counters_in_seconds_with_string_queryids() -> None:
 def test_build_keeps_state_between_polls_and_reports_coverage() -> None:
     """The collector holds a statement that fell out of the top and shows coverage in debug."""
     collector = _collector()
-    collector.build(
+    first = _build(
+        collector,
         {"totals": TOTALS, "candidates": [_row(1, 300.0), _row(2, 100.0)]},
         Context("t", 150000, 0.0),
     )
-    result = collector.build(
+    result = _build(
+        collector,
         {"totals": TOTALS, "candidates": [_row(2, 900.0), _row(1, 300.0)]},
         Context("t", 150000, 15.0),
+        first.state,
     )
     debug = result.debug
     assert [s["queryid"] for s in debug["statements"]] == ["2", "1"]
@@ -182,32 +213,33 @@ def test_texts_are_requested_once_scrubbed_and_kept_out_of_labels() -> None:
     """Texts come only for newly selected statements, are scrubbed, and never become labels."""
     collector = _collector(text_max_length=40)
     ctx = Context("t", 150000, 1000.0)
-    collector.build({"totals": TOTALS, "candidates": [_row(1, 10.0)]}, ctx)
-    assert collector._texts_wanted(ctx.now) == [_k(1)]
+    first = _build(collector, {"totals": TOTALS, "candidates": [_row(1, 10.0)]}, ctx)
+    assert texts_wanted(first.state, ctx.now, 40) == [_k(1)]
     rows = {
         "totals": TOTALS,
         "candidates": [_row(1, 20.0)],
         "texts_requested": [{"dbid": 1, "userid": 10, "queryid": 1}],
         "texts": [{"dbid": 1, "userid": 10, "queryid": 1, "query": "SET a = 'hunter2'"}],
     }
-    result = collector.build(rows, ctx)
+    result = _build(collector, rows, ctx, first.state)
     assert result.debug["statements"][0]["query"] == "SET a = '?'"
     assert "hunter2" not in json.dumps(result.debug)
     assert all("query" not in s.labels for fam in result.families for s in fam.samples)
     # Known now: not asked again, even after the rate limit has passed.
-    assert collector._texts_wanted(ctx.now + 3600) == []
+    assert texts_wanted(result.state, ctx.now + 3600, 40) == []
 
 
 def test_text_fetch_is_rate_limited_and_can_be_disabled() -> None:
     """Newly selected statements wait for the text rate limit; text_max_length=0 never asks."""
     collector = _collector()
-    collector._last_text_fetch = 1000.0
-    collector.build({"totals": TOTALS, "candidates": [_row(1, 10.0)]}, Context("t", 1, 1001.0))
-    assert collector._texts_wanted(1010.0) == []
-    assert collector._texts_wanted(1061.0) == [_k(1)]
+    rows = {"totals": TOTALS, "candidates": [_row(1, 10.0)]}
+    fetched = StatementsState(last_text_fetch=1000.0)
+    state = _build(collector, rows, Context("t", 1, 1001.0), fetched).state
+    assert texts_wanted(state, 1010.0, collector.text_max_length) == []
+    assert texts_wanted(state, 1061.0, collector.text_max_length) == [_k(1)]
     off = _collector(text_max_length=0)
-    off.build({"totals": TOTALS, "candidates": [_row(1, 10.0)]}, Context("t", 1, 0.0))
-    assert off._texts_wanted(10_000.0) == []
+    off_state = _build(off, rows, Context("t", 1, 0.0)).state
+    assert texts_wanted(off_state, 10_000.0, off.text_max_length) == []
 
 
 def test_budget_notice_and_null_names() -> None:
@@ -217,7 +249,7 @@ def test_budget_notice_and_null_names() -> None:
         "totals": [{"datname": None, "calls": None, "total_ms": None}],
         "candidates": [_row(1, 10.0, datname=None, user=None), _row(2, 5.0)],
     }
-    result = collector.build(rows, Context("t", 120000, 0.0))
+    result = _build(collector, rows, Context("t", 120000, 0.0))
     assert len(result.notices) == 1
     assert "max_series=10" in result.notices[0]
     samples = _samples(result)
@@ -231,9 +263,14 @@ def test_budget_notice_and_null_names() -> None:
 def test_counter_reset_is_passed_through() -> None:
     """After pg_stat_statements_reset() counters simply go down; the build does not object."""
     collector = _collector()
-    collector.build({"totals": TOTALS, "candidates": [_row(1, 900.0)]}, Context("t", 1, 0.0))
-    after = collector.build(
-        {"totals": TOTALS, "candidates": [_row(1, 1.0, calls=1.0)]}, Context("t", 1, 15.0)
+    before = _build(
+        collector, {"totals": TOTALS, "candidates": [_row(1, 900.0)]}, Context("t", 1, 0.0)
+    )
+    after = _build(
+        collector,
+        {"totals": TOTALS, "candidates": [_row(1, 1.0, calls=1.0)]},
+        Context("t", 1, 15.0),
+        before.state,
     )
     labels = (("datname", "app"), ("queryid", "1"), ("user", "web"))
     assert _samples(after)["pg_stat_statements_calls_total", labels] == 1
@@ -307,3 +344,35 @@ def test_summarise_merges_toplevel_totals_every_entry_and_keeps_held() -> None:
     assert candidates[0]["datname"] == "app"
     assert candidates[0]["user"] == "web"
     assert candidates[0]["shared_blks_read"] == 0.0
+
+
+def _raw(queryid: int, ms: float) -> dict[str, object]:
+    return {
+        "dbid": 1,
+        "userid": 10,
+        "queryid": queryid,
+        "calls": 1,
+        "total_ms": ms,
+        "rows": 1,
+        "shared_blks_hit": 0,
+        "shared_blks_read": 0,
+        "temp_blks_written": 0,
+    }
+
+
+NAMES = [{"is_db": True, "oid": 1, "name": "app"}, {"is_db": False, "oid": 10, "name": "web"}]
+
+
+def test_build_is_pure_and_the_state_goes_in_and_out() -> None:
+    """build() from raw rows leaves the collector and the old state alone; the held set comes from the state passed in."""
+    collector = _collector()
+    ctx0, ctx1 = Context("t", 150000, 0.0), Context("t", 150000, 15.0)
+    first = collector.build({"raw": [_raw(1, 300.0), _raw(2, 100.0)], "names": NAMES}, ctx0, None)
+    assert first.state.last_in_top == {_k(1): 0.0}
+    raw = {"raw": [_raw(2, 900.0), _raw(1, 300.0)], "names": NAMES}
+    held = collector.build(raw, ctx1, first.state)
+    fresh = collector.build(raw, ctx1, None)
+    assert [s["queryid"] for s in held.debug["statements"]] == ["2", "1"]
+    assert [s["queryid"] for s in fresh.debug["statements"]] == ["2"]
+    assert first.state.last_in_top == {_k(1): 0.0}
+    assert collector.build(raw, ctx1, first.state).debug == held.debug

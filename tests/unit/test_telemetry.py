@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from dbpulse.settings import TelemetrySettings, load_settings
-from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.base import BuildResult, Context
+from dbpulse.sidecar.collectors.progress import ProgressCollector
+from dbpulse.sidecar.facts import Facts, IndexBuild
 from dbpulse.sidecar.tracing import SidecarTracer
 from dbpulse.telemetry import create_telemetry, otlp_exporter, resource_attributes
 from dbpulse.tracecontext import (
@@ -110,14 +112,19 @@ def _ctx(now: float) -> Context:
     return Context(target="db:5432/app", server_version_num=150000, now=now)
 
 
+def _observe(tracer: SidecarTracer, rows: dict[str, list[dict[str, object]]], ctx: Context) -> None:
+    """Feed the tracer what the poller does: the progress collector's BuildResult."""
+    tracer.observe("progress", ProgressCollector().build(rows, ctx, None), ctx)
+
+
 def test_index_build_span_has_phase_events_final_ratio_and_times() -> None:
     """One span from first seen (dated back by elapsed) to last seen, an event per phase."""
     tracer, exporter = _tracer()
-    tracer.observe("progress", {"create_index": [_build("initializing", 0, 2.0)]}, _ctx(1000.0))
-    tracer.observe("progress", {"create_index": [_build("building", 40, 3.0)]}, _ctx(1001.0))
-    tracer.observe("progress", {"create_index": [_build("building", 90, 4.0)]}, _ctx(1002.0))
+    _observe(tracer, {"create_index": [_build("initializing", 0, 2.0)]}, _ctx(1000.0))
+    _observe(tracer, {"create_index": [_build("building", 40, 3.0)]}, _ctx(1001.0))
+    _observe(tracer, {"create_index": [_build("building", 90, 4.0)]}, _ctx(1002.0))
     assert exporter.get_finished_spans() == ()
-    tracer.observe("progress", {"create_index": []}, _ctx(1003.0))
+    _observe(tracer, {"create_index": []}, _ctx(1003.0))
     (span,) = exporter.get_finished_spans()
     assert span.name == "CREATE INDEX orders"
     assert span.start_time == 998 * 10**9
@@ -132,8 +139,8 @@ def test_index_build_span_has_phase_events_final_ratio_and_times() -> None:
 def test_episode_with_traceparent_joins_that_trace() -> None:
     """A build whose statement carried a traceparent is a child of that remote span."""
     tracer, exporter = _tracer()
-    tracer.observe("progress", {"create_index": [_build("x", 0, 1.0, TP)]}, _ctx(10.0))
-    tracer.observe("progress", {"create_index": []}, _ctx(11.0))
+    _observe(tracer, {"create_index": [_build("x", 0, 1.0, TP)]}, _ctx(10.0))
+    _observe(tracer, {"create_index": []}, _ctx(11.0))
     (span,) = exporter.get_finished_spans()
     assert f"{span.context.trace_id:032x}" == TP.split("-")[1]
     assert span.parent is not None
@@ -143,7 +150,7 @@ def test_episode_with_traceparent_joins_that_trace() -> None:
 def test_close_ends_open_episodes_and_marks_them() -> None:
     """Stopping the sidecar ends a build still in flight, flagged as open at shutdown."""
     tracer, exporter = _tracer()
-    tracer.observe("progress", {"create_index": [_build("x", 0, 1.0)]}, _ctx(10.0))
+    _observe(tracer, {"create_index": [_build("x", 0, 1.0)]}, _ctx(10.0))
     tracer.close()
     (span,) = exporter.get_finished_spans()
     assert span.attributes["dbpulse.episode.open_at_shutdown"] is True
@@ -151,7 +158,8 @@ def test_close_ends_open_episodes_and_marks_them() -> None:
 
 
 def test_a_broken_row_never_fails_the_poll() -> None:
-    """A row the sightings code cannot read is logged once and makes no span; no exception."""
+    """A fact the sightings code cannot read is logged once and makes no span; no exception."""
     tracer, exporter = _tracer()
-    tracer.observe("locks", {"blocking": [{"pid": "not-a-pid"}]}, _ctx(1.0))
+    broken = IndexBuild(11, "app", "t", "", "CREATE INDEX", "x", "not-a-number", 0.0)  # type: ignore[arg-type]
+    tracer.observe("progress", BuildResult([], facts=Facts(index_builds=(broken,))), _ctx(1.0))
     assert exporter.get_finished_spans() == ()

@@ -1,7 +1,11 @@
-"""The pure episode tracker and the rows -> sightings conversions."""
+"""The pure episode tracker and the facts -> sightings conversions."""
 
 from __future__ import annotations
 
+from dbpulse.sidecar.base import Context
+from dbpulse.sidecar.blocking import build_tree
+from dbpulse.sidecar.collectors.progress import index_builds
+from dbpulse.sidecar.collectors.slow_queries import SlowQueriesCollector
 from dbpulse.sidecar.tracing_episodes import Sighting, TrackerState, close_all, observe
 from dbpulse.sidecar.tracing_sightings import (
     blocking_sightings,
@@ -76,7 +80,7 @@ def test_index_build_sighting_has_phase_ratio_and_start() -> None:
         "elapsed_seconds": 12.0,
         "traceparent": None,
     }
-    (s,) = index_build_sightings([row], now=1000.0)
+    (s,) = index_build_sightings(index_builds([row]), now=1000.0)
     assert s.started_at == 988.0
     assert s.name == "CREATE INDEX CONCURRENTLY orders"
     assert s.phase == "building index: scanning table"
@@ -91,7 +95,7 @@ def test_blocking_sighting_per_root_with_waiters_and_longest_wait() -> None:
         {"pid": 2, "datname": "app", "state": "active", "blocked_by": [1], "wait_seconds": 4.0},
         {"pid": 3, "datname": "app", "state": "active", "blocked_by": [2], "wait_seconds": 9.0},
     ]
-    (s,) = blocking_sightings(rows, now=100.0)
+    (s,) = blocking_sightings(build_tree(rows), now=100.0)
     assert s.key == ("blocking", 1)
     assert s.started_at == 91.0
     assert s.attributes["dbpulse.blocking.waiter_pids"] == "2,3"
@@ -112,7 +116,10 @@ def test_slow_query_sighting_uses_the_normalised_text_and_traceparent() -> None:
         "traceparent": tp,
         "query_text": "SELECT ?, pg_sleep(?) FROM orders",
     }
-    (s,) = slow_query_sightings([row], now=60.0)
+    # The slow_queries collector's pure build turns its fetched rows into typed facts.
+    result = SlowQueriesCollector(1.0).build({"slow": [row]}, Context("t", 150000, 60.0), None)
+    assert result.facts.slow_queries is not None
+    (s,) = slow_query_sightings(result.facts.slow_queries, now=60.0)
     assert s.key == ("slow_query", 5, 50.0)
     assert s.started_at == 57.0
     assert s.name == "SELECT orders"
@@ -123,7 +130,7 @@ def test_slow_query_sighting_uses_the_normalised_text_and_traceparent() -> None:
 
 def test_slow_query_text_has_no_literal_even_when_cut_inside_one() -> None:
     """A pg_stat_activity text cut mid-literal (track_activity_query_size) keeps no part of it."""
-    from dbpulse.sidecar.tracing_texts import literal_free
+    from dbpulse.sidecar.scrub import literal_free
 
     cut = (
         "/*traceparent='00-ab'*/ SELECT * FROM t WHERE a = 'secret-literal-42' AND b = 'secret-lit"
