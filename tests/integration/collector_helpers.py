@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from dbpulse.sidecar.base import BuildResult, Collector, Context
 from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.databases import DatabaseList
 from psycopg.conninfo import conninfo_to_dict
 
 APP_NAME = "dbpulse-test"
@@ -23,14 +24,24 @@ def dbname(dsn: str) -> str:
 
 @contextmanager
 def runner(dsn: str) -> Iterator[Callable[..., BuildResult]]:
-    """A real ConnectionManager; yields run(collector, now=None) -> BuildResult."""
+    """A real ConnectionManager; yields run(collector, now=None) -> BuildResult.
+
+    Like the runtime, it reads the database list into the context and keeps each
+    collector's state between runs, passing it to the next fetch and build.
+    """
     conns = ConnectionManager(dsn, target="t", connect_timeout=5, application_name=APP_NAME)
+    databases = DatabaseList(max_age=0.0)  # read again on every run
+    states: dict[int, Any] = {}
 
     def run(collector: Collector, now: float | None = None) -> BuildResult:
+        state = states.get(id(collector))
         with conns.transaction(5.0) as conn:
-            ctx = Context("t", conns.server_version_num, time.time() if now is None else now)
-            rows = collector.fetch(conn, ctx)
-        return collector.build(rows, ctx)
+            at = time.time() if now is None else now
+            ctx = Context("t", conns.server_version_num, at, databases.current(conn, at))
+            rows = collector.fetch(conn, ctx, state)
+        result = collector.build(rows, ctx, state)
+        states[id(collector)] = result.state
+        return result
 
     try:
         yield run

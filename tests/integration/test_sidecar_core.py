@@ -1,4 +1,4 @@
-"""The poller, connection manager and HTTP server against a real PostgreSQL."""
+"""The poller, the target runtime, connections and the HTTP server against a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ import psycopg
 import pytest
 from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres, free_port
+from dbpulse.settings import COLLECTOR_NAMES, load_settings
 from dbpulse.sidecar.base import BuildResult, Context, Rows, query
 from dbpulse.sidecar.collectors.database import DatabaseCollector
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.runtime import TargetRuntime
+from dbpulse.sidecar.scheduling import Scheduler
 from dbpulse.sidecar.snapshot import Snapshot
+from dbpulse.sidecar.targets import TargetSpec
 from prometheus_client import CollectorRegistry, generate_latest
+
+from tests.integration.collector_helpers import wait_for
 
 
 @dataclass
@@ -28,10 +34,10 @@ class SqlCollector:
     sql: str
     name: str = "probe"
 
-    def fetch(self, conn: psycopg.Connection[Any], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Any], ctx: Context, state: Any) -> Rows:
         return {"rows": query(conn, self.sql)}
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         return BuildResult([])
 
 
@@ -50,7 +56,6 @@ def _poller(
         schedules={n: Schedule(interval=interval, timeout=timeout) for n in collectors},
         connections=conns,
         snapshot=snap,
-        workers=max_connections,
     )
     return poller, snap, conns
 
@@ -119,23 +124,28 @@ def test_ddl_never_waits_on_the_sidecar(fresh_db: str) -> None:
     collectors = {"probe": SqlCollector("SELECT count(*) FROM t"), "database": DatabaseCollector()}
     poller, _snap, conns = _poller(fresh_db, collectors)
     stop = threading.Event()
+    polls: list[bool] = []
 
     def poll() -> None:
         while not stop.is_set():
-            poller.run_all_once()
+            polls.extend(poller.run_all_once().values())
 
     worker = threading.Thread(target=poll)
     worker.start()
     try:
+        wait_for(lambda: any(polls))  # the sidecar is really polling before the DDL starts
+        before = len(polls)
         with psycopg.connect(fresh_db, autocommit=True) as app:
             app.execute("SET lock_timeout = '2s'")
             for i in range(30):
                 app.execute(f"ALTER TABLE t ADD COLUMN c{i} int")
                 app.execute(f"ALTER TABLE t DROP COLUMN c{i}")
+        wait_for(lambda: len(polls) > before)  # and kept polling while it ran
     finally:
         stop.set()
         worker.join()
         conns.close()
+    assert any(polls)
 
 
 def test_connections_are_bounded_and_named(pg: LocalPostgres) -> None:
@@ -143,20 +153,27 @@ def test_connections_are_bounded_and_named(pg: LocalPostgres) -> None:
     collectors = {f"c{i}": SqlCollector("SELECT pg_sleep(0.2)", f"c{i}") for i in range(4)}
     poller, _snap, conns = _poller(pg.dsn, collectors, max_connections=1)
     seen: list[int] = []
-    threads = [threading.Thread(target=poller.run_once, args=(n,)) for n in collectors]
+    outcomes: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda n=n: outcomes.append(poller.run_once(n))) for n in collectors
+    ]
     for t in threads:
         t.start()
     with psycopg.connect(pg.dsn, autocommit=True) as watcher:
-        for _ in range(10):
+
+        def sample() -> bool:
             row = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbpulse'"
             ).fetchone()
             assert row is not None
             seen.append(row[0])
-            time.sleep(0.1)
+            return not any(t.is_alive() for t in threads)
+
+        wait_for(sample, interval=0.05)
     for t in threads:
         t.join()
     conns.close()
+    assert outcomes == [True] * len(collectors)
     assert max(seen) == 1
 
 
@@ -169,37 +186,39 @@ def test_unreachable_at_start_then_recovers() -> None:
     assert 'pg_up{target="t"} 0.0' in _text(snap)
     assert not snap.readiness(60)[0]
     with LocalPostgres(port=port):
-        deadline = time.monotonic() + 10
-        while not poller.run_once("database"):
-            assert time.monotonic() < deadline, "never recovered"
-            time.sleep(0.3)
+        wait_for(lambda: poller.run_once("database"), timeout=10, interval=0.3)
         assert 'pg_up{target="t"} 1.0' in _text(snap)
         assert snap.readiness(60) == (True, "ok")
         conns.close()
 
 
 def test_restart_under_running_poller() -> None:
-    """Killing and restarting PostgreSQL under a running poller: pg_up goes 0, then back to 1."""
+    """Killing and restarting PostgreSQL under a running runtime: pg_up goes 0, then back to 1."""
+    only_database = {name: {"enabled": name == "database"} for name in COLLECTOR_NAMES}
     with LocalPostgres() as cluster:
-        poller, snap, conns = _poller(cluster.dsn, {"database": DatabaseCollector()}, interval=0.3)
+        settings = load_settings(dsn=cluster.dsn, interval=0.3, collectors=only_database)
+        runtime = TargetRuntime(TargetSpec("t", cluster.dsn, 1, discovery=False), settings)
+        scheduler = Scheduler(workers=1, static_workers=1)
+        scheduler.add_target(runtime, static=True)
+        snap = runtime.snapshot
         ups: list[str] = []
-        poller.start()
+        scheduler.start()
         try:
-            time.sleep(1.0)
-            ups.append(_text(snap))
+            ups.append(wait_for(lambda: _with(_text(snap), 'pg_up{target="t"} 1.0')))
             cluster.pg_ctl_stop("immediate")
-            time.sleep(1.5)
-            ups.append(_text(snap))
+            ups.append(wait_for(lambda: _with(_text(snap), 'pg_up{target="t"} 0.0')))
             cluster.pg_ctl_start()
-            deadline = time.monotonic() + 20
-            while 'pg_up{target="t"} 1.0' not in _text(snap):
-                assert time.monotonic() < deadline, "poller did not reconnect"
-                time.sleep(0.2)
+            wait_for(lambda: _with(_text(snap), 'pg_up{target="t"} 1.0'))
         finally:
-            poller.stop()
-            conns.close()
+            runtime.begin_close()
+            scheduler.shutdown()
+            runtime.close()
         assert 'pg_up{target="t"} 1.0' in ups[0]
         assert 'pg_up{target="t"} 0.0' in ups[1]
+
+
+def _with(text: str, needle: str) -> str | None:
+    return text if needle in text else None
 
 
 def _get(url: str, accept: str | None = None) -> tuple[int, str, str]:
