@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -15,6 +14,8 @@ from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.multitarget import MultiTarget
+
+from tests.integration.collector_helpers import wait_for
 
 
 class Clock:
@@ -49,14 +50,14 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def _wait(url: str, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
+    """The first 200 answer from ``url`` that satisfies ``predicate``."""
+
+    def ready() -> str | None:
         status, text = _get(url)
-        if status == 200 and predicate(text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"not met in {timeout}s:\n{text[-3000:]}")
+        return text if status == 200 and predicate(text) else None
+
+    found: str = wait_for(ready, timeout=timeout, interval=0.2)
+    return found
 
 
 def _multi(pg: LocalPostgres, clock: Clock | None = None, **extra: Any) -> MultiTarget:
@@ -132,15 +133,6 @@ def _backends(pg: LocalPostgres, datname: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not met in {timeout}s")
-
-
 def test_idle_target_is_dropped_and_its_connection_closed(pg: LocalPostgres, fresh_db: str) -> None:
     """A target unprobed past targets_idle_timeout loses its poller and its connection."""
     datname = fresh_db.rsplit("/", 1)[1]
@@ -149,12 +141,12 @@ def test_idle_target_is_dropped_and_its_connection_closed(pg: LocalPostgres, fre
     url, stop = _serve(multi)
     try:
         _wait(f"{url}/probe?target=idle", lambda t: 'pg_up{target="idle"} 1.0' in t)
-        _wait_for(lambda: _backends(pg, datname) == 1)
+        wait_for(lambda: _backends(pg, datname) == 1)
         clock.now = 30.0
         assert multi.sweep() == []
         clock.now = 61.0
         assert multi.sweep() == ["idle"]
-        _wait_for(lambda: _backends(pg, datname) == 0)
+        wait_for(lambda: _backends(pg, datname) == 0)
         assert "dbpulse_targets_active 0.0" in _get(f"{url}/metrics")[1]
         # Probed again, it comes back.
         _wait(f"{url}/probe?target=idle", lambda t: 'pg_up{target="idle"} 1.0' in t)
@@ -204,17 +196,21 @@ def test_discovery_polls_each_database_and_follows_drops(pg: LocalPostgres) -> N
 
 def test_single_target_and_targets_share_one_process(pg: LocalPostgres) -> None:
     """With dsn and targets both set, /metrics keeps the single target and /probe serves the rest."""
-    from dbpulse.sidecar.daemon import _wire
+    from dbpulse.sidecar.daemon import Sidecar
     from prometheus_client import generate_latest
 
     settings = load_settings(dsn=pg.dsn, targets=[{"name": "other", "dsn": pg.dsn}])
-    sidecar, multi, endpoints = _wire(settings)
-    assert sidecar is not None
-    assert multi is not None
+    sidecar = Sidecar.build(settings)
+    endpoints = sidecar.endpoints()
+    assert sidecar.target is not None
+    assert sidecar.multi is not None
     assert endpoints.probe is not None
-    text = generate_latest(endpoints.registry).decode()
+    text = generate_latest(sidecar.registry).decode()
     assert text.count("# TYPE dbpulse_build_info gauge") == 1
     assert "pg_up{target=" in text
     assert "dbpulse_targets_active 0.0" in text
+    # The split registries an HTTP cache serves together hold the same families, once each.
+    split = generate_latest(sidecar.cached_registry) + generate_latest(sidecar.live_registry)
+    assert split.decode().count("# TYPE dbpulse_build_info gauge") == 1
+    assert "dbpulse_targets_active 0.0" in split.decode()
     sidecar.close()
-    multi.stop()
