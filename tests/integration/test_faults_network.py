@@ -94,10 +94,10 @@ class SqlCollector:
         self.sql = sql
         self.name = name
 
-    def fetch(self, conn: psycopg.Connection[Any], ctx: Context) -> Rows:
+    def fetch(self, conn: psycopg.Connection[Any], ctx: Context, state: Any) -> Rows:
         return {"rows": query(conn, self.sql)}
 
-    def build(self, rows: Rows, ctx: Context) -> BuildResult:
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         return BuildResult([])
 
 

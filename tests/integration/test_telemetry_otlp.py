@@ -121,11 +121,11 @@ def _run_sidecar(fresh_db: str, protocol: str, endpoint: str) -> None:
         with background(fresh_db, sql) as job:
 
             def done() -> bool:
-                sidecar.poller.run_once("activity")
+                sidecar.poller.run_once("slow_queries")
                 return job.done()
 
             wait_for(done, timeout=30)
-            sidecar.poller.run_once("activity")
+            sidecar.poller.run_once("slow_queries")
     finally:
         sidecar.close()
 

@@ -75,13 +75,13 @@ def test_app_request_and_sidecar_slow_query_share_one_trace(fresh_db: str) -> No
     # The sidecar: its own provider (another process in production), tracing on.
     sidecar_provider, sidecar_spans = _provider()
     settings = load_settings(dsn=fresh_db, telemetry={"enabled": True, "slow_query_seconds": 0.3})
-    collectors = {"activity": create_enabled(settings)["activity"]}
+    collectors = {"slow_queries": create_enabled(settings)["slow_queries"]}
     conns = ConnectionManager(fresh_db, target="t", connect_timeout=5)
     poller = Poller(
         collectors=collectors,
-        schedules={"activity": Schedule(interval=1.0, timeout=5.0)},
+        schedules={"slow_queries": Schedule(interval=1.0, timeout=5.0)},
         connections=conns,
-        snapshot=Snapshot("t", {"activity": 60.0}),
+        snapshot=Snapshot("t", {"slow_queries": 60.0}),
         observer=SidecarTracer(sidecar_provider, target="t").observe,
     )
     statuses: list[int] = []
@@ -93,11 +93,11 @@ def test_app_request_and_sidecar_slow_query_share_one_trace(fresh_db: str) -> No
             request.start()
 
             def finished() -> bool:
-                poller.run_once("activity")
+                poller.run_once("slow_queries")
                 return not request.is_alive()
 
             wait_for(finished, timeout=30)
-            poller.run_once("activity")
+            poller.run_once("slow_queries")
     finally:
         conns.close()
         inst.uninstrument()

@@ -48,7 +48,7 @@ def traced(fresh_db: str) -> Iterator[Traced]:
     collectors = {
         name: c
         for name, c in create_enabled(settings).items()
-        if name in ("activity", "locks", "progress")
+        if name in ("slow_queries", "locks", "progress")
     }
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -91,7 +91,7 @@ def test_slow_query_with_traceparent_comment_joins_that_trace(
     """A commented pg_sleep seen in pg_stat_activity becomes a child of the comment's span, literals stripped."""
     sql = f"/*traceparent='{TP}'*/ SELECT pg_sleep(1.0), '{SECRET}'"
     with background(fresh_db, sql) as job:
-        _poll_until_done(traced, "activity", job.done)
+        _poll_until_done(traced, "slow_queries", job.done)
     (span,) = traced.spans("SELECT")
     assert f"{span.context.trace_id:032x}" == TRACE
     assert span.parent is not None
@@ -110,7 +110,7 @@ def test_slow_query_with_traceparent_in_application_name(fresh_db: str, traced: 
     """Without a comment, a traceparent as application_name (63-byte limit: the bare value) is the parent."""
     app_dsn = make_conninfo(fresh_db, application_name=f"web {TP}")
     with background(app_dsn, f"SELECT pg_sleep(0.8) WHERE '{SECRET}' <> ''") as job:
-        _poll_until_done(traced, "activity", job.done)
+        _poll_until_done(traced, "slow_queries", job.done)
     (span,) = traced.spans("SELECT")
     assert span.parent is not None
     assert f"{span.parent.span_id:016x}" == PARENT
@@ -121,10 +121,10 @@ def test_slow_query_with_traceparent_in_application_name(fresh_db: str, traced: 
 def test_fast_queries_and_uncommented_slow_ones(fresh_db: str, traced: Traced) -> None:
     """A query under the threshold makes no span; a slow one without a traceparent is a root span."""
     with background(fresh_db, "SELECT pg_sleep(0.05)") as quick:
-        _poll_until_done(traced, "activity", quick.done)
+        _poll_until_done(traced, "slow_queries", quick.done)
     assert traced.spans() == []
     with background(fresh_db, "SELECT pg_sleep(0.7)") as slow:
-        _poll_until_done(traced, "activity", slow.done)
+        _poll_until_done(traced, "slow_queries", slow.done)
     (span,) = traced.spans()
     assert span.parent is None
 
@@ -201,7 +201,7 @@ def test_slow_query_text_comes_from_pg_stat_statements_when_it_has_one(
         warm.execute("CREATE EXTENSION pg_stat_statements")  # in the database polled
         warm.execute("SELECT pg_sleep(0.01), 'other-literal' AS second")
     with background(fresh_db, f"SELECT pg_sleep(0.8), '{SECRET}' AS second") as job:
-        _poll_until_done(traced, "activity", job.done)
+        _poll_until_done(traced, "slow_queries", job.done)
     (span,) = traced.spans("SELECT")
     assert span.attributes["dbpulse.query_text_source"] == "pg_stat_statements"
     assert span.attributes["db.query.text"] == "SELECT pg_sleep(?), ? AS second"
