@@ -118,6 +118,25 @@ def test_slow_query_with_traceparent_in_application_name(fresh_db: str, traced: 
     _no_literal(traced.spans())
 
 
+def test_slow_query_text_comes_from_pg_stat_statements_and_is_cached(
+    fresh_db: str, traced: Traced
+) -> None:
+    """With the extension in the polled database, the span's text is the server's normalised one, kept in the runtime's state."""
+    with psycopg.connect(fresh_db, autocommit=True) as setup:
+        setup.execute("CREATE EXTENSION pg_stat_statements")
+        # pg_stat_statements keeps a text once a statement has completed: run its shape once.
+        setup.execute("SELECT pg_sleep(0.01), 'other' AS x")
+    with background(fresh_db, f"SELECT pg_sleep(0.8), '{SECRET}' AS x") as job:
+        _poll_until_done(traced, "slow_queries", job.done)
+    (span,) = traced.spans("SELECT")
+    assert span.attributes["dbpulse.query_text_source"] == "pg_stat_statements"
+    text = span.attributes["db.query.text"]
+    assert text == "SELECT pg_sleep(?), ? AS x"
+    # The runtime holds the looked-up text for the next polls (the collector holds nothing).
+    assert text in traced.poller.state("slow_queries").values()
+    _no_literal(traced.spans())
+
+
 def test_fast_queries_and_uncommented_slow_ones(fresh_db: str, traced: Traced) -> None:
     """A query under the threshold makes no span; a slow one without a traceparent is a root span."""
     with background(fresh_db, "SELECT pg_sleep(0.05)") as quick:

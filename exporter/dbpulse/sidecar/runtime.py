@@ -59,6 +59,12 @@ def server_collectors(
     return collectors, schedules, stale
 
 
+def deal(names: list[str], connections: int) -> list[list[str]]:
+    """Collectors dealt round-robin into one lane per connection (never an empty lane)."""
+    lanes = max(1, min(connections, len(names)))
+    return [names[i::lanes] for i in range(lanes)]
+
+
 class TargetRuntime:
     """One target's connections, collectors, snapshot and cadence."""
 
@@ -86,10 +92,9 @@ class TargetRuntime:
             snapshot=self.snapshot,
             observer=observer,
         )
-        lanes = max(1, min(spec.max_connections, len(collectors)))
-        names = list(collectors)
         self.lanes = [
-            Cadence({n: schedules[n].interval for n in names[i::lanes]}) for i in range(lanes)
+            Cadence({n: schedules[n].interval for n in lane})
+            for lane in deal(list(collectors), spec.max_connections)
         ]
         self.discovery: Discovery | None = None
         self.db_tick = DATABASE_TICK_MAX

@@ -2,7 +2,8 @@
 
 Which DSN a target name means, which databases discovery polls, which collectors are due,
 when a target has gone unprobed long enough to drop, and whether a new connection fits
-the per-target and global budgets. ``multitarget.py`` does the I/O around these decisions.
+the per-target and global budgets. ``runtime.py``, ``discovery.py`` and ``multitarget.py``
+do the I/O around these decisions.
 """
 
 from __future__ import annotations

@@ -122,7 +122,11 @@ class SlowQueriesCollector:
                     traceparent=str(row["traceparent"]) if row.get("traceparent") else None,
                 )
             )
-        return BuildResult(families=[], state=cache, facts=Facts(slow_queries=tuple(found)))
+        # The debug view counts only: even literal-free texts stay out of /debug.
+        debug = {"generated_at": ctx.now, "running": len(found), "cached_texts": len(cache)}
+        return BuildResult(
+            families=[], debug=debug, state=cache, facts=Facts(slow_queries=tuple(found))
+        )
 
 
 def remember(cache: TextCache, rows: Rows) -> dict[Key, str | None]:
