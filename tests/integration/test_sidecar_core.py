@@ -283,3 +283,31 @@ def test_scrape_does_not_touch_database(path: str) -> None:
     finally:
         server.shutdown()
         conns.close()
+
+
+def test_database_list_is_read_once_per_round_and_shared(pg: LocalPostgres) -> None:
+    """Activity and locks zero-fill from one database list: a database created mid-round shows up only after the list's max_age."""
+    from dbpulse.sidecar.collectors.activity import ActivityCollector
+    from dbpulse.sidecar.collectors.locks import LocksCollector
+
+    collectors = {"activity": ActivityCollector(), "locks": LocksCollector()}
+    poller, snap, conns = _poller(pg.dsn, collectors, interval=2.0)
+    name = f"round_{int(time.time() * 1000)}"
+
+    def zero_filled() -> bool:
+        return f'pg_locks_count{{datname="{name}"' in _text(snap)
+
+    try:
+        assert poller.run_once("activity")
+        with psycopg.connect(pg.dsn, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        assert poller.run_once("locks")  # same round: the list activity read is reused
+        assert not zero_filled()
+        assert poller.databases is not None
+        assert name not in poller.databases.names
+        wait_for(lambda: poller.run_once("locks") and zero_filled(), timeout=10, interval=0.5)
+        assert name in poller.databases.names
+    finally:
+        conns.close()
+        with psycopg.connect(pg.dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')

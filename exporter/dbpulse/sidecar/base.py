@@ -36,8 +36,8 @@ class Context:
     target: str
     server_version_num: int
     now: float
-    # The server's connectable, non-template databases (sorted), read once per poll round
-    # by the runtime for every collector that zero-fills per-database series.
+    # The server's connectable, non-template databases (sorted), read at most once per
+    # poll round by the runtime, for collectors with ``needs_databases`` (zero-filling).
     databases: tuple[str, ...] = ()
 
 
@@ -59,6 +59,9 @@ class CollectorError(Exception):
 
 
 class Collector(Protocol):
+    """A collector may also set ``needs_databases = True`` (a class attribute) to get
+    ``ctx.databases`` filled; the runtime reads the list only for those."""
+
     @property
     def name(self) -> str: ...
 

@@ -47,9 +47,11 @@ class Compacting:
 
     inner: Collector
     name: str = field(init=False)
+    needs_databases: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = self.inner.name
+        self.needs_databases = getattr(self.inner, "needs_databases", False)
 
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         return self.inner.fetch(conn, ctx, state)

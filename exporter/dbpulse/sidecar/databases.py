@@ -2,8 +2,9 @@
 
 Activity and locks zero-fill their per-database series from it, and discovery picks the
 databases to poll from it: one query where there used to be three. The runtime owns one
-list per target; a collector's poll refreshes it inside the poll's transaction when it is
-older than ``max_age`` (the target's shortest collector interval: once per round).
+list per target; the poll of a collector with ``needs_databases`` refreshes it inside the
+poll's transaction when it is older than ``max_age`` (the target's shortest collector
+interval: at most once per round).
 """
 
 from __future__ import annotations

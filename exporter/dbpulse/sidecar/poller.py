@@ -20,7 +20,7 @@ import psycopg
 
 from dbpulse.dsn import redact
 from dbpulse.logging import get_logger
-from dbpulse.sidecar.base import BuildResult, Collector, CollectorError, Context
+from dbpulse.sidecar.base import BuildResult, Collector, CollectorError, Context, Row
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
 from dbpulse.sidecar.databases import DatabaseList
 from dbpulse.sidecar.snapshot import Snapshot
@@ -65,13 +65,6 @@ class Poller:
         self._last_problem: dict[str, str] = {}
         self._notices_seen: set[str] = set()
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._collectors)
-
-    def schedule(self, name: str) -> Schedule:
-        return self._schedules[name]
-
     def state(self, name: str) -> Any:
         """The state the collector's next fetch and build get (None before a success)."""
         with self._lock:
@@ -91,7 +84,7 @@ class Poller:
                     target=self._snapshot.target,
                     server_version_num=self._conns.server_version_num,
                     now=now,
-                    databases=self.databases.current(conn, now) if self.databases else (),
+                    databases=self._databases(collector, conn, now),
                 )
                 rows = collector.fetch(conn, ctx, state)
             result = collector.build(rows, ctx, state)
@@ -124,6 +117,14 @@ class Poller:
                 self._notices_seen.add(notice)
                 log.warning(notice)
         return True
+
+    def _databases(
+        self, collector: Collector, conn: psycopg.Connection[Row], now: float
+    ) -> tuple[str, ...]:
+        """The database list for collectors that ask for it (read when it is due)."""
+        if self.databases is None or not getattr(collector, "needs_databases", False):
+            return ()
+        return self.databases.current(conn, now)
 
     def _fail(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from prometheus_client.core import GaugeMetricFamily
@@ -56,6 +56,8 @@ ZERO_FILL_STATES = ("active", "idle", *_IDLE_IN_TX)
 @dataclass
 class ActivityCollector:
     name: str = "activity"
+    # Every connectable database gets zero series (ctx.databases).
+    needs_databases: ClassVar[bool] = True
 
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         sql = SQL_V10 if ctx.server_version_num >= 100000 else SQL_OLD

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from prometheus_client.core import GaugeMetricFamily
@@ -98,6 +98,8 @@ __all__ = ["MAX_DEPTH", "LocksCollector", "build_families", "build_tree", "creat
 @dataclass
 class LocksCollector:
     name: str = "locks"
+    # Every connectable database gets zero series (ctx.databases).
+    needs_databases: ClassVar[bool] = True
 
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         if ctx.server_version_num >= 140000:
