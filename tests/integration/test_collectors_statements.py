@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 from dbpulse.localpg import LocalPostgres
-from dbpulse.settings import Settings
+from dbpulse.settings import load_settings
 from dbpulse.sidecar.base import BuildResult, CollectorError
 from dbpulse.sidecar.collectors.statements import StatementsCollector
 from dbpulse.sidecar.connection import ConnectionManager
@@ -134,7 +134,7 @@ def test_every_collector_works_as_a_pg_monitor_role(pg: LocalPostgres) -> None:
         admin.execute(f"CREATE ROLE {role} LOGIN")
         admin.execute(f"GRANT pg_monitor TO {role}")
     other = psycopg.connect(pg.dsn)  # another user's open transaction, to be seen
-    sidecar = Sidecar.build(Settings(dsn=pg.dsn_for("postgres", user=role)))
+    sidecar = Sidecar.build(load_settings(dsn=pg.dsn_for("postgres", user=role)))
     try:
         other.execute("SELECT 1")
         outcome = sidecar.poller.run_all_once()

@@ -68,7 +68,7 @@ def test_failing_probes_do_not_break_the_others(
     fresh_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Division by zero, text values and a timeout fail their own job; the good probe exports."""
-    probes = [
+    probes: list[dict[str, Any]] = [
         {"name": "good", "sql": "SELECT 42 AS answer"},
         {"name": "divzero", "sql": "SELECT 1 / 0 AS x"},
         {"name": "wordy", "sql": "SELECT 'secret-literal' AS word"},

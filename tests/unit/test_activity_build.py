@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -31,7 +32,11 @@ def _row(**kw: Any) -> dict[str, Any]:
     return row
 
 
-def _samples(activity: list[dict[str, Any]], settings=SETTINGS, databases=()) -> dict:
+def _samples(
+    activity: list[dict[str, Any]],
+    settings: Sequence[dict[str, Any]] = SETTINGS,
+    databases: Sequence[dict[str, Any]] = (),
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     # The database list comes from the runtime, in the context, not from the rows.
     ctx = replace(CTX, databases=tuple(str(d["datname"]) for d in databases))
     result = ActivityCollector().build(
@@ -44,7 +49,9 @@ def _samples(activity: list[dict[str, Any]], settings=SETTINGS, databases=()) ->
     return out
 
 
-def _get(samples: dict, name: str, **labels: str) -> float:
+def _get(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 

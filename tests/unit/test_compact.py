@@ -29,7 +29,7 @@ class _Fixed:
 
 def _text(families: list[Metric]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(families))  # type: ignore[arg-type]
+    registry.register(_Fixed(families))
     return generate_latest(registry)
 
 

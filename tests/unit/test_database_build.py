@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from dbpulse.sidecar.base import BuildResult, Context
 from dbpulse.sidecar.collectors.database import DatabaseCollector
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
 
 class _Fixed:
     def __init__(self, result: BuildResult) -> None:
         self.result = result
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         return iter(self.result.families)
 
 
 def _render(result: BuildResult) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(result))  # type: ignore[arg-type]
+    registry.register(_Fixed(result))
     return generate_latest(registry).decode()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +33,11 @@ def _s(pid: int, blocked_by: list[int] | None = None, **kw: Any) -> dict[str, An
     return row
 
 
-def _build(blocking: list[dict[str, Any]], locks=(), databases=()) -> tuple[dict, Any]:
+def _build(
+    blocking: list[dict[str, Any]],
+    locks: Sequence[dict[str, Any]] = (),
+    databases: Sequence[dict[str, Any]] = (),
+) -> tuple[dict[tuple[str, Any], float], Any]:
     ctx = replace(CTX, databases=tuple(str(d["datname"]) for d in databases))
     result = LocksCollector().build({"locks": list(locks), "blocking": blocking}, ctx, None)
     samples = {}
@@ -139,7 +144,7 @@ def test_deep_chain_is_truncated() -> None:
 
 def test_lock_counts_and_zero_filled_databases() -> None:
     """Lock counts keep their labels (granted as true/false); standard modes are zero-filled."""
-    locks = [
+    locks: list[dict[str, Any]] = [
         {"datname": "app", "mode": "RowExclusiveLock", "granted": True, "count": 4},
         {"datname": "app", "mode": "ShareLock", "granted": False, "count": 1},
         {"datname": None, "mode": "AccessShareLock", "granted": True, "count": 2},

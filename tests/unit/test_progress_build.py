@@ -11,7 +11,7 @@ from dbpulse.sidecar.collectors.progress import ProgressCollector, progress_rati
 CTX = Context("t", 150000, 0.0)
 
 
-def _samples(rows: dict[str, list[dict[str, Any]]]) -> dict:
+def _samples(rows: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, Any], float]:
     out = {}
     for fam in ProgressCollector().build(rows, CTX, None).families:
         for s in fam.samples:
@@ -73,7 +73,9 @@ def test_create_index_counters_ratio_and_elapsed() -> None:
         ({"blocks_total": 10, "blocks_done": 11}, 1.0),
     ],
 )
-def test_create_index_ratio_picks_the_phase_counter(counters: dict, expected: float) -> None:
+def test_create_index_ratio_picks_the_phase_counter(
+    counters: dict[str, Any], expected: float
+) -> None:
     """The ratio uses blocks, then tuples, then lockers, is 0 when none applies, and caps at 1."""
     row = {"blocks_done": 0, "tuples_done": 0, "lockers_done": 0, **counters}
     assert progress_ratio("create_index", row) == expected

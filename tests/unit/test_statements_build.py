@@ -20,7 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
-def _row(queryid: int, total_ms: float, *, dbid: int = 1, userid: int = 10, **kw: Any) -> dict:
+def _row(
+    queryid: int, total_ms: float | None, *, dbid: int = 1, userid: int = 10, **kw: Any
+) -> dict[str, Any]:
     row = {
         "dbid": dbid,
         "userid": userid,
@@ -69,7 +71,7 @@ def test_statement_that_leaves_the_top_is_held_then_released() -> None:
 
 def test_oscillating_statements_do_not_flap() -> None:
     """Two statements swapping places every poll stay exported on every poll."""
-    state: dict = {}
+    state: dict[tuple[int, int, int], float] = {}
     for poll in range(10):
         ranked = [_k(1), _k(2)] if poll % 2 == 0 else [_k(2), _k(1)]
         sel = select(ranked, state, 100.0 + 15 * poll, top_n=1, capacity=10, hold_seconds=60)
@@ -162,7 +164,7 @@ def _build(
     return collector.build_summary(rows, ctx, state)
 
 
-def _samples(result) -> dict:
+def _samples(result: BuildResult) -> dict[tuple[str, Any], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for fam in result.families
@@ -287,7 +289,7 @@ def test_selection_invariants(
     polls: list[list[int]], top_n: int, capacity: int, hold: float
 ) -> None:
     """Over any ranking history: within budget, current top always in, holds honoured when room."""
-    state: dict = {}
+    state: dict[tuple[int, int, int], float] = {}
     for i, order in enumerate(polls):
         now = 15.0 * i
         ranked = [_k(q) for q in order]
