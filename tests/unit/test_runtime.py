@@ -47,4 +47,4 @@ def test_lanes_deal_collectors_round_robin_one_per_connection() -> None:
     assert deal(names, 1) == [names]
     assert deal(names, 2) == [["a", "c", "e"], ["b", "d"]]
     assert deal(names[:2], 5) == [["a"], ["b"]]
-    assert deal([], 3) == [[]]
+    assert deal([], 3) == []

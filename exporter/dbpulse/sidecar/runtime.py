@@ -19,7 +19,6 @@ from functools import partial
 
 from prometheus_client.metrics_core import Metric
 
-from dbpulse.logging import get_logger
 from dbpulse.settings import Settings
 from dbpulse.sidecar import collectors as collector_registry
 from dbpulse.sidecar.base import Collector
@@ -61,6 +60,8 @@ def server_collectors(
 
 def deal(names: list[str], connections: int) -> list[list[str]]:
     """Collectors dealt round-robin into one lane per connection (never an empty lane)."""
+    if not names:
+        return []
     lanes = max(1, min(connections, len(names)))
     return [names[i::lanes] for i in range(lanes)]
 
@@ -116,9 +117,10 @@ class TargetRuntime:
                 *(settings.collector_interval(n) for n in per_db),
             )
         self.first_poll = threading.Event()
+        if not self.lanes:  # nothing server-wide to poll: nothing to wait for
+            self.first_poll.set()
         self._lanes_done: set[int] = set()
         self.closed = False
-        self._log = get_logger(target=spec.name)
 
     @property
     def discovers(self) -> bool:
@@ -169,7 +171,7 @@ class TargetRuntime:
     def lag(self) -> float:
         """How late the latest round of any of this target's jobs started."""
         cadences = [*self.lanes, *([self.discovery.cadence] if self.discovery else [])]
-        return max(c.lag for c in cadences)
+        return max((c.lag for c in cadences), default=0.0)
 
     def extra_families(self) -> Iterator[Metric]:
         """The target's families beside its snapshot's, on its /probe page."""
