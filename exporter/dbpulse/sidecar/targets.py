@@ -128,10 +128,12 @@ class Budget:
 
 @dataclass
 class Cadence:
-    """Which of a target's collectors are due; one job ticks and runs what is due.
+    """Which of a lane's collectors are due; the lane's one scheduler job runs what is due.
 
-    One job per target (instead of one per collector) means a target occupies at most one
-    worker thread, so a target that hangs in connect cannot take the pool from the others.
+    One job per lane (a lane per connection, instead of a job per collector) means a
+    target occupies at most one worker thread per connection, so a target that hangs in
+    connect cannot take the pool from the others. APScheduler times the ticks; this only
+    keeps each collector to its own interval within them.
     """
 
     intervals: dict[str, float]
