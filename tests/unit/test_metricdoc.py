@@ -74,6 +74,13 @@ def test_choose_origins_skips_frames_that_were_handed_the_name() -> None:
     assert choose_origins(built) == {"pg_locks_count": "sidecar/collectors/locks.py"}
 
 
+def test_choose_origins_prefers_the_recording_thread() -> None:
+    """A copy made meanwhile by another thread does not take the family's credit."""
+    elsewhere = Construction("pg_up", (Frame("sidecar/merge.py", passed_name=False),), False)
+    here = Construction("pg_up", (Frame("sidecar/snapshot.py", passed_name=False),))
+    assert choose_origins([elsewhere, here]) == {"pg_up": "sidecar/snapshot.py"}
+
+
 HELPERS = """
 from prometheus_client.core import GaugeMetricFamily
 

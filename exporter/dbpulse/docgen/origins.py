@@ -11,6 +11,7 @@ wherever the refactor of the day moved the helpers.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,16 +42,21 @@ class Construction:
 
     name: str
     frames: tuple[Frame, ...]
+    # Built by the thread that opened the recording (others may be unrelated code running
+    # meanwhile, such as another test's sidecar merging families for /probe).
+    own_thread: bool = True
 
 
 def choose_origins(constructions: Iterable[Construction]) -> dict[str, str]:
     """The producing module per family name; the first construction of a name wins (pure).
 
     First wins because later constructions of a name are copies (a runtime merging
-    targets' families, prometheus_client rendering a declared Counter).
+    targets' families, prometheus_client rendering a declared Counter). The recording
+    thread's constructions come before other threads'.
     """
     origins: dict[str, str] = {}
-    for built in constructions:
+    ordered = sorted(constructions, key=lambda built: not built.own_thread)  # stable
+    for built in ordered:
         if built.name in origins or not built.frames:
             continue
         namer = next((f for f in built.frames if not f.passed_name), built.frames[-1])
@@ -129,20 +135,23 @@ def record_origins(root: Path = PACKAGE_ROOT) -> Iterator[list[Construction]]:
     """
     built: list[Construction] = []
     root = root.resolve()
+    owner = threading.get_ident()
     metric_init = Metric.__init__
     wrapper_init = MetricWrapperBase.__init__
 
     def metric(self: Metric, name: str, *args: Any, **kwargs: Any) -> None:
         metric_init(self, name, *args, **kwargs)
         names = _spellings(name, self.name)
-        built.append(Construction(self.name, frames_above(sys._getframe(1), names, root)))
+        frames = frames_above(sys._getframe(1), names, root)
+        built.append(Construction(self.name, frames, threading.get_ident() == owner))
 
     def wrapper(self: MetricWrapperBase, name: str, *args: Any, **kwargs: Any) -> None:
         wrapper_init(self, name, *args, **kwargs)
         if kwargs.get("_labelvalues") is None:  # a .labels() child is not a declaration
             full: str = self._name
             names = _spellings(name, full)
-            built.append(Construction(full, frames_above(sys._getframe(1), names, root)))
+            frames = frames_above(sys._getframe(1), names, root)
+            built.append(Construction(full, frames, threading.get_ident() == owner))
 
     Metric.__init__ = metric  # type: ignore[method-assign]
     MetricWrapperBase.__init__ = wrapper  # type: ignore[method-assign]
