@@ -90,7 +90,9 @@ def sidecar_families(dsn: str) -> list[Metric]:
     from dbpulse.settings import load_settings
     from dbpulse.sidecar.daemon import Sidecar
 
-    sidecar = Sidecar.build(load_settings(dsn=dsn, interval=60))
+    # One custom probe, so that its family (and the module building it) is listed too.
+    probe = {"name": "example", "sql": "SELECT 1 AS value"}
+    sidecar = Sidecar.build(load_settings(dsn=dsn, interval=60, probes=[probe]))
     try:
         sidecar.poller.run_all_once()
         return list(sidecar.registry.collect())
@@ -128,18 +130,50 @@ def inprocess_families(dsn: str) -> list[Metric]:
     return app
 
 
-def collect_live(dsn: str) -> tuple[list[Metric], list[Metric]]:
-    """Families the sidecar and the in-process instrumentation emit against ``dsn``."""
-    return sidecar_families(dsn), inprocess_families(dsn)
+def multitarget_families(dsn: str) -> list[Metric]:
+    """What a many-targets dbpulse serves: one ``/probe`` answer, then its ``/metrics``.
+
+    Like ``sidecar_families``, the one place that knows how that runtime is driven.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dbpulse.settings import load_settings
+    from dbpulse.sidecar.multitarget import MultiTarget
+
+    target = {"name": "doc", "dsn": dsn, "discovery": True}
+    multi = MultiTarget(load_settings(interval=60, targets=[target]))
+    multi.start()
+    try:
+        status, body, _ = multi.probe({"target": ["doc"]})
+        if status != 200:
+            raise RuntimeError(f"/probe answered {status}: {body.decode(errors='replace')}")
+        return [*text_string_to_metric_families(body.decode()), *multi.collect()]
+    finally:
+        multi.stop()
+
+
+def collect_live(dsn: str) -> tuple[list[Metric], list[Metric], list[Metric]]:
+    """Families the sidecar, a many-targets dbpulse and ``instrument()`` emit against ``dsn``.
+
+    The many-targets list holds only the families a single sidecar does not have.
+    """
+    side = sidecar_families(dsn)
+    known = {family.name for family in side}
+    multi = [f for f in multitarget_families(dsn) if f.name not in known]
+    return side, multi, inprocess_families(dsn)
 
 
 def render_live(dsn: str) -> str:
     """Both metric tables, from a live run against ``dsn``, each row naming its module."""
     with record_origins() as built:
-        side, app = collect_live(dsn)
+        side, multi, app = collect_live(dsn)
     sources = choose_origins(built)
     return (
         render_table(side, "Sidecar (`dbpulse sidecar`)", sources)
+        + "\n"
+        + render_table(
+            multi, "Many databases (`/probe` and `/metrics`), besides the above", sources
+        )
         + "\n"
         + render_table(app, "In-process (`dbpulse.instrument(engine)`)", sources)
     )
@@ -151,6 +185,7 @@ def _root_of(readme: Path) -> Path:
 
 def main() -> int:
     from dbpulse.localpg import LocalPostgres
+    from dbpulse.logging import configure_logging
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,6 +195,7 @@ def main() -> int:
         "--layout-only", action="store_true", help="only the module map (no PostgreSQL needed)"
     )
     args = parser.parse_args()
+    configure_logging("error", "console")  # the runs below log as a sidecar would
     root = _root_of(args.write) if args.write else Path.cwd()
     layout = render_layout(root)
     metrics = None

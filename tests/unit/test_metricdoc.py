@@ -92,6 +92,12 @@ def from_specs(specs):
 
 def with_prefix(prefix, columns):
     return [GaugeMetricFamily(f"{prefix}_{c}", c) for c in columns]
+
+def merge(families):
+    merged = {}
+    for family in families:
+        merged[family.name] = GaugeMetricFamily(family.name, family.documentation)
+    return list(merged.values())
 """
 
 COLLECTOR = """
@@ -106,6 +112,9 @@ def build():
 
 def declare(registry):
     return Counter("db_client_things", "things", registry=registry)
+
+def serve(families):
+    return helpers.merge(families)
 """
 
 
@@ -120,22 +129,25 @@ def _load(path: Path) -> ModuleType:
 
 
 def test_record_origins_credits_the_module_that_names_the_family(tmp_path: Path) -> None:
-    """Families built through another module's helpers are credited to the caller."""
+    """Families built through another module's helpers are credited to the caller; copies never."""
     (tmp_path / "helpers.py").write_text(HELPERS)
     (tmp_path / "collector.py").write_text(COLLECTOR)
-    _load(tmp_path / "helpers.py")
+    helpers = _load(tmp_path / "helpers.py")
     collector = _load(tmp_path / "collector.py")
     try:
         registry = CollectorRegistry()
         with record_origins(tmp_path) as built:
+            serving = helpers.merge([GaugeMetricFamily("pg_named", "built outside")])
             families = collector.build()
             collector.declare(registry).inc()
             rendered = list(registry.collect())  # prometheus_client copies: not credited
+            copies = collector.serve(families)  # a merge copies: not credited either
         origins = choose_origins(built)
     finally:
         sys.modules.pop("helpers", None)
         sys.modules.pop("collector", None)
     names = {f.name for f in families} | {f.name for f in rendered}
+    assert {f.name for f in copies} | {f.name for f in serving} <= names
     assert names == {
         "pg_named",
         "pg_spec_a",

@@ -34,6 +34,9 @@ class Frame:
 
     path: str  # relative to the package root, e.g. "sidecar/collectors/locks.py"
     passed_name: bool  # the family's name (or its prefix) came in as an argument
+    # A family of that name came in as an argument: this construction is a copy (merging
+    # targets' families), which names nothing.
+    passed_family: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,21 +62,23 @@ def choose_origins(constructions: Iterable[Construction]) -> dict[str, str]:
     for built in ordered:
         if built.name in origins or not built.frames:
             continue
+        if any(frame.passed_family for frame in built.frames):
+            continue
         namer = next((f for f in built.frames if not f.passed_name), built.frames[-1])
         origins[built.name] = namer.path
     return origins
 
 
-def _names_in(value: Any, depth: int = 2) -> Iterator[str]:
-    """Strings in an argument, one or two containers deep (a spec tuple, a list of them)."""
-    if isinstance(value, str):
-        yield value
-    elif depth and isinstance(value, Mapping):
+def _leaves(value: Any, depth: int = 2) -> Iterator[Any]:
+    """An argument's values, one or two containers deep (a spec tuple, a list of them)."""
+    if depth and isinstance(value, Mapping):
         for item in value.items():
-            yield from _names_in(item, depth - 1)
+            yield from _leaves(item, depth - 1)
     elif depth and isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            yield from _names_in(item, depth - 1)
+            yield from _leaves(item, depth - 1)
+    else:
+        yield value
 
 
 def passes_name(arguments: Iterable[Any], names: set[str]) -> bool:
@@ -86,9 +91,18 @@ def passes_name(arguments: Iterable[Any], names: set[str]) -> bool:
         if isinstance(value, str) and "_" in value:
             if any(name == value or name.startswith(f"{value}_") for name in names):
                 return True
-        elif any(text in names for text in _names_in(value)):
+        elif any(isinstance(leaf, str) and leaf in names for leaf in _leaves(value)):
             return True
     return False
+
+
+def passes_family(arguments: Iterable[Any], names: set[str]) -> bool:
+    """Whether an argument is (or holds) a family already called one of ``names``."""
+    return any(
+        isinstance(leaf, Metric) and leaf.name in names
+        for value in arguments
+        for leaf in _leaves(value)
+    )
 
 
 def _arguments(frame: FrameType) -> list[Any]:
@@ -115,7 +129,10 @@ def frames_above(
         # A comprehension runs in its own frame (until 3.12) whose only argument is its
         # iterator; the function around it, next outwards, is what received the name.
         if path is not None and frame.f_code.co_name not in _COMPREHENSIONS:
-            found.append(Frame(path, passes_name(_arguments(frame), names)))
+            arguments = _arguments(frame)
+            found.append(
+                Frame(path, passes_name(arguments, names), passes_family(arguments, names))
+            )
         frame = frame.f_back
     return tuple(found)
 
