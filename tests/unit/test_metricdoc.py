@@ -193,6 +193,7 @@ def test_layout_flags_a_long_module_without_a_note(tmp_path: Path) -> None:
             "exporter/dbpulse/big.py": '"""Big."""\n' + body,
             "exporter/dbpulse/sub/noted.py": '"""Noted."""\n# layout-note: one table\n' + body,
             "benchmarks/bench.py": '"""Bench."""\n',
+            "exporter/alias/__init__.py": '"""Alias."""\n',
             "tests/unit/test_a.py": '"""A."""\n',
             "tests/unit/__pycache__/junk.py": "",
         },
@@ -206,5 +207,7 @@ def test_layout_flags_a_long_module_without_a_note(tmp_path: Path) -> None:
         in table
     )
     assert "| [`benchmarks/bench.py`](benchmarks/bench.py) | 1 | Bench. | |" in table
+    assert "| [`exporter/alias/__init__.py`](exporter/alias/__init__.py) | 1 | Alias. | |" in table
+    assert table.count("big.py") == 2  # listed once, in the package table (name and link)
     assert "| [`tests/unit/`](tests/unit) | 1 in 1 | — | |" in table
     assert "junk" not in table
