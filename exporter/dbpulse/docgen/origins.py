@@ -5,7 +5,8 @@ notes the dbpulse frames on the stack that built it. ``choose_origins`` (pure) t
 one module per family: the innermost frame that did not merely receive the family's name
 from its caller. That rule sees through helpers such as ``_gauge(name, doc, ...)`` or a
 builder fed ``("pg_x", doc)`` specs, so a family is credited to the module that names it,
-wherever the refactor of the day moved the helpers.
+wherever the refactor of the day moved the helpers. A family rebuilt from an existing one
+of the same name (targets' families merged for ``/probe``) is a copy and credits nobody.
 """
 
 from __future__ import annotations
@@ -51,11 +52,10 @@ class Construction:
 
 
 def choose_origins(constructions: Iterable[Construction]) -> dict[str, str]:
-    """The producing module per family name; the first construction of a name wins (pure).
+    """The producing module per family name (pure).
 
-    First wins because later constructions of a name are copies (a runtime merging
-    targets' families, prometheus_client rendering a declared Counter). The recording
-    thread's constructions come before other threads'.
+    Copies are skipped. Of the rest, the recording thread's constructions come first, and
+    the first of a name wins: the declaration of a Counter precedes its renderings.
     """
     origins: dict[str, str] = {}
     ordered = sorted(constructions, key=lambda built: not built.own_thread)  # stable
