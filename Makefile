@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml .ci/install-system-deps
 
 install: $(STAMP)
 
+# Options for `dbpulse demo`, e.g. make demo ARGS="--cycles 2" (stops by itself after two rounds).
+ARGS ?=
+
 demo: $(STAMP)
-	$(BIN)/dbpulse demo
+	$(BIN)/dbpulse demo $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check exporter tests benchmarks grafana deploy

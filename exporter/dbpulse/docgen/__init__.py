@@ -1,0 +1,1 @@
+"""README generators: where each metric family is built, and the module map."""
