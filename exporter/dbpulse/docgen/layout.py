@@ -86,7 +86,9 @@ def _cell(text: str) -> str:
 
 def _row(module: Module, shown: str) -> str:
     note = MISSING if module.needs_note else _cell(module.note) if module.note else ""
-    cells = [f"[`{shown}`]({module.path})", str(module.lines), _cell(module.summary), note]
+    # No line counts: they would make the README stale at every edit; size shows only
+    # where it matters, as the note a module of LIMIT lines or more must carry.
+    cells = [f"[`{shown}`]({module.path})", _cell(module.summary), note]
     return _join(cells)
 
 
@@ -101,18 +103,17 @@ def _test_folders(root: Path) -> list[str]:
         by_folder.setdefault(module.path.rsplit("/", 1)[0], []).append(module)
     rows = []
     for folder, members in sorted(by_folder.items()):
-        lines = sum(m.lines for m in members)
         init = next((m for m in members if m.path.endswith("/__init__.py")), None)
         summary = _cell(init.summary) if init is not None else "—"
-        count = f"{lines} in {len(members)}"
-        rows.append(_join([f"[`{folder}/`]({folder})", count, summary, ""]))
+        shown = f"{summary} ({len(members)} modules)"
+        rows.append(_join([f"[`{folder}/`]({folder})", shown, ""]))
         rows.extend(_row(m, m.path) for m in members if m.lines >= LIMIT)
     return rows
 
 
 def render_layout(root: Path) -> str:
     """The two Markdown tables of the module map (package, then everything around it)."""
-    header = "| {} | lines | what it is (docstring) | layout note |\n|---|--:|---|---|\n"
+    header = "| {} | what it is (docstring) | layout note |\n|---|---|---|\n"
     package = [_row(m, m.path.removeprefix(f"{PACKAGE}/")) for m in scan(root, (PACKAGE,))]
     around = [_row(m, m.path) for m in _around(root)] + _test_folders(root)
     return (
