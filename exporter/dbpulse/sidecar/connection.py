@@ -163,6 +163,8 @@ class ConnectionManager:
             )
 
     def _connect_failed(self, reason: str, retry_in: float) -> None:
+        if self._closing.is_set():
+            return  # a connect that outlived close(): nobody polls any more, say nothing
         self._mark(up=False, reason=reason, retry_in=retry_in)
 
     def _mark(self, *, up: bool, reason: str = "", retry_in: float | None = None) -> None:
