@@ -229,7 +229,7 @@ class ConnectionManager:
             except psycopg.Error as exc:
                 if alarm.fired:
                     message = f"no answer from the server within {limit:g}s (network stall?)"
-                    self._gate.last_failure = message
+                    self._gate.lost(message)
                     raise Unavailable(message) from exc
                 raise
             finally:

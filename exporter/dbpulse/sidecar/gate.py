@@ -56,6 +56,11 @@ class Gate:
             self.failures += 1
         self._on_failure(self.last_failure, delay)
 
+    def lost(self, reason: str) -> None:
+        """A connection died in use: the reason the next refused poll will give."""
+        with self._lock:
+            self.last_failure = reason
+
     def succeeded(self) -> None:
         with self._lock:
             self._backoff.succeeded()
