@@ -205,13 +205,17 @@ class DroppedLink:
         subnet = f"10.213.{int(tag[:2], 16)}"
         self.server_ip, self.client_ip = f"{subnet}.1", f"{subnet}.2"
         self.subnet = f"{subnet}.0/24"
-        self._ip("netns", "add", self.netns)
-        self._ip("link", "add", self.outer, "type", "veth", "peer", "name", self.inner)
-        self._ip("link", "set", self.inner, "netns", self.netns)
-        self._ip("addr", "add", f"{self.server_ip}/24", "dev", self.outer)
-        self._ip("link", "set", self.outer, "up")
-        self._inside("ip", "addr", "add", f"{self.client_ip}/24", "dev", self.inner)
-        self._inside("ip", "link", "set", self.inner, "up")
+        try:
+            self._ip("netns", "add", self.netns)
+            self._ip("link", "add", self.outer, "type", "veth", "peer", "name", self.inner)
+            self._ip("link", "set", self.inner, "netns", self.netns)
+            self._ip("addr", "add", f"{self.server_ip}/24", "dev", self.outer)
+            self._ip("link", "set", self.outer, "up")
+            self._inside("ip", "addr", "add", f"{self.client_ip}/24", "dev", self.inner)
+            self._inside("ip", "link", "set", self.inner, "up")
+        except subprocess.CalledProcessError:
+            self.close()  # leave no half-built namespace behind
+            raise
 
     def _ip(self, *args: str) -> None:
         subprocess.run(["ip", *args], check=True, capture_output=True)
