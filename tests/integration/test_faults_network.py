@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import select
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -183,3 +189,94 @@ def test_link_frozen_mid_query_is_cut_and_the_poller_recovers(pg: LocalPostgres)
     finally:
         conns.close()
         proxy.close()
+
+
+class DroppedLink:
+    """PostgreSQL reached over a veth pair from a network namespace; ``drop()`` downs the link.
+
+    Unlike FreezableProxy, whose kernel keeps acknowledging, a downed link loses every
+    packet: the case keepalives and tcp_user_timeout are for. Needs root and ``ip``.
+    """
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.netns = f"dbpulse-{tag}"
+        self.outer, self.inner = f"dbp{tag}o", f"dbp{tag}i"
+        subnet = f"10.213.{int(tag[:2], 16)}"
+        self.server_ip, self.client_ip = f"{subnet}.1", f"{subnet}.2"
+        self.subnet = f"{subnet}.0/24"
+        try:
+            self._ip("netns", "add", self.netns)
+            self._ip("link", "add", self.outer, "type", "veth", "peer", "name", self.inner)
+            self._ip("link", "set", self.inner, "netns", self.netns)
+            self._ip("addr", "add", f"{self.server_ip}/24", "dev", self.outer)
+            self._ip("link", "set", self.outer, "up")
+            self._inside("ip", "addr", "add", f"{self.client_ip}/24", "dev", self.inner)
+            self._inside("ip", "link", "set", self.inner, "up")
+        except subprocess.CalledProcessError:
+            self.close()  # leave no half-built namespace behind
+            raise
+
+    def _ip(self, *args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    def _inside(self, *argv: str) -> None:
+        subprocess.run(["ip", "netns", "exec", self.netns, *argv], check=True, capture_output=True)
+
+    def spawn(self, *argv: str) -> subprocess.Popen[str]:
+        """A process inside the namespace, with pipes for a line protocol."""
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def drop(self) -> None:
+        self._ip("link", "set", self.outer, "down")
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", self.outer], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+
+
+@pytest.fixture
+def dropped_link() -> Iterator[DroppedLink]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 to build a network namespace")
+    try:
+        link = DroppedLink()
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"network namespaces or veth unavailable: {exc.stderr!r}")
+    yield link
+    link.close()
+
+
+def test_link_that_drops_packets_is_detected_by_keepalives(dropped_link: DroppedLink) -> None:
+    """A link that loses every packet mid-query: libpq keepalives/tcp_user_timeout make the kernel end the poll ("timed out") long before the client-side deadline."""
+    with LocalPostgres() as server:
+        with psycopg.connect(server.dsn, autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET listen_addresses = '*'")
+        with (server.datadir / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {dropped_link.subnet} trust\n")
+        server.restart()
+        dsn = f"postgresql://postgres@{dropped_link.server_ip}:{server.port}/postgres"
+        root = Path(__file__).resolve().parents[2]
+        client = dropped_link.spawn(
+            sys.executable, str(root / "tests/integration/netns_poll.py"), dsn
+        )
+        try:
+            assert client.stdin is not None
+            assert client.stdout is not None
+            assert client.stdout.readline().strip() == "ready"
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            assert client.stdout.readline().strip() == "inflight"
+            dropped_link.drop()
+            outcome = client.stdout.readline().strip()
+        finally:
+            client.kill()
+            client.wait()
+    assert outcome.startswith("OperationalError"), outcome
+    assert "timed out" in outcome, outcome
+    assert "no answer" not in outcome, "the client-side deadline, not the kernel, ended the poll"

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine, exc, text
 from structlog.testing import capture_logs
 
+from tests.integration.collector_helpers import wait_for
 from tests.integration.test_faults_sidecar import SidecarProcess, fetch, value
 
 ADMIN_PW = "Adm1n-pw-7731"
@@ -228,8 +229,8 @@ def test_database_without_connect_privilege_is_named(scram: LocalPostgres) -> No
         assert MONITOR_PW not in reason
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute("GRANT CONNECT ON DATABASE locked TO dbpulse_mon")
-        sidecar.connections._backoff.succeeded()  # skip the reconnect wait
-        assert sidecar.poller.run_once("database")
+        # Polls are refused until the 1 s reconnect backoff ends; then one gets through.
+        assert wait_for(lambda: sidecar.poller.run_once("database"), timeout=10)
     finally:
         sidecar.close()
         with psycopg.connect(admin_dsn, autocommit=True) as admin:

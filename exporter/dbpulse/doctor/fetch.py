@@ -8,7 +8,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dbpulse.doctor.facts import Facts, RoleSetting, Row, ServerSetting
-from dbpulse.dsn import redact, target_name
+from dbpulse.dsn import target_name
+from dbpulse.errors import first_line
 from dbpulse.sidecar.collectors import migrations
 
 # Enough to judge; the report lists the first MAX_ITEMS of each anyway.
@@ -84,7 +85,7 @@ def fetch_facts(
             row_factory=dict_row,
         )
     except psycopg.Error as exc:
-        raise DoctorError(f"cannot connect to {target}: {_first_line(exc)}") from exc
+        raise DoctorError(f"cannot connect to {target}: {first_line(exc)}") from exc
     try:
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
@@ -122,11 +123,6 @@ def fetch_facts(
                 tables_without_pk=_rows(conn, SQL_TABLES_WITHOUT_PK, limit),
             )
     except psycopg.Error as exc:
-        raise DoctorError(f"examining {target} failed: {_first_line(exc)}") from exc
+        raise DoctorError(f"examining {target} failed: {first_line(exc)}") from exc
     finally:
         conn.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return redact(lines[0]) if lines else type(exc).__name__

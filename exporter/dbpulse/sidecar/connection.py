@@ -1,32 +1,59 @@
 """The sidecar's connections to one target: bounded, timed out, and self-healing.
 
-Every transaction runs ``SET LOCAL statement_timeout`` and ``lock_timeout`` first, so a
-poll can neither run away nor queue behind (and so hold up) the application's DDL.
-statement_timeout is enforced by the server, which cannot help when the network itself
-freezes mid-query (the answer never arrives); a client-side deadline (2 x statement_timeout
-+ connect_timeout, at least 1 s of slack) then shuts the socket down so that the poll
-fails as "no answer" instead of hanging the poller forever.
+A ``psycopg_pool.ConnectionPool`` holds them: at most ``max_connections``, none until the
+first poll asks (``min_size=0``), so a target that is down at start costs nothing. Every
+connect passes the target's gate (``gate.py``): reconnects back off from 1 s to 30 s, and a
+poll that waited for a failed connect is told the error, not a pool timeout.
+
+Every transaction is READ ONLY with ``SET LOCAL statement_timeout`` and ``lock_timeout``,
+so a poll can neither run away nor queue behind (and so hold up) the application's DDL.
+libpq keepalives and tcp_user_timeout let the kernel kill connections over a link that
+dropped; a client-side deadline (``deadline.py``) covers the rest of a frozen network.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from dbpulse.dsn import redact
 from dbpulse.logging import get_logger
+from dbpulse.sidecar.backoff import Backoff
+from dbpulse.sidecar.deadline import WATCHDOG
+from dbpulse.sidecar.gate import DictRow, Gate, gated_connection_class
 
-Conn = psycopg.Connection[dict[str, Any]]
+__all__ = ["Backoff", "Conn", "ConnectionManager", "Unavailable"]
 
+Conn = psycopg.Connection[DictRow]
+
+# Dead-peer detection by the kernel, used unless the DSN sets its own: after 5 s of
+# silence probe every 2 s, give up after 3 lost probes, and drop a connection whose sent
+# data stays unacknowledged for 10 s. Ignored on Unix sockets.
+KEEPALIVES: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
+# How often a poll waiting for a connection looks up from the pool: whether shutdown
+# began or the connect it waits for failed (the pool tells its waiters neither).
+WAIT_SLICE = 0.1
+
+# psycopg_pool logs every retry and discard through the standard library; with no
+# handler configured, Python would print them to stderr as plain text between our JSON
+# lines. The manager logs what matters (up/down transitions, once) itself.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 # pg_monitor (or pg_read_all_stats, which it includes) is what lets the sidecar see other
 # roles' sessions and statements; without it the views answer anyway, with those
@@ -48,61 +75,19 @@ class Unavailable(Exception):
     """The target cannot be reached right now (the poller reports pg_up 0)."""
 
 
-@dataclass
-class Backoff:
-    """Exponential backoff between reconnect attempts (pure, clock passed in)."""
-
-    initial: float = 1.0
-    maximum: float = 30.0
-    failures: int = 0
-    next_attempt: float = 0.0
-
-    def failed(self, now: float) -> float:
-        delay = float(min(self.maximum, self.initial * (2.0**self.failures)))
-        self.failures += 1
-        self.next_attempt = now + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.next_attempt = 0.0
-
-    def ready(self, now: float) -> bool:
-        return now >= self.next_attempt
-
-
-class _Deadline:
-    """Cuts a connection's socket if a transaction outlives its deadline (a frozen link)."""
-
-    def __init__(self, conn: Conn, seconds: float) -> None:
-        self._conn = conn
-        self._lock = threading.Lock()
-        self._done = False
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._cut)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _cut(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.fired = True
-            try:
-                # shutdown() on a duplicate of the descriptor wakes the thread blocked on
-                # the socket (it reads EOF); the descriptor itself stays libpq's to close.
-                dup = socket.socket(fileno=os.dup(self._conn.fileno()))
-                try:
-                    dup.shutdown(socket.SHUT_RDWR)
-                finally:
-                    dup.close()
-            except (OSError, psycopg.Error):
-                pass
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._done = True
-        self._timer.cancel()
+def connect_kwargs(dsn: str, *, connect_timeout: float, application_name: str) -> dict[str, Any]:
+    """psycopg.connect keyword arguments: ours, plus keepalives the DSN does not set."""
+    try:
+        given = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        given = {}  # the connect itself will report what is wrong with the DSN
+    return {
+        **{key: value for key, value in KEEPALIVES.items() if key not in given},
+        "autocommit": False,
+        "connect_timeout": max(1, round(connect_timeout)),
+        "application_name": application_name,
+        "row_factory": dict_row,
+    }
 
 
 class ConnectionManager:
@@ -120,21 +105,34 @@ class ConnectionManager:
         acquire_timeout: float = 30.0,
     ) -> None:
         self._dsn = dsn
-        self._target = target
         self._connect_timeout = connect_timeout
         self._lock_timeout_ms = max(1, int(lock_timeout * 1000))
-        self._application_name = application_name
         self._acquire_timeout = acquire_timeout
-        self._slots = threading.BoundedSemaphore(max_connections)
         self._closing = threading.Event()
-        self._idle: list[Conn] = []
-        self._lock = threading.Lock()
-        self._backoff = Backoff()
-        self._last_failure = "connection failed"
+        self._opened = False
+        self._open_lock = threading.Lock()
         self._up: bool | None = None
         self._server_version_num = 0
         self._privileges_checked = False
         self._log = get_logger(target=target)
+        self._gate = Gate(self._connect_failed)
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            dsn,
+            connection_class=gated_connection_class(self._gate),
+            kwargs=connect_kwargs(
+                dsn, connect_timeout=connect_timeout, application_name=application_name
+            ),
+            min_size=0,
+            max_size=max(1, max_connections),
+            open=False,  # no threads and no connection until the first poll
+            configure=self._configure,
+            name=f"dbpulse-{target}",
+            timeout=acquire_timeout,
+            # A failed connect is retried once, at once, and the gate turns that retry
+            # away without touching the network: reconnecting is the polls' business.
+            reconnect_timeout=0.0,
+            num_workers=1,
+        )
 
     @property
     def up(self) -> bool:
@@ -144,28 +142,10 @@ class ConnectionManager:
     def server_version_num(self) -> int:
         return self._server_version_num
 
-    def _connect(self) -> Conn:
-        now = time.monotonic()
-        if not self._backoff.ready(now):
-            # A stable message (no countdown): the poller logs each distinct problem once.
-            raise Unavailable(f"{self._last_failure} (waiting to reconnect)")
-        try:
-            conn: Conn = psycopg.connect(
-                self._dsn,
-                autocommit=False,
-                connect_timeout=max(1, round(self._connect_timeout)),
-                application_name=self._application_name,
-                row_factory=dict_row,
-            )
-        except psycopg.Error as exc:
-            delay = self._backoff.failed(time.monotonic())
-            self._last_failure = _first_line(exc)
-            self._mark(up=False, reason=self._last_failure, retry_in=delay)
-            raise Unavailable(_first_line(exc)) from exc
-        self._backoff.succeeded()
+    def _configure(self, conn: Conn) -> None:
+        """Runs on each new connection, in the pool's worker, before any poll gets it."""
         self._server_version_num = conn.info.server_version
         self._check_privileges(conn)
-        return conn
 
     def _check_privileges(self, conn: Conn) -> None:
         """Warn once when the role cannot read other roles' statistics."""
@@ -182,6 +162,11 @@ class ConnectionManager:
                 "missing privilege", problem=MISSING_PG_MONITOR.format(role=row["role"])
             )
 
+    def _connect_failed(self, reason: str, retry_in: float) -> None:
+        if self._closing.is_set():
+            return  # a connect that outlived close(): nobody polls any more, say nothing
+        self._mark(up=False, reason=reason, retry_in=retry_in)
+
     def _mark(self, *, up: bool, reason: str = "", retry_in: float | None = None) -> None:
         # Log transitions only: a database that stays down must not flood the log.
         if self._up is not up:
@@ -191,25 +176,44 @@ class ConnectionManager:
                 self._log.warning("database unreachable", reason=reason, retry_in_seconds=retry_in)
         self._up = up
 
+    def _open(self) -> ConnectionPool[Conn]:
+        with self._open_lock:
+            if self._closing.is_set():
+                raise Unavailable("shutting down")
+            if not self._opened:
+                self._pool.open()
+                self._opened = True
+        return self._pool
+
+    def _acquire(self) -> Conn:
+        pool = self._open()
+        if self._gate.backing_off() and not pool.get_stats().get("pool_available"):
+            raise Unavailable(self._gate.waiting_message())
+        failures = self._gate.failures
+        give_up_at = time.monotonic() + self._acquire_timeout
+        while True:
+            try:
+                return pool.getconn(timeout=WAIT_SLICE)
+            except PoolClosed:
+                raise Unavailable("shutting down") from None
+            except PoolTimeout:
+                pass
+            if self._closing.is_set():
+                raise Unavailable("shutting down")
+            if self._gate.failures != failures:
+                raise Unavailable(self._gate.last_failure)
+            if time.monotonic() >= give_up_at:
+                raise Unavailable("all poller connections are busy")
+
     @contextmanager
     def transaction(self, statement_timeout: float) -> Iterator[Conn]:
         """A read-only transaction with this collector's timeouts on a pooled connection."""
-        # Wait in short slices so that shutdown never sits behind a queued poll.
-        give_up_at = time.monotonic() + self._acquire_timeout
-        while not self._slots.acquire(timeout=0.2):
-            if self._closing.is_set():
-                raise Unavailable("shutting down")
-            if time.monotonic() >= give_up_at:
-                raise Unavailable("all poller connections are busy")
+        conn = self._acquire()
         try:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None or conn.closed or conn.broken:
-                conn = self._connect()
             # statement_timeout bounds each statement; a collector runs a few, so allow two
             # of them plus connect_timeout of slack before calling the link frozen.
             limit = 2 * statement_timeout + max(1.0, self._connect_timeout)
-            deadline = _Deadline(conn, limit)
+            alarm = WATCHDOG.arm(conn, limit)
             try:
                 with conn.transaction():
                     conn.execute("SET TRANSACTION READ ONLY")
@@ -223,38 +227,33 @@ class ConnectionManager:
                     )
                     yield conn
             except psycopg.Error as exc:
-                if deadline.fired:
+                if alarm.fired:
                     message = f"no answer from the server within {limit:g}s (network stall?)"
-                    self._last_failure = message
+                    self._gate.lost(message)
                     raise Unavailable(message) from exc
                 raise
             finally:
-                deadline.cancel()
-                if conn.broken or conn.closed:
-                    self._mark(up=False, reason="connection lost")
-                    conn.close()
-                else:
-                    self._mark(up=True)
-                    with self._lock:
-                        self._idle.append(conn)
+                alarm.cancel()
         finally:
-            self._slots.release()
+            # A lock or statement timeout leaves the connection usable: still up.
+            if conn.broken or conn.closed:
+                self._mark(up=False, reason="connection lost")
+            else:
+                self._mark(up=True)
+            self._pool.putconn(conn)  # a broken one is discarded and replaced by the pool
 
     def begin_close(self) -> None:
         """Refuse new polls; those waiting for a connection give up at once."""
         self._closing.set()
 
     def close(self) -> None:
+        """Close idle connections now; ones in use close when their poll returns them."""
         self._closing.set()
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        with self._open_lock:
+            if self._opened:
+                # Do not wait on a worker stuck in a connect (up to connect_timeout): it
+                # is a daemon thread, and its connection is closed if it ever arrives.
+                self._pool.close(timeout=0.2)
 
     def describe(self) -> str:
         return redact(self._dsn)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return redact(text[0]) if text else type(exc).__name__

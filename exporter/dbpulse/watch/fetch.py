@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from dbpulse.dsn import redact
+from dbpulse.errors import first_line
 from dbpulse.settings import ProbeSettings
 from dbpulse.sidecar.base import CollectorError, Context, query
 from dbpulse.sidecar.connection import ConnectionManager
@@ -100,7 +100,7 @@ def run_probe(conns: ConnectionManager, probe: ProbeSettings) -> ProbeReading:
             rows = collector.fetch(conn, ctx, None)
         collector.build(rows, ctx, None)  # the same checks (numeric values) as in the sidecar
     except (CollectorError, psycopg.Error) as exc:
-        return ProbeReading(probe.name, {}, None, None, error=_first_line(exc))
+        return ProbeReading(probe.name, {}, None, None, error=first_line(exc))
     columns = [str(c["name"]) for c in rows["columns"]]
     values = value_columns(probe, columns)
     for role, column in (("remaining", probe.remaining_column), ("total", probe.total_column)):
@@ -115,8 +115,3 @@ def run_probe(conns: ConnectionManager, probe: ProbeSettings) -> ProbeReading:
     remaining = totals.get(probe.remaining_column) if probe.remaining_column else None
     total = totals.get(probe.total_column) if probe.total_column else None
     return ProbeReading(probe.name, totals, remaining, total)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return redact(lines[0]) if lines else type(exc).__name__
