@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from dbpulse.dsn import redact
+from dbpulse.errors import first_line
 from dbpulse.logging import get_logger
 from dbpulse.sidecar.base import BuildResult, Collector, CollectorError, Context, Row
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
@@ -149,12 +149,7 @@ class Poller:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return f"permission denied: {_first(exc)} (grant pg_monitor to the dbpulse role)"
+        return f"permission denied: {first_line(exc)} (grant pg_monitor to the dbpulse role)"
     if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction):
-        return f"{_first(exc)} (this server version or configuration lacks it)"
-    return _first(exc)
-
-
-def _first(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return redact(lines[0]) if lines else type(exc).__name__
+        return f"{first_line(exc)} (this server version or configuration lacks it)"
+    return first_line(exc)
