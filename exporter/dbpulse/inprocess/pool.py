@@ -35,13 +35,7 @@ from sqlalchemy.pool import (
     StaticPool,
 )
 
-from dbpulse.inprocess.compat import (
-    POOL_RETURN_CONN,
-    first_checkout_record,
-    pool_max_overflow,
-    pool_open_connections,
-    static_pool_connected,
-)
+from dbpulse.inprocess import compat
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet, PoolReading
 from dbpulse.inprocess.patching import Patcher, Switch
@@ -150,7 +144,7 @@ class PoolHooks:
         moves every checkout onto SQLAlchemy's slower retry loop.
         """
         self._patcher.wrap(pool, "connect", self._make_connect)
-        self._patcher.wrap(pool, POOL_RETURN_CONN, self._make_return)
+        self._patcher.wrap(pool, compat.POOL_RETURN_CONN, self._make_return)
         self._patcher.wrap(pool, "recreate", self._make_recreate)
 
     def wrap_dialect(self, dialect: Any) -> None:
@@ -189,7 +183,7 @@ class PoolHooks:
         timeouts = self._timeouts
         guard = self._guard
         pool_name = self._pool_name
-        first_record = first_checkout_record
+        first_record = compat.first_checkout_record
 
         def connect() -> Any:
             if not switch.on:
@@ -267,7 +261,7 @@ class PoolHooks:
         pool = engine.pool
         pending = len(self._waiting)
         if isinstance(pool, QueuePool):  # includes AsyncAdaptedQueuePool
-            max_overflow = pool_max_overflow(pool)
+            max_overflow = compat.pool_max_overflow(pool)
             size = pool.size()
             return PoolReading(
                 idle=pool.checkedin(),
@@ -279,7 +273,7 @@ class PoolHooks:
             )
         used = len(self._out)
         if isinstance(pool, StaticPool):
-            has_conn = static_pool_connected(pool)
+            has_conn = compat.static_pool_connected(pool)
             used = min(used, 1)
             return PoolReading(
                 idle=int(has_conn) - used if has_conn else 0,
@@ -289,7 +283,7 @@ class PoolHooks:
                 pending=pending,
             )
         if isinstance(pool, SingletonThreadPool):
-            open_conns = pool_open_connections(pool)
+            open_conns = compat.pool_open_connections(pool)
             return PoolReading(
                 idle=max(0, open_conns - used),
                 used=used,
