@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit install clean
+.PHONY: demo test lint unit install clean test-sqlalchemy-matrix
 
 $(STAMP): pyproject.toml .ci/install-system-deps
 	./.ci/install-system-deps
@@ -33,5 +33,32 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit
 
+# The in-process hooks read SQLAlchemy internals (exporter/dbpulse/inprocess/compat.py):
+# their tests run again on the oldest supported 2.0 and the newest 2.1, each in its own
+# venv with the project's dependencies. .ci/run calls this after `make test`.
+SQLALCHEMY_OLDEST ?= 2.0.0
+SQLALCHEMY_NEWEST ?= 2.1.*
+INPROCESS_TESTS := tests/unit/inprocess tests/integration/inprocess
+# What those tests import beyond the project's own dependencies: not all of [dev]
+# (mypy, ruff, matplotlib, kubernetes-validate), which would double the install time.
+# A test importing something new fails here with an ImportError, not silently.
+INPROCESS_TEST_DEPS := pytest pytest-timeout hypothesis starlette httpx flask greenlet
+
+.venv-sa20/.installed: pyproject.toml $(STAMP)
+	$(PYTHON) -m venv .venv-sa20
+	.venv-sa20/bin/python -m pip install -q -e . $(INPROCESS_TEST_DEPS) "SQLAlchemy==$(SQLALCHEMY_OLDEST)"
+	touch $@
+
+.venv-sa21/.installed: pyproject.toml $(STAMP)
+	$(PYTHON) -m venv .venv-sa21
+	.venv-sa21/bin/python -m pip install -q -e . $(INPROCESS_TEST_DEPS) "SQLAlchemy==$(SQLALCHEMY_NEWEST)"
+	touch $@
+
+test-sqlalchemy-matrix: .venv-sa20/.installed .venv-sa21/.installed
+	.venv-sa20/bin/python -c 'import sqlalchemy; print("SQLAlchemy", sqlalchemy.__version__)'
+	.venv-sa20/bin/python -m pytest -p no:cacheprovider -q $(INPROCESS_TESTS)
+	.venv-sa21/bin/python -c 'import sqlalchemy; print("SQLAlchemy", sqlalchemy.__version__)'
+	.venv-sa21/bin/python -m pytest -p no:cacheprovider -q $(INPROCESS_TESTS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-sa20 .venv-sa21 build *.egg-info

@@ -12,7 +12,13 @@ from __future__ import annotations
 import re
 
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    get_current_span,
+    set_span_in_context,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
     "SQL_APP_PATTERN",
@@ -34,9 +40,17 @@ SQL_PATTERN = "'" + rf"traceparent='?({_VALUE})".replace("'", "''") + "'"
 # (e.g. SET application_name = '00-...-01', or a prefix of up to 8 characters).
 SQL_APP_PATTERN = f"'({_VALUE})'"
 
+# Parsing and formatting are OpenTelemetry's; only finding the value in SQL text is ours.
+_PROPAGATOR = TraceContextTextMapPropagator()
+_TRACEPARENT = "traceparent"
+
 
 def format_traceparent(ctx: SpanContext) -> str:
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+    """The W3C traceparent value of ``ctx``, written by OpenTelemetry's propagator ('' when
+    ``ctx`` is invalid: the propagator writes nothing then)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, set_span_in_context(NonRecordingSpan(ctx)))
+    return carrier.get(_TRACEPARENT, "")
 
 
 def comment_for(ctx: SpanContext) -> str:
@@ -54,23 +68,17 @@ def find_traceparent(text: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def context_from(value: str | None) -> Context | None:
+    """An OpenTelemetry Context whose current span is the traceparent's, for ``parent=``;
+    None when absent or invalid. OpenTelemetry's propagator parses it (W3C rules: a later
+    version's extra fields are accepted, version ff and all-zero ids are not)."""
+    if not value:
+        return None
+    ctx = _PROPAGATOR.extract({_TRACEPARENT: value})
+    return ctx if get_current_span(ctx).get_span_context().is_valid else None
+
+
 def parse_traceparent(value: str | None) -> SpanContext | None:
     """A remote SpanContext from a traceparent value; None when absent or invalid."""
-    if not value or not re.fullmatch(_VALUE, value):
-        return None
-    _version, trace_hex, span_hex, flags_hex = value.split("-")
-    ctx = SpanContext(
-        trace_id=int(trace_hex, 16),
-        span_id=int(span_hex, 16),
-        is_remote=True,
-        trace_flags=TraceFlags(int(flags_hex, 16)),
-    )
-    return ctx if ctx.is_valid else None
-
-
-def context_from(value: str | None) -> Context | None:
-    """An OpenTelemetry Context whose current span is the traceparent's, for ``parent=``."""
-    span_ctx = parse_traceparent(value)
-    if span_ctx is None:
-        return None
-    return set_span_in_context(NonRecordingSpan(span_ctx))
+    ctx = context_from(value)
+    return None if ctx is None else get_current_span(ctx).get_span_context()

@@ -145,3 +145,25 @@ def test_garbage_yaml_is_a_config_error(text: str) -> None:
             load_settings(path)
         except ConfigError as exc:
             assert exc.lines()
+
+
+def test_top_level_keys_are_case_sensitive_like_nested_ones(tmp_path: Path) -> None:
+    """A mis-cased top-level key is an unknown setting, not a silent alias of the real one."""
+    path = _write(tmp_path, "interval: 3\nINTERVAL: 4\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert [p for p, _ in info.value.problems] == ["INTERVAL"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("missing.yaml", "No such file"), (".", "Is a directory")]
+)
+def test_unreadable_config_file_is_a_config_error_naming_it(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    """A missing file or a directory is reported with the file's name, never skipped."""
+    path = tmp_path / name
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.source == str(path)
+    assert reason in info.value.lines()[0]

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from dbpulse.inprocess import nplusone
+from dbpulse.inprocess.compat import unproxied_engine
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.lint import PoolConfig, findings, running_under_tests
 from dbpulse.inprocess.metrics import MetricSet, metric_set
@@ -56,7 +57,7 @@ def _sync_engine(engine: Any) -> Engine:
     if not isinstance(sync, Engine):
         raise TypeError(f"instrument() needs an Engine or AsyncEngine, got {type(engine)!r}")
     # engine.execution_options() returns an OptionEngine sharing the real one's pool.
-    proxied = getattr(sync, "_proxied", None)
+    proxied = unproxied_engine(sync)
     return proxied if isinstance(proxied, Engine) else sync
 
 

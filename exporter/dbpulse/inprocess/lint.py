@@ -13,13 +13,13 @@ says which well-known anti-patterns the configuration shows:
 
 from __future__ import annotations
 
-import inspect
 import sys
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool, QueuePool
+
+from dbpulse.inprocess.compat import connect_args, pool_max_overflow, pool_pre_ping, pool_recycle
 
 __all__ = ["PoolConfig", "findings", "running_under_tests"]
 
@@ -55,15 +55,15 @@ class PoolConfig:
         max_overflow: int | None = None
         timeout: float | None = None
         if isinstance(pool, QueuePool):
-            size, max_overflow, timeout = pool.size(), pool._max_overflow, pool.timeout()
+            size, max_overflow, timeout = pool.size(), pool_max_overflow(pool), pool.timeout()
         return cls(
             pool_class=type(pool).__name__,
             dialect=engine.dialect.name,
             size=size,
             max_overflow=max_overflow,
             timeout=timeout,
-            pre_ping=bool(pool._pre_ping),
-            recycle=int(pool._recycle),
+            pre_ping=pool_pre_ping(pool),
+            recycle=pool_recycle(pool),
             statement_timeout=_has_statement_timeout(engine),
         )
 
@@ -72,13 +72,8 @@ def _has_statement_timeout(engine: Engine) -> bool | None:
     """Whether the URL or connect_args set statement_timeout (None: unknown)."""
     if "statement_timeout" in str(engine.url.query.get("options", "")):
         return True
-    # create_engine() keeps connect_args only in its creator's closure.
-    creator = getattr(engine.pool, "_creator", None)
-    try:
-        cparams: Any = inspect.getclosurevars(creator).nonlocals.get("cparams")  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(cparams, dict):
+    cparams = connect_args(engine)
+    if cparams is None:
         return None
     return "statement_timeout" in str(cparams.get("options", ""))
 

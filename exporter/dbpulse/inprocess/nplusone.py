@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from dbpulse.inprocess.callsite import caller
+from dbpulse.inprocess.compat import LAZY_LOADED_FROM, ORM_LOAD_OPTIONS, unproxied_engine
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet
 from dbpulse.inprocess.scope import current_scope
@@ -169,9 +170,8 @@ _LOCK = threading.Lock()
 
 
 def _engine_of(bind: Any) -> Any:
-    engine = getattr(bind, "engine", bind)
     # engine.execution_options(...) returns an OptionEngine proxying the real one.
-    return getattr(engine, "_proxied", engine)
+    return unproxied_engine(getattr(bind, "engine", bind))
 
 
 def _on_do_orm_execute(state: Any) -> None:
@@ -180,8 +180,8 @@ def _on_do_orm_execute(state: Any) -> None:
         # Runs for every ORM statement in the process: return early unless it is a lazy
         # load. (ORMExecuteState.lazy_loaded_from raises for non-SELECT statements, so
         # read the load options it would read.)
-        load_options = state.execution_options.get("_sa_orm_load_options")
-        if getattr(load_options, "_lazy_loaded_from", None) is None:
+        load_options = state.execution_options.get(ORM_LOAD_OPTIONS)
+        if getattr(load_options, LAZY_LOADED_FROM, None) is None:
             return
         engine = _engine_of(state.session.get_bind(mapper=state.bind_mapper))
         detector = _DETECTORS.get(engine)

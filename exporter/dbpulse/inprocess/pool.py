@@ -35,6 +35,7 @@ from sqlalchemy.pool import (
     StaticPool,
 )
 
+from dbpulse.inprocess import compat
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet, PoolReading
 from dbpulse.inprocess.patching import Patcher, Switch
@@ -143,7 +144,7 @@ class PoolHooks:
         moves every checkout onto SQLAlchemy's slower retry loop.
         """
         self._patcher.wrap(pool, "connect", self._make_connect)
-        self._patcher.wrap(pool, "_return_conn", self._make_return)
+        self._patcher.wrap(pool, compat.POOL_RETURN_CONN, self._make_return)
         self._patcher.wrap(pool, "recreate", self._make_recreate)
 
     def wrap_dialect(self, dialect: Any) -> None:
@@ -182,6 +183,7 @@ class PoolHooks:
         timeouts = self._timeouts
         guard = self._guard
         pool_name = self._pool_name
+        first_record = compat.first_checkout_record
 
         def connect() -> Any:
             if not switch.on:
@@ -209,10 +211,11 @@ class PoolHooks:
                 except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
                     guard.failed("checkout", exc)
             try:
-                # _counter > 1: a re-entrant checkout of a connection this thread
-                # already holds (SingletonThreadPool); its hold time started earlier.
-                if fairy._counter == 1:
-                    fairy._connection_record.__dict__[_T0] = now
+                # None: a re-entrant checkout of a connection this thread already holds
+                # (SingletonThreadPool); its hold time started earlier.
+                record = first_record(fairy)
+                if record is not None:
+                    record.__dict__[_T0] = now
                     out.append(None)
             except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
                 guard.failed("checkout", exc)
@@ -258,7 +261,7 @@ class PoolHooks:
         pool = engine.pool
         pending = len(self._waiting)
         if isinstance(pool, QueuePool):  # includes AsyncAdaptedQueuePool
-            max_overflow = pool._max_overflow
+            max_overflow = compat.pool_max_overflow(pool)
             size = pool.size()
             return PoolReading(
                 idle=pool.checkedin(),
@@ -270,7 +273,7 @@ class PoolHooks:
             )
         used = len(self._out)
         if isinstance(pool, StaticPool):
-            has_conn = "connection" in pool.__dict__  # memoized once first created
+            has_conn = compat.static_pool_connected(pool)
             used = min(used, 1)
             return PoolReading(
                 idle=int(has_conn) - used if has_conn else 0,
@@ -280,7 +283,7 @@ class PoolHooks:
                 pending=pending,
             )
         if isinstance(pool, SingletonThreadPool):
-            open_conns = len(pool._all_conns)
+            open_conns = compat.pool_open_connections(pool)
             return PoolReading(
                 idle=max(0, open_conns - used),
                 used=used,

@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
 from dbpulse.inprocess.callsite import caller
+from dbpulse.inprocess.compat import LAZY_LOADED_FROM, ORM_LOAD_OPTIONS
 from dbpulse.inprocess.fingerprint import Fingerprint, fingerprint
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet
@@ -249,8 +250,8 @@ class QueryHooks:
         unit = current.unit()
         if unit is None or self._nplusone is None:
             return
-        load_options = context.execution_options.get("_sa_orm_load_options")
-        if getattr(load_options, "_lazy_loaded_from", None) is not None:
+        load_options = context.execution_options.get(ORM_LOAD_OPTIONS)
+        if getattr(load_options, LAZY_LOADED_FROM, None) is not None:
             return  # lazy loads are counted (and named) by the ORM listener
         self._nplusone.statement_repeated(unit, entry.fp.text, entry.collection)
 

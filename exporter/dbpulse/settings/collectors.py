@@ -1,0 +1,92 @@
+"""The collectors' sections: schedule and limits per collector, and their fixed names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import Field
+
+from dbpulse.settings.base import Strict
+
+__all__ = [
+    "COLLECTOR_NAMES",
+    "CollectorSettings",
+    "CollectorsSettings",
+    "MigrationsSettings",
+    "StatementsSettings",
+]
+
+COLLECTOR_NAMES = ("activity", "statements", "locks", "progress", "database", "migrations")
+
+
+class CollectorSettings(Strict):
+    """Per-collector schedule and limits."""
+
+    enabled: bool = True
+    interval: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="seconds between polls; default: top-level interval",
+    )
+    timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="statement_timeout for this collector's queries, seconds",
+    )
+    stale_after: float | None = Field(
+        default=None,
+        gt=0,
+        description="drop its series when the last success is older; default 3 x interval",
+    )
+
+
+class StatementsSettings(CollectorSettings):
+    """pg_stat_statements: top-N selection under a series budget."""
+
+    top_n: int = Field(default=200, ge=1, le=5000, description="statements exported per poll")
+    max_series: int = Field(
+        default=2000, ge=10, le=100000, description="hard cap on series this collector emits"
+    )
+    hold_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="a statement that entered the top-N stays at least this long (no flapping)",
+    )
+    text_max_length: int = Field(
+        default=200, ge=0, le=10000, description="query text kept for /debug (never a label)"
+    )
+
+
+class MigrationsSettings(CollectorSettings):
+    """Schema hazards left by migrations; catalog queries, so polled less often."""
+
+    interval: float | None = Field(
+        default=300.0, gt=0, le=86400, description="seconds between polls (catalog scans)"
+    )
+    max_series: int = Field(
+        default=200, ge=1, le=10000, description="series per metric family, worst first"
+    )
+    unused_index_min_bytes: int = Field(
+        default=1_048_576, ge=0, description="unused indexes smaller than this are not reported"
+    )
+    seq_scan_min_scans: int = Field(
+        default=1000, ge=0, description="sequential scans since stats reset to count as heavy"
+    )
+    seq_scan_min_rows: int = Field(
+        default=10_000, ge=0, description="live rows a table needs for its seq scans to matter"
+    )
+
+
+class CollectorsSettings(Strict):
+    activity: CollectorSettings = Field(default_factory=CollectorSettings)
+    statements: StatementsSettings = Field(default_factory=StatementsSettings)
+    locks: CollectorSettings = Field(default_factory=CollectorSettings)
+    progress: CollectorSettings = Field(default_factory=CollectorSettings)
+    database: CollectorSettings = Field(default_factory=CollectorSettings)
+    migrations: MigrationsSettings = Field(default_factory=MigrationsSettings)
+
+    def items(self) -> Iterator[tuple[str, CollectorSettings]]:
+        for name in COLLECTOR_NAMES:
+            yield name, getattr(self, name)

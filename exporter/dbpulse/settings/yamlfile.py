@@ -1,0 +1,108 @@
+"""The YAML config file as a settings source: pydantic-settings' own, read once.
+
+``YamlConfigSettingsSource`` skips a missing file and lets a YAML error or a top level
+that is not a mapping escape as a bare exception; dbpulse instead names the file and the
+line in a ConfigError, so ``_read_file`` (the source's one reading hook) is
+:func:`read_yaml`. The path comes from ``load_settings`` through a context variable: a
+``BaseSettings`` has no per-instance way to pass a source its file.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic_settings import BaseSettings, YamlConfigSettingsSource
+
+from dbpulse.settings.errors import ConfigError
+
+__all__ = ["YamlFileSource", "config_file", "read_yaml", "using_file"]
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "dbpulse_config_file", default=None
+)
+
+
+def config_file() -> Path | None:
+    """The file the settings being built are read from (None: no file)."""
+    return _config_file.get()
+
+
+@contextmanager
+def using_file(path: Path | None) -> Iterator[None]:
+    """Make ``path`` the config file of the settings built inside the block."""
+    token = _config_file.set(path)
+    try:
+        yield
+    finally:
+        _config_file.reset(token)
+
+
+def _unreadable(path: Path, reason: str) -> ConfigError:
+    return ConfigError([("", f"cannot read config file: {reason}")], str(path))
+
+
+def read_yaml(path: Path | Traversable) -> dict[str, Any]:
+    """Load a YAML mapping, turning every failure into a ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _unreadable(Path(str(path)), exc.strerror or str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise _unreadable(Path(str(path)), f"not UTF-8 ({exc.reason})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([("", f"{problem}{where}")], str(path)) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([("", "top level must be a mapping of settings")], str(path))
+    bad_keys = [repr(key) for key in data if not isinstance(key, str)]
+    if bad_keys:
+        raise ConfigError(
+            [("", f"setting names must be strings, got {', '.join(bad_keys)}")], str(path)
+        )
+    return data
+
+
+def _check_regular_file(path: Path) -> None:
+    """Raise what the library would pass over in silence: a missing file, a directory,
+    or a pipe (which a second reader would find empty)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    if stat.S_ISDIR(mode):
+        raise _unreadable(path, os.strerror(errno.EISDIR))
+    if not stat.S_ISREG(mode):
+        raise _unreadable(path, "not a regular file")
+
+
+class YamlFileSource(YamlConfigSettingsSource):
+    """The ``--config`` file: read once, when the source is made (per load)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        _check_regular_file(path)
+        super().__init__(settings_cls, yaml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        return read_yaml(file_path)
+
+    def __call__(self) -> dict[str, Any]:
+        # The keys exactly as written. The base class matches them case-insensitively,
+        # as the environment is matched, so "Interval:" would load and one of "interval:"
+        # and "INTERVAL:" would vanish in silence; in every nested section a mis-cased
+        # key is an unknown setting, and so it is at the top level too.
+        return dict(self.yaml_data)
