@@ -38,6 +38,9 @@ class _Known:
 
 
 _KNOWN: dict[str, _Known] = {}
+# Configured DSNs register first; the cap keeps DSNs from URLs (/probe) from growing it
+# without bound or slowing every log line.
+_MAX_KNOWN = 256
 _LOCK = threading.Lock()
 
 
@@ -60,7 +63,8 @@ def remember(dsn: str) -> None:
         password = parts.get("password", "")
         known = _Known(dsn, _safe(dsn), (password,) if password else (), parsed=True)
     with _LOCK:
-        _KNOWN[dsn] = known
+        if len(_KNOWN) < _MAX_KNOWN:
+            _KNOWN[dsn] = known
 
 
 def _safe(dsn: str) -> str:

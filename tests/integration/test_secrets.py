@@ -90,3 +90,18 @@ def test_sidecar_logs_readyz_and_pg_up_hold_no_password(which: int) -> None:
     assert _leaks(logs) == [], logs
     for line in sidecar.output:
         json.loads(line)
+
+
+def test_explicitly_named_target_still_has_its_dsn_scrubbed() -> None:
+    """With DBPULSE_TARGET set the DSN is never named, yet libpq's echo of it is scrubbed."""
+    dsn, _name = _dsns(free_port())[0]
+    sidecar = SidecarProcess(dsn, env={"DBPULSE_TARGET": "orders"})
+    try:
+        sidecar.wait_for(lambda _s: any("database unreachable" in ln for ln in sidecar.output))
+        _status, readyz = fetch(sidecar.url + "/readyz")
+    finally:
+        sidecar.stop()
+    assert _leaks(readyz) == [], readyz
+    logs = "".join(sidecar.output)
+    assert '"target": "orders"' in logs
+    assert _leaks(logs) == [], logs

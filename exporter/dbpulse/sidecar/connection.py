@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from dbpulse.dsn import redact
+from dbpulse.dsn import redact, remember
 from dbpulse.logging import get_logger
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -119,6 +119,7 @@ class ConnectionManager:
         application_name: str = "dbpulse",
         acquire_timeout: float = 30.0,
     ) -> None:
+        remember(dsn)  # every DSN dbpulse connects with is scrubbed from all output
         self._dsn = dsn
         self._target = target
         self._connect_timeout = connect_timeout
