@@ -25,12 +25,24 @@ _LEVELS = {
 }
 
 
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    # Anything else (an exception, a URL object) is printed as text: redact that text.
+    return redact(str(value))
+
+
 def _redact_values(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = redact(value)
+        event_dict[key] = _scrub(value)
     return event_dict
 
 

@@ -64,3 +64,16 @@ def test_chatty_libraries_stay_quiet_below_warning_and_reconfiguring_does_not_do
     logging.getLogger("apscheduler.executors.default").info('Running job "x"')
     get_logger().warning("once")
     assert [line["event"] for line in _lines(out)] == ["once"]
+
+
+def test_nested_values_and_objects_are_redacted() -> None:
+    """A DSN inside a dict, a list or an exception object logged as a value is scrubbed."""
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    dsn = "postgresql://app:Hunter2pw@db/app"
+    get_logger().warning(
+        "failed", error=ConnectionError(f"{dsn} refused"), detail={"dsn": dsn}, items=[dsn, 3]
+    )
+    line = _lines(out)[0]
+    assert "Hunter2pw" not in out.getvalue()
+    assert line["items"] == ["postgresql://app:***@db/app", 3]
