@@ -21,12 +21,12 @@ from dbpulse.dsn_text import (
     UNPARSEABLE,
     URI_PREFIXES,
     parse,
-    quoted_spans,
+    quoted_fragments,
     scrub_keyvalue,
     scrub_uris,
 )
 
-__all__ = ["REDACTED", "UNPARSEABLE", "parse", "redact", "remember", "target_name"]
+__all__ = ["REDACTED", "UNPARSEABLE", "forget", "parse", "redact", "remember", "target_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,9 @@ _LOCK = threading.Lock()
 
 
 def _uri_password_candidate(dsn: str) -> str:
-    """For an unparseable URI, everything that might be its password (over-approximated)."""
-    rest = dsn.split("://", 1)[1].split("?", 1)[0]
+    """For an unparseable URI, everything that might be its password (over-approximated:
+    a raw password may hold '/', '?' or '@', so it may reach up to the last '@')."""
+    rest = dsn.split("://", 1)[1]
     userinfo = rest[: rest.rfind("@")] if "@" in rest else ""
     return userinfo.split(":", 1)[1] if ":" in userinfo else ""
 
@@ -65,6 +66,12 @@ def remember(dsn: str) -> None:
     with _LOCK:
         if len(_KNOWN) < _MAX_KNOWN:
             _KNOWN[dsn] = known
+
+
+def forget(dsn: str) -> None:
+    """Stop scrubbing ``dsn`` specially (e.g. a /probe DSN whose connections are closed)."""
+    with _LOCK:
+        _KNOWN.pop(dsn, None)
 
 
 def _safe(dsn: str) -> str:
@@ -96,11 +103,9 @@ def redact(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     unparsed = [k.raw for k in known if not k.parsed]
-    if unparsed:
-        for start, end in reversed(quoted_spans(text)):
-            fragment = text[start:end]
-            if len(fragment) > 1 and any(fragment in raw for raw in unparsed):
-                text = text[:start] + REDACTED + text[end:]
+    if unparsed and '"' in text:
+        for start, end in reversed(quoted_fragments(text, unparsed)):
+            text = text[:start] + REDACTED + text[end:]
     text = scrub_keyvalue(scrub_uris(text))
     for sentinel in sentinels:
         index = int(sentinel.strip("\x00").rsplit("-", 1)[1])

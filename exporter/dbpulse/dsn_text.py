@@ -27,14 +27,26 @@ def _libpq(dsn: str) -> dict[str, str] | None:
         return None
 
 
+def _stray_at(uri: str) -> bool:
+    """An '@' libpq did not take as the end of user:password, before any query.
+
+    libpq takes user:password only up to an '@' that comes before the first '/'. Any
+    other '@' means a password holding '@' or '/' was read as host, port or database,
+    where naming or printing it would leak it.
+    """
+    rest = uri.split("://", 1)[1]
+    at, slash = rest.find("@"), rest.find("/")
+    if at >= 0 and (slash < 0 or at < slash):
+        rest = rest[at + 1 :]
+    return "@" in rest.split("?", 1)[0]
+
+
 def parse(dsn: str) -> dict[str, str] | None:
     """libpq's reading of ``dsn``, or None when it cannot be read unambiguously."""
     parts = _libpq(dsn)
     if parts is None:
         return None
-    # libpq ends the user:password part at the first '@', so a second '@' means the
-    # password's tail was read as host, port or database: naming from it would leak.
-    if dsn.startswith(URI_PREFIXES) and dsn.split("?", 1)[0].count("@") > 1:
+    if dsn.startswith(URI_PREFIXES) and _stray_at(dsn):
         return None
     # A port that is not a number is, in practice, a password fragment after an
     # unencoded ':' (and libpq could not connect with it anyway).
@@ -135,14 +147,24 @@ def scrub_keyvalue(text: str) -> str:
     return "".join(out)
 
 
-def quoted_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each double-quoted stretch, as libpq's messages quote input."""
-    spans = []
+def quoted_fragments(text: str, sources: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of each double-quoted piece of one of ``sources`` inside ``text``.
+
+    libpq's parse errors quote part of the DSN back. The piece may itself hold '"' (a
+    password can), so each one is the longest run after a '"' that is still a piece of a
+    source and is followed by a closing '"'.
+    """
+    spans: list[tuple[int, int]] = []
     pos = 0
-    while (open_ := text.find('"', pos)) >= 0:
-        close = text.find('"', open_ + 1)
-        if close < 0:
-            break
-        spans.append((open_ + 1, close))
-        pos = close + 1
+    while (quote := text.find('"', pos)) >= 0:
+        start = best = quote + 1
+        for source in sources:
+            end = start
+            while end < len(text) and text[start : end + 1] in source:
+                end += 1
+                if end < len(text) and text[end] == '"':
+                    best = max(best, end)
+        if best > start + 1:
+            spans.append((start, best))
+        pos = best + 1 if best > start else start
     return spans
