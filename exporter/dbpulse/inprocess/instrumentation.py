@@ -24,10 +24,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
+from dbpulse.dsn import redact
 from dbpulse.inprocess import nplusone
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.lint import PoolConfig, findings, running_under_tests
 from dbpulse.inprocess.metrics import MetricSet, failure_counter, metric_set
+from dbpulse.inprocess.naming import default_pool_name, unique_name
 from dbpulse.inprocess.patching import Patcher
 from dbpulse.inprocess.pool import PoolHooks
 from dbpulse.inprocess.queries import QueryHooks
@@ -40,15 +42,6 @@ __all__ = ["Instrumentation", "default_pool_name", "instrument"]
 _INSTRUMENTED: weakref.WeakKeyDictionary[Engine, Instrumentation] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 _LOG = logging.getLogger("dbpulse.inprocess")
-
-
-def default_pool_name(engine: Engine) -> str:
-    """``host:port/dbname`` from the engine's URL; never the user or password."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        return f"sqlite:{url.database or ':memory:'}"
-    port = url.port or {"postgresql": 5432, "mysql": 3306}.get(url.get_backend_name(), 0)
-    return f"{url.host or 'localhost'}:{port}/{url.database or ''}"
 
 
 def _sync_engine(engine: Any) -> Engine:
@@ -170,16 +163,6 @@ class Instrumentation:
         return f"<Instrumentation pool_name={self.pool_name!r} {state}>"
 
 
-def _unique_name(metrics: MetricSet, wanted: str) -> str:
-    taken = metrics.pools.names()
-    if wanted not in taken:
-        return wanted
-    n = 2
-    while f"{wanted}#{n}" in taken:
-        n += 1
-    return f"{wanted}#{n}"
-
-
 def _embedding_problem(registry: CollectorRegistry | None, message: str, *args: object) -> None:
     """Log and count a problem instrument() absorbed instead of raising into the app."""
     # Standard logging: the embedding app's own handlers see it (structlog may be unset).
@@ -259,15 +242,15 @@ def instrument(
         except Exception as exc:  # noqa: BLE001 - e.g. the app already uses one of our names
             _embedding_problem(
                 registry,
-                "dbpulse: engine %s not instrumented, its registry refused the metrics: %r",
+                "dbpulse: engine %s not instrumented, its registry refused the metrics: %s",
                 wanted,
-                exc,
+                redact(repr(exc)),
             )
             # Inert and unregistered: it only holds metrics in a private registry.
             return Instrumentation(
                 sync, pool_name=wanted, metrics=MetricSet(CollectorRegistry()), **options
             )
-        name = _unique_name(metrics, wanted)
+        name = unique_name(metrics.pools.names(), wanted)
         if pool_name is not None and name != wanted:
             _embedding_problem(
                 registry,
@@ -282,9 +265,9 @@ def instrument(
             inst._remove()
             _embedding_problem(
                 registry,
-                "dbpulse: instrumenting engine %s failed and was rolled back: %r",
+                "dbpulse: instrumenting %s failed, rolled back: %s",
                 name,
-                exc,
+                redact(repr(exc)),
             )
             return inst
         _INSTRUMENTED[sync] = inst

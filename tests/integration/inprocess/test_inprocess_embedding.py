@@ -124,3 +124,14 @@ def test_wrong_argument_is_still_a_type_error() -> None:
     """A programming error in instrument()'s own arguments is raised, not swallowed."""
     with pytest.raises(TypeError):
         instrument("not an engine")
+
+
+def test_pool_name_never_holds_a_raw_password_fragment(registry: CollectorRegistry) -> None:
+    """A URL whose password has a raw '@' is read by SQLAlchemy as host 'ss@host': not a name."""
+    engine = create_engine("postgresql+psycopg://special:p@ss@host/db")
+    inst = instrument(engine, registry=registry)
+    try:
+        assert inst.pool_name == "<unparseable url>"
+    finally:
+        inst.uninstrument()
+        engine.dispose()
