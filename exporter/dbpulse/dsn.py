@@ -93,13 +93,14 @@ def redact(text: str) -> str:
     """``text`` with every DSN password, known DSN and unparseable DSN taken out."""
     known, secrets = _secrets()
     # Known DSNs go to sentinels first, so that scrubbing their passwords afterwards
-    # cannot mangle the replacement texts.
-    sentinels: list[str] = []
+    # cannot mangle the replacement texts. A sentinel is NULs around one private-use
+    # character: libpq strings cannot hold a NUL, so no password can match inside one.
+    sentinels: dict[str, str] = {}
     for i, k in enumerate(known):
         if k.raw in text:
-            sentinel = f"\x00dbpulse-dsn-{i}\x00"
+            sentinel = f"\x00{chr(0xF0000 + i)}\x00"
             text = text.replace(k.raw, sentinel)
-            sentinels.append(sentinel)
+            sentinels[sentinel] = k.replacement
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     unparsed = [k.raw for k in known if not k.parsed]
@@ -107,9 +108,8 @@ def redact(text: str) -> str:
         for start, end in reversed(quoted_fragments(text, unparsed)):
             text = text[:start] + REDACTED + text[end:]
     text = scrub_keyvalue(scrub_uris(text))
-    for sentinel in sentinels:
-        index = int(sentinel.strip("\x00").rsplit("-", 1)[1])
-        text = text.replace(sentinel, known[index].replacement)
+    for sentinel, replacement in sentinels.items():
+        text = text.replace(sentinel, replacement)
     return text
 
 

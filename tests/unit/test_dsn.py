@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dbpulse.dsn import redact, target_name
+from dbpulse.dsn import forget, redact, target_name
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,16 @@ def test_redact_is_idempotent_and_keeps_urls_readable() -> None:
     assert once == "postgresql://app:***@db:5432/app"
     assert redact(once) == once
     assert redact("see http://example.com/x and host=db") == "see http://example.com/x and host=db"
+
+
+def test_password_that_looks_like_internal_text_does_not_break_redact() -> None:
+    """Passwords such as 'dbpulse-dsn' or a digit cannot corrupt how known DSNs are restored."""
+    dsn = "host=db7 dbname=app password=dbpulse-dsn"
+    target_name(dsn)
+    for digit in range(10):
+        target_name(f"host=digit{digit} dbname=app password={digit}")
+    try:
+        assert redact(f"using {dsn}") == "using host=db7 dbname=app password=***"
+    finally:
+        for digit in range(10):  # a known one-digit password would scrub every digit
+            forget(f"host=digit{digit} dbname=app password={digit}")
