@@ -10,15 +10,24 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from dbpulse.dsn import target_name
 from dbpulse.localpg import free_port
 from dbpulse.logging import configure_logging, get_logger
 
+from tests.logging_state import restored_logging
 from tests.sidecar_process import SidecarProcess, fetch
 
 PIECES = ("p@ss", "ss:w", "rd%", "Leak", "Tail99")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """configure_logging is process-wide: later tests see the configuration they expect."""
+    with restored_logging():
+        yield
 
 
 def _dsns(port: int) -> list[tuple[str, str]]:

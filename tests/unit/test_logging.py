@@ -5,8 +5,19 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
+import pytest
 from dbpulse.logging import configure_logging, get_logger
+
+from tests.logging_state import restored_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """configure_logging is process-wide: later tests see the configuration they expect."""
+    with restored_logging():
+        yield
 
 
 def _lines(out: io.StringIO) -> list[dict[str, object]]:
