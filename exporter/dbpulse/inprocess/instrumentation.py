@@ -16,6 +16,7 @@ onto SQLAlchemy's slower event path.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import weakref
 from typing import Any
@@ -23,11 +24,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
+from dbpulse.dsn import redact
 from dbpulse.inprocess import nplusone
 from dbpulse.inprocess.compat import unproxied_engine
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.lint import PoolConfig, findings, running_under_tests
-from dbpulse.inprocess.metrics import MetricSet, metric_set
+from dbpulse.inprocess.metrics import MetricSet, failure_counter, metric_set
+from dbpulse.inprocess.naming import default_pool_name, unique_name
 from dbpulse.inprocess.patching import Patcher
 from dbpulse.inprocess.pool import PoolHooks
 from dbpulse.inprocess.queries import QueryHooks
@@ -39,15 +42,7 @@ __all__ = ["Instrumentation", "default_pool_name", "instrument"]
 
 _INSTRUMENTED: weakref.WeakKeyDictionary[Engine, Instrumentation] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
-
-
-def default_pool_name(engine: Engine) -> str:
-    """``host:port/dbname`` from the engine's URL; never the user or password."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        return f"sqlite:{url.database or ':memory:'}"
-    port = url.port or {"postgresql": 5432, "mysql": 3306}.get(url.get_backend_name(), 0)
-    return f"{url.host or 'localhost'}:{port}/{url.database or ''}"
+_LOG = logging.getLogger("dbpulse.inprocess")
 
 
 def _sync_engine(engine: Any) -> Engine:
@@ -143,38 +138,40 @@ class Instrumentation:
         with _LOCK:
             if not self._active:
                 return
-            self._active = False
-            self._pool.unlisten_all()
-            self._patcher.restore()
-            self.metrics.pools.remove(self.pool_name)
-            if self._config_labels is not None:
-                # Describes a pool dbpulse no longer watches: drop it rather than let
-                # a stale configuration linger.
-                with contextlib.suppress(KeyError):
-                    self.metrics.pool_config.remove(*self._config_labels.values())
-                self._config_labels = None
-            engine = self._engine_ref()
-            if self._nplusone is not None:
-                nplusone.detach(engine)
-            if engine is not None and _INSTRUMENTED.get(engine) is self:
-                del _INSTRUMENTED[engine]
+            self._remove()
         get_logger(pool_name=self.pool_name).info("dbpulse uninstrumented engine")
+
+    def _remove(self) -> None:
+        """Take out whatever ``_install`` put in, also when it stopped halfway."""
+        self._active = False
+        self._pool.unlisten_all()
+        self._patcher.restore()
+        self.metrics.pools.remove(self.pool_name)
+        if self._config_labels is not None:
+            # Describes a pool dbpulse no longer watches: drop it rather than let
+            # a stale configuration linger.
+            with contextlib.suppress(KeyError):
+                self.metrics.pool_config.remove(*self._config_labels.values())
+            self._config_labels = None
+        engine = self._engine_ref()
+        if self._nplusone is not None:
+            nplusone.detach(engine)
+        if engine is not None and _INSTRUMENTED.get(engine) is self:
+            del _INSTRUMENTED[engine]
 
     def __repr__(self) -> str:
         state = "active" if self._active else "removed"
         return f"<Instrumentation pool_name={self.pool_name!r} {state}>"
 
 
-def _unique_name(metrics: MetricSet, wanted: str, explicit: bool) -> str:
-    taken = metrics.pools.names()
-    if wanted not in taken:
-        return wanted
-    if explicit:
-        raise ValueError(f"pool_name {wanted!r} is already used by another engine in this registry")
-    n = 2
-    while f"{wanted}#{n}" in taken:
-        n += 1
-    return f"{wanted}#{n}"
+def _embedding_problem(registry: CollectorRegistry | None, message: str, *args: object) -> None:
+    """Log and count a problem instrument() absorbed instead of raising into the app."""
+    # Standard logging: the embedding app's own handlers see it (structlog may be unset).
+    _LOG.warning(message, *args)
+    with contextlib.suppress(Exception):
+        counter = failure_counter(registry)
+        if counter is not None:
+            counter.labels("instrument").inc()
 
 
 def _lint(instrumentation: Instrumentation, engine: Engine) -> None:
@@ -207,7 +204,8 @@ def instrument(
 
     ``registry=None`` uses ``prometheus_client.REGISTRY``. Engines sharing a registry
     share its metric objects, told apart by ``pool_name`` (default ``host:port/dbname``).
-    Calling this again for the same engine returns the existing Instrumentation.
+    A second call for the same engine returns the first; a taken name, a registry clash or
+    a hook-in fault is logged and counted, never raised (the result may be inactive).
     ``log_parameters=True`` adds parameter values to slow-query logs (off by default:
     they can hold personal data). ``n_plus_one_strict=True`` raises ``NPlusOneError``
     instead of logging, for tests. ``max_label_sets`` caps distinct (operation, table)
@@ -221,6 +219,18 @@ def instrument(
     default, and then the statement path does no tracing work.
     """
     sync = _sync_engine(engine)
+    options: dict[str, Any] = {
+        "slow_query_seconds": slow_query_seconds,
+        "log_parameters": log_parameters,
+        "n_plus_one_threshold": n_plus_one_threshold,
+        "n_plus_one_strict": n_plus_one_strict,
+        "detect_n_plus_one": detect_n_plus_one,
+        "max_label_sets": max_label_sets,
+        "tracer_provider": tracer_provider,
+        "statement_span_ratio": statement_span_ratio,
+        "traceparent_comment": traceparent_comment,
+    }
+    wanted = pool_name or default_pool_name(sync)
     with _LOCK:
         existing = _INSTRUMENTED.get(sync)
         if existing is not None:
@@ -228,23 +238,39 @@ def instrument(
                 "engine already instrumented; returning the existing Instrumentation"
             )
             return existing
-        metrics = metric_set(registry)
-        name = _unique_name(metrics, pool_name or default_pool_name(sync), pool_name is not None)
-        inst = Instrumentation(
-            sync,
-            pool_name=name,
-            metrics=metrics,
-            slow_query_seconds=slow_query_seconds,
-            log_parameters=log_parameters,
-            n_plus_one_threshold=n_plus_one_threshold,
-            n_plus_one_strict=n_plus_one_strict,
-            detect_n_plus_one=detect_n_plus_one,
-            max_label_sets=max_label_sets,
-            tracer_provider=tracer_provider,
-            statement_span_ratio=statement_span_ratio,
-            traceparent_comment=traceparent_comment,
-        )
-        inst._install(sync)
+        try:
+            metrics = metric_set(registry)
+        except Exception as exc:  # noqa: BLE001 - e.g. the app already uses one of our names
+            _embedding_problem(
+                registry,
+                "dbpulse: engine %s not instrumented, its registry refused the metrics: %s",
+                wanted,
+                redact(repr(exc)),
+            )
+            # Inert and unregistered: it only holds metrics in a private registry.
+            return Instrumentation(
+                sync, pool_name=wanted, metrics=MetricSet(CollectorRegistry()), **options
+            )
+        name = unique_name(metrics.pools.names(), wanted)
+        if pool_name is not None and name != wanted:
+            _embedding_problem(
+                registry,
+                "dbpulse: pool_name %r is already used in this registry; using %r",
+                wanted,
+                name,
+            )
+        inst = Instrumentation(sync, pool_name=name, metrics=metrics, **options)
+        try:
+            inst._install(sync)
+        except Exception as exc:  # noqa: BLE001 - roll back; the app must keep working
+            inst._remove()
+            _embedding_problem(
+                registry,
+                "dbpulse: instrumenting %s failed, rolled back: %s",
+                name,
+                redact(repr(exc)),
+            )
+            return inst
         _INSTRUMENTED[sync] = inst
     if lint:
         try:

@@ -147,97 +147,140 @@ class MetricSet:
     hook_errors: Counter = field(init=False)
 
     def __post_init__(self) -> None:
-        reg = self.registry
+        # Every metric is made unregistered, then all are registered or none: a registry
+        # already holding one of these names must be left exactly as it was.
         pool = ["pool_name"]
         self.pools = _PoolCollector()
-        reg.register(self.pools)
         self.timeouts = Counter(
             "db_client_connection_timeouts",
             "Checkouts that gave up after pool_timeout",
             pool,
-            registry=reg,
+            registry=None,
         )
         self.wait_time = Histogram(
             "db_client_connection_wait_time_seconds",
             "Time to obtain a connection from the pool",
             pool,
             buckets=WAIT_BUCKETS,
-            registry=reg,
+            registry=None,
         )
         self.use_time = Histogram(
             "db_client_connection_use_time_seconds",
             "Time between checkout and checkin of a connection",
             pool,
             buckets=USE_BUCKETS,
-            registry=reg,
+            registry=None,
         )
         self.create_time = Histogram(
             "db_client_connection_create_time_seconds",
             "Time to open a new DBAPI connection",
             pool,
             buckets=CREATE_BUCKETS,
-            registry=reg,
+            registry=None,
         )
         self.invalidations = Counter(
             "db_client_connection_invalidations",
             "Connections invalidated (disconnects, explicit invalidate())",
             pool,
-            registry=reg,
+            registry=None,
         )
         self.operation_duration = Histogram(
             "db_client_operation_duration_seconds",
             "Statement execution time by operation and main table",
             ["pool_name", "db_operation_name", "db_collection_name"],
             buckets=OPERATION_BUCKETS,
-            registry=reg,
+            registry=None,
         )
         self.operation_errors = Counter(
             "db_client_operation_errors",
             "Statements that raised, by DBAPI error class",
             ["pool_name", "db_operation_name", "error_type"],
-            registry=reg,
+            registry=None,
         )
         self.slow_queries = Counter(
             "db_client_slow_queries",
             "Statements slower than slow_query_seconds",
             ["pool_name", "db_operation_name", "db_collection_name"],
-            registry=reg,
+            registry=None,
         )
         self.transaction_duration = Histogram(
             "db_client_transaction_duration_seconds",
             "Time from BEGIN to COMMIT or ROLLBACK (savepoints do not end it)",
             ["pool_name", "outcome"],
             buckets=TRANSACTION_BUCKETS,
-            registry=reg,
+            registry=None,
         )
         self.n_plus_one = Counter(
             "db_client_n_plus_one",
             "N+1 query patterns detected (once per unit of work and statement)",
             ["pool_name", "db_collection_name"],
-            registry=reg,
+            registry=None,
         )
         self.request_queries = Histogram(
             "db_client_request_queries",
             "Statements issued per request (middleware scope)",
             buckets=REQUEST_QUERY_BUCKETS,
-            registry=reg,
+            registry=None,
         )
         self.pool_config = Gauge(
             "db_client_pool_config_info",
             "Pool configuration at instrument() time (value is always 1)",
             ["pool_name", "pool_class", "size", "max_overflow", "timeout", "pre_ping", "recycle"],
-            registry=reg,
+            registry=None,
         )
-        self.hook_errors = Counter(
-            "dbpulse_instrumentation_errors",
-            "Internal failures inside dbpulse hooks (the application never sees them)",
-            ["hook"],
-            registry=reg,
-        )
+        # A failure counter made earlier for this registry (instrument() failed) is kept.
+        standalone = _FAILURE_COUNTERS.get(self.registry)
+        self.hook_errors = standalone if standalone is not None else _hook_errors()
+        made = [v for k, v in vars(self).items() if k != "registry"]  # every field else
+        _register_all(self.registry, [c for c in made if c is not standalone])
+
+
+def _hook_errors(registry: CollectorRegistry | None = None) -> Counter:
+    return Counter(
+        "dbpulse_instrumentation_errors",
+        "Internal failures inside dbpulse hooks (the application never sees them)",
+        ["hook"],
+        registry=registry,
+    )
+
+
+def _register_all(registry: CollectorRegistry, collectors: list[Collector]) -> None:
+    done: list[Collector] = []
+    try:
+        for collector in collectors:
+            registry.register(collector)
+            done.append(collector)
+    except Exception:
+        for collector in done:
+            registry.unregister(collector)
+        raise
 
 
 _SETS: weakref.WeakKeyDictionary[CollectorRegistry, MetricSet] = weakref.WeakKeyDictionary()
+_FAILURE_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = (
+    weakref.WeakKeyDictionary()
+)
 _SETS_LOCK = threading.Lock()
+
+
+def failure_counter(registry: CollectorRegistry | None = None) -> Counter | None:
+    """``dbpulse_instrumentation_errors`` of ``registry``, even when no metric set fits it.
+
+    None when the registry cannot take even that one name.
+    """
+    reg = registry if registry is not None else REGISTRY
+    with _SETS_LOCK:
+        found = _SETS.get(reg)
+        if found is not None:
+            return found.hook_errors
+        counter = _FAILURE_COUNTERS.get(reg)
+        if counter is None:
+            try:
+                counter = _hook_errors(reg)
+            except ValueError:  # the name is taken too: the log line must do
+                return None
+            _FAILURE_COUNTERS[reg] = counter
+        return counter
 
 
 def metric_set(registry: CollectorRegistry | None = None) -> MetricSet:

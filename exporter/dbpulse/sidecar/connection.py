@@ -25,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from dbpulse.dsn import redact
+from dbpulse.dsn import redact, remember
 from dbpulse.logging import get_logger
 from dbpulse.sidecar.backoff import Backoff
 from dbpulse.sidecar.deadline import WATCHDOG
@@ -104,6 +104,7 @@ class ConnectionManager:
         application_name: str = "dbpulse",
         acquire_timeout: float = 30.0,
     ) -> None:
+        remember(dsn)  # every DSN dbpulse connects with is scrubbed from all output
         self._dsn = dsn
         self._connect_timeout = connect_timeout
         self._lock_timeout_ms = max(1, int(lock_timeout * 1000))
