@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from dbpulse.dsn import target_name
-from dbpulse.http import Endpoints, start_server
+from dbpulse.http import Endpoints, split_live, start_server
 from dbpulse.logging import get_logger
 from dbpulse.settings import Settings, parse_listen
 from dbpulse.sidecar.collectors import create_enabled
@@ -24,6 +24,8 @@ from dbpulse.sidecar.tracing import SidecarTracing
 
 # /debug/blocking is the name users look for; the data belongs to the locks collector.
 DEBUG_ALIASES = {"blocking": "locks"}
+# Families whose value moves between polls: encoded at every scrape, never cached.
+LIVE_FAMILIES = ("dbpulse_snapshot_age_seconds",)
 
 
 @dataclass
@@ -77,8 +79,11 @@ class Sidecar:
 
     def endpoints(self) -> Endpoints:
         stale = self.settings.readiness_stale_after()
+        cached, live = split_live(self.registry, LIVE_FAMILIES, live_from=self.snapshot)
         return Endpoints(
-            registry=self.registry,
+            registry=cached,
+            live_registry=live,
+            generation=self.snapshot.generation,
             readiness=lambda: self.snapshot.readiness(stale),
             debug=lambda name: self.snapshot.debug(DEBUG_ALIASES.get(name, name)),
             debug_names=lambda: [*self.snapshot.collector_names(), *DEBUG_ALIASES],
@@ -102,13 +107,14 @@ def _wire(settings: Settings) -> tuple[Sidecar | None, MultiTarget | None, Endpo
             multi.build_info = False  # the single target's snapshot already exports it
             sidecar.registry.register(multi)
             endpoints.probe = multi.probe
+            endpoints.generation = None  # multi's families change apart from the snapshot
     elif multi is not None:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(multi)
         endpoints = Endpoints(registry=registry, readiness=multi.readiness, probe=multi.probe)
     else:
         raise ValueError("dsn or targets is required")
-    ProcessCollector(registry=endpoints.registry)
+    ProcessCollector(registry=endpoints.live_registry or endpoints.registry)
     return sidecar, multi, endpoints
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,10 +50,12 @@ class Snapshot:
         self._up = False
         self._started = clock()
         self._last_reached: float | None = None
+        self._version = 0  # bumped by every change collect() would show
 
     def record_success(self, name: str, result: BuildResult, duration: float) -> None:
         now = self._clock()
         with self._lock:
+            self._version += 1
             state = self._states[name]
             state.families = result.families
             state.debug = result.debug
@@ -69,6 +71,7 @@ class Snapshot:
         """A failed run; ``reached`` says whether the database itself answered."""
         now = self._clock()
         with self._lock:
+            self._version += 1
             state = self._states[name]
             state.success = False
             state.duration = duration
@@ -82,6 +85,7 @@ class Snapshot:
     def add_collector(self, name: str, stale_after: float, *, counts_for_up: bool = True) -> None:
         """Start tracking a collector that appeared after construction (a new database)."""
         with self._lock:
+            self._version += 1
             if name not in self._states:
                 self._states[name] = CollectorState(
                     stale_after=stale_after, counts_for_up=counts_for_up
@@ -89,7 +93,15 @@ class Snapshot:
 
     def remove_collector(self, name: str) -> None:
         with self._lock:
+            self._version += 1
             self._states.pop(name, None)
+
+    def generation(self) -> Hashable:
+        """Equal values: collect() yields the same families, bar dbpulse_snapshot_age_seconds."""
+        now = self._clock()
+        with self._lock:
+            fresh = tuple(_fresh(s, now) for s in self._states.values())
+            return self._version, fresh
 
     @property
     def up(self) -> bool:
@@ -166,9 +178,12 @@ class Snapshot:
             [([n], s.duration) for n, s in states.items()],
         )
         for state in states.values():
-            fresh = state.last_success is not None and now - state.last_success <= state.stale_after
-            if fresh:
+            if _fresh(state, now):
                 yield from state.families
+
+
+def _fresh(state: CollectorState, now: float) -> bool:
+    return state.last_success is not None and now - state.last_success <= state.stale_after
 
 
 def _copy(state: CollectorState) -> CollectorState:

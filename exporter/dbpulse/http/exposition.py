@@ -1,0 +1,127 @@
+"""/metrics bodies: prometheus_client's encoders, encoded once per snapshot change.
+
+A scrape of an unchanged snapshot costs a dictionary lookup plus the encoding of the
+small live registry. The body is the cached part followed by the live part:
+
+- text format 0.0.4: two runs of families simply concatenate;
+- OpenMetrics: the cached part is stored without its ``# EOF`` line, so the body ends
+  with the live part's single ``# EOF``;
+- gzip: the cached part is deflated once and the compressor is kept, flushed with
+  ``Z_SYNC_FLUSH`` (byte-aligned, stream still open). Each gzip scrape copies that
+  compressor (``zlib`` copies are cheap), feeds it the live part and finishes it, so the
+  response is ONE gzip member with a correct CRC and length over the whole body, valid
+  for every decoder (not a multi-member stream, which some clients stop reading after
+  the first member).
+
+Requests with ``name[]`` filters go through ``CollectorRegistry.restricted_registry`` and
+are encoded per request (rare, usually small).
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from dbpulse.http.endpoints import Endpoints
+
+EOF = b"# EOF\n"
+# Accept headers are client input and choose_encoder folds their version and escaping
+# into the content type, our cache key: bound the number of kept encodings.
+MAX_ENTRIES = 4
+_EMPTY = CollectorRegistry(auto_describe=False)
+
+Encoder = Callable[[Collector], bytes]
+
+
+@dataclass(frozen=True)
+class Body:
+    content_type: str
+    chunks: Sequence[bytes]
+    gzipped: bool
+
+    @property
+    def length(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+
+class _Encoded:
+    """One encoding of the cached registry; its gzip form is made on first demand."""
+
+    def __init__(self, generation: Hashable, data: bytes) -> None:
+        self.generation = generation
+        self.data = data
+        self._gzip: tuple[bytes, zlib._Compress] | None = None
+        self._lock = threading.Lock()
+
+    def gzip_prefix(self) -> tuple[bytes, zlib._Compress]:
+        with self._lock:
+            if self._gzip is None:
+                compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+                prefix = compressor.compress(self.data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                self._gzip = (prefix, compressor)
+            return self._gzip
+
+
+class Exposition:
+    """Renders /metrics for the endpoints' registries (read at each call)."""
+
+    def __init__(self, endpoints: Endpoints) -> None:
+        self._endpoints = endpoints
+        self._lock = threading.Lock()
+        self._cache: dict[str, _Encoded] = {}
+
+    def render(self, accept: str, *, gzip: bool, names: list[str] | None = None) -> Body:
+        encoder, content_type = choose_encoder(accept)
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        endpoints = self._endpoints
+        live: Collector | None = endpoints.live_registry
+        if names:
+            registry: Collector = _restrict(endpoints.registry, names)
+            live = _restrict(live, names) if live is not None else None
+            cached = _Encoded(None, _encode(encoder, registry, openmetrics=openmetrics))
+        else:
+            cached = self._cached(encoder, content_type, openmetrics=openmetrics)
+        # OpenMetrics needs exactly one "# EOF", at the very end: the live part's.
+        tail = encoder(live if live is not None else _EMPTY) if openmetrics or live else b""
+        if not gzip:
+            return Body(content_type, (cached.data, tail), gzipped=False)
+        prefix, compressor = cached.gzip_prefix()
+        finish = compressor.copy()
+        return Body(content_type, (prefix, finish.compress(tail) + finish.flush()), gzipped=True)
+
+    def _cached(self, encoder: Encoder, content_type: str, *, openmetrics: bool) -> _Encoded:
+        endpoints = self._endpoints
+        if endpoints.generation is None:
+            return _Encoded(None, _encode(encoder, endpoints.registry, openmetrics=openmetrics))
+        # Read the generation BEFORE encoding: a change racing the encoding then only
+        # makes the next scrape encode again, never keeps an old body.
+        generation = endpoints.generation()
+        # One lock: when the snapshot changes, concurrent scrapes wait for one encoding
+        # instead of each doing it.
+        with self._lock:
+            entry = self._cache.get(content_type)
+            if entry is None or entry.generation != generation:
+                if entry is None and len(self._cache) >= MAX_ENTRIES:
+                    self._cache.clear()
+                data = _encode(encoder, endpoints.registry, openmetrics=openmetrics)
+                entry = self._cache[content_type] = _Encoded(generation, data)
+            return entry
+
+
+def _encode(encoder: Encoder, registry: Collector, *, openmetrics: bool) -> bytes:
+    data = encoder(registry)
+    return data.removesuffix(EOF) if openmetrics else data
+
+
+def _restrict(registry: Collector, names: list[str]) -> Collector:
+    if not isinstance(registry, CollectorRegistry):  # a bare collector: give it a registry
+        wrapper = CollectorRegistry(auto_describe=False)
+        wrapper.register(registry)
+        registry = wrapper
+    return registry.restricted_registry(names)
