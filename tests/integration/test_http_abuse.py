@@ -18,7 +18,7 @@ from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client import CollectorRegistry
 
-HANDLER_TIMEOUT = 10  # dbpulse.http._Handler.timeout
+HANDLER_TIMEOUT = 10  # start_server(request_timeout=...)'s default
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,6 @@ class Deadlines:
                 expired = [k for k, (deadline, _) in self._watched.items() if deadline <= now]
                 socks = [self._watched.pop(k)[1] for k in expired]
             for sock in socks:
+                self.cut += 1  # counted first: whoever sees the cut also sees the count
                 with suppress(OSError):  # the client may have gone already
                     sock.shutdown(socket.SHUT_RDWR)
-                self.cut += 1

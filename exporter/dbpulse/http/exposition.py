@@ -13,19 +13,20 @@ small live registry. The body is the cached part followed by the live part:
   for every decoder (not a multi-member stream, which some clients stop reading after
   the first member).
 
-Requests with ``name[]`` filters go through ``CollectorRegistry.restricted_registry`` and
-are encoded per request (rare, usually small).
+Requests with ``name[]`` filters (sample names, as prometheus_client's
+``restricted_registry``) are encoded per request: rare, and usually small.
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from dbpulse.http.endpoints import Endpoints
@@ -119,9 +120,26 @@ def _encode(encoder: Encoder, registry: Collector, *, openmetrics: bool) -> byte
     return data.removesuffix(EOF) if openmetrics else data
 
 
-def _restrict(registry: Collector, names: list[str]) -> Collector:
-    if not isinstance(registry, CollectorRegistry):  # a bare collector: give it a registry
-        wrapper = CollectorRegistry(auto_describe=False)
-        wrapper.register(registry)
-        registry = wrapper
-    return registry.restricted_registry(names)
+def _restrict(source: Collector, names: list[str]) -> Collector:
+    return _Restricted(source, frozenset(names))
+
+
+class _Restricted:
+    """``name[]``: the samples whose names are listed, as ``restricted_registry`` picks them.
+
+    Done here because ``CollectorRegistry.restricted_registry`` skips collectors that
+    describe no names (the sidecar's snapshot, ``split_live``'s subsets) unless their
+    registry was built with ``support_collectors_without_names``, which we do not own.
+    """
+
+    def __init__(self, source: Collector, names: frozenset[str]) -> None:
+        self._source = source
+        self._names = names
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._source.collect():
+            samples = [s for s in family.samples if s.name in self._names]
+            if samples:
+                kept = Metric(family.name, family.documentation, family.type, family.unit)
+                kept.samples = samples
+                yield kept
