@@ -59,12 +59,16 @@ DBPULSE_ROLE = "bench_dbpulse"
 PGEXP_ROLE = "bench_pgexp"
 APP_ROLE = "bench_app"
 WIDE_COLUMNS = 100
-# Goals from issue 2: postgres_exporter / dbpulse must reach at least these.
-GOAL_LATENCY = 20.0
+# Goals: postgres_exporter / dbpulse must reach at least these (latency: issue 11, was 20x).
+GOAL_LATENCY = 200.0
 GOAL_DB_TIME = 5.0
 GOAL_SERIES = 10.0
 DEADLINE_SECONDS = 270.0
 SCRAPE_TIMEOUT = 60.0
+# Issue 11: dbpulse's /metrics at most this many times a static file of the same size
+# served by the same HTTP server (plain and gzip).
+GOAL_STATIC = 3.0
+STATIC_SERVER = HERE / "static_server.py"
 
 
 class Interrupted(Exception):
@@ -303,6 +307,26 @@ def scrape(port: int, path: str = "/metrics") -> tuple[int, Scrape]:
     return resp.status, Scrape(time.perf_counter() - started, body.decode("utf-8", "replace"))
 
 
+def scrape_raw(port: int, path: str, headers: dict[str, str]) -> tuple[float, bytes]:
+    """Like ``scrape`` with request headers; the body stays as sent (gzip stays gzip)."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=SCRAPE_TIMEOUT)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"GET {path} on port {port} answered HTTP {resp.status}")
+    wanted = headers.get("Accept-Encoding", "identity")
+    if (resp.getheader("Content-Encoding") or "identity") != wanted:
+        raise RuntimeError(
+            f"GET {path}: asked for {wanted}, got {resp.getheader('Content-Encoding')}"
+        )
+    return time.perf_counter() - started, body
+
+
 def wait_for(proc: Proc, ready: re.Pattern[str], timeout: float) -> Scrape:
     """Scrape until the body matches ``ready`` (the first poll finished)."""
     deadline = time.monotonic() + timeout
@@ -456,6 +480,7 @@ class Run:
     rounds: int
     counts: dict[str, int]
     notes: dict[str, str]
+    static: StaticComparison | None = None
 
 
 def polls_in(delta: DbDelta) -> int:
@@ -513,6 +538,65 @@ def measure(
     return a, b, window, done
 
 
+@dataclass
+class StaticComparison:
+    """/metrics vs the same bytes as a static file from the same server, in ms per scrape."""
+
+    ms: dict[str, list[float]] = field(default_factory=dict)  # "dbpulse plain", "static gzip" ...
+    bytes: dict[str, int] = field(default_factory=dict)  # "plain", "gzip": body sizes
+
+    def median(self, key: str) -> float:
+        return median(self.ms.get(key, []))
+
+
+GZIP = {"Accept-Encoding": "gzip"}
+PLAIN = {"Accept-Encoding": "identity"}
+
+
+def measure_static(sidecar: Proc, workdir: Path, rounds: int, deadline: float) -> StaticComparison:
+    """Serve dbpulse's current bodies as static files and scrape both, interleaved."""
+    result = StaticComparison()
+    _, plain = scrape_raw(sidecar.port, "/metrics", PLAIN)
+    _, packed = scrape_raw(sidecar.port, "/metrics", GZIP)
+    result.bytes = {"plain": len(plain), "gzip": len(packed)}
+    (workdir / "metrics.txt").write_bytes(plain)
+    (workdir / "metrics.txt.gz").write_bytes(packed)
+    port = free_port()
+    argv = [sys.executable, str(STATIC_SERVER), str(workdir / "metrics.txt")]
+    argv += [str(workdir / "metrics.txt.gz"), str(port)]
+    static = Proc("static server", argv, dict(os.environ), workdir / "static.log", port)
+    static.start()
+    try:
+        until = time.monotonic() + 30
+        while True:
+            static.check_alive()
+            try:
+                scrape_raw(port, "/plain", PLAIN)
+                break
+            except OSError:
+                if time.monotonic() > until:
+                    raise
+                time.sleep(0.2)
+        cases = [
+            ("dbpulse plain", sidecar.port, "/metrics", PLAIN),
+            ("static plain", port, "/plain", PLAIN),
+            ("dbpulse gzip", sidecar.port, "/metrics", GZIP),
+            ("static gzip", port, "/gzip", GZIP),
+        ]
+        for _ in range(2):  # warm-up, not measured
+            for _key, p, path, headers in cases:
+                scrape_raw(p, path, headers)
+        for _ in range(rounds):
+            if time.monotonic() > deadline:
+                break
+            for key, p, path, headers in cases:
+                seconds, _body = scrape_raw(p, path, headers)
+                result.ms.setdefault(key, []).append(seconds * 1000)
+    finally:
+        static.stop()
+    return result
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -526,6 +610,39 @@ def fmt(value: float, digits: int = 1) -> str:
 
 def verdict(value: float, goal: float) -> str:
     return f"{'met' if value >= goal else 'NOT met'} (goal >= {goal:g}x)"
+
+
+def verdict_at_most(value: float, goal: float) -> str:
+    return f"{'met' if value <= goal else 'NOT met'} (goal <= {goal:g}x)"
+
+
+def static_section(static: StaticComparison | None) -> list[str]:
+    if static is None or not static.ms:
+        return []
+    rows = []
+    for enc in ("plain", "gzip"):
+        d, f = static.median(f"dbpulse {enc}"), static.median(f"static {enc}")
+        dp, fp = p90(static.ms[f"dbpulse {enc}"]), p90(static.ms[f"static {enc}"])
+        rows.append(
+            f"| {enc} ({fmt(static.bytes[enc] / 1024)} KiB) | {fmt(d, 2)} | {fmt(f, 2)} "
+            f"| {fmt(ratio(d, f), 2)}x | {verdict_at_most(ratio(d, f), GOAL_STATIC)} "
+            f"| {fmt(dp, 2)} / {fmt(fp, 2)} |"
+        )
+    count = len(static.ms["dbpulse plain"])
+    return [
+        "## /metrics vs a static file of the same size, same server",
+        "",
+        "The body dbpulse served at the start of this phase, saved and served as fixed bytes by",
+        "`benchmarks/static_server.py` (dbpulse's cheroot server, same settings, its own process);",
+        f"{count} rounds of (dbpulse plain, static plain, dbpulse gzip, static gzip), each a",
+        "GET on a fresh connection, connect to last byte. Median ms:",
+        "",
+        "| body | dbpulse /metrics | static file | dbpulse / static | goal "
+        "| p90 dbpulse / static |",
+        "|---|---:|---:|---:|---|---:|",
+        *rows,
+        "",
+    ]
 
 
 def render(run: Run) -> str:
@@ -588,6 +705,7 @@ def render(run: Run) -> str:
             "",
         ]
     out += [
+        *static_section(run.static),
         "## Where each exporter's database time goes",
         "",
         "Heaviest statements of each role in the window (normalised text, shortened):",
@@ -676,11 +794,27 @@ def readme_block(run: Run) -> str:
             f"| {ratio(b_poll, a_poll):,.1f}x | {verdict(ratio(b_poll, a_poll), GOAL_DB_TIME)} |",
             f"| series | {sa:,.0f} | {sb:,.0f} | {ratio(sb, sa):,.1f}x "
             f"| {verdict(ratio(sb, sa), GOAL_SERIES)} |",
+            *readme_static_rows(run.static),
             "",
             "Full table, setup and method: [results/sidecar.md](results/sidecar.md).",
             README_END,
         ]
     )
+
+
+def readme_static_rows(static: StaticComparison | None) -> list[str]:
+    """dbpulse / static-file rows for the README table (the column order differs: say so)."""
+    if static is None or not static.ms:
+        return []
+    rows = []
+    for enc in ("plain", "gzip"):
+        d, f = static.median(f"dbpulse {enc}"), static.median(f"static {enc}")
+        rows.append(
+            f"| /metrics {enc} vs static file of the same size (same server), median "
+            f"| {d:.2f} ms | static: {f:.2f} ms | {ratio(d, f):.2f}x "
+            f"| {verdict_at_most(ratio(d, f), GOAL_STATIC)} |"
+        )
+    return rows
 
 
 def update_readme(run: Run) -> None:
@@ -787,13 +921,15 @@ def run(args: argparse.Namespace, pgexp: Path) -> Run:
         )
         for proc in procs:
             proc.check_alive()
+        print("comparing /metrics with a static file of the same size ...", flush=True)
+        static = measure_static(sidecar, workdir, args.scrapes, deadline + 120)
         outcomes = collector_outcomes(a.scrapes[-1].body) if a.scrapes else {}
         notes["dbpulse collectors"] = ", ".join(
             name if ok else f"{name} (FAILING)" for name, ok in outcomes.items()
         )
         notes["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         notes["args"] = "".join(f" {x}" for x in sys.argv[1:])
-        return Run(a, b, window, rounds, counts, notes)
+        return Run(a, b, window, rounds, counts, notes, static)
     finally:
         for proc in reversed(procs):
             with contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ from dbpulse.http.endpoints import Endpoints
 from dbpulse.http.exposition import Exposition
 
 StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # status, headers, body chunks
 Reply = tuple[int, list[tuple[str, str]], list[bytes]]
 

@@ -36,7 +36,7 @@ from cheroot.makefile import MakeFile
 from cheroot.server import HTTPConnection, HTTPRequest
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from dbpulse.http.app import App
+from dbpulse.http.app import App, WSGIApp
 from dbpulse.http.deadline import Deadlines
 from dbpulse.http.endpoints import Endpoints
 from dbpulse.logging import get_logger
@@ -99,7 +99,7 @@ class _Server(wsgi.Server):
     def __init__(
         self,
         bind_addr: tuple[str, int],
-        app: App,
+        app: WSGIApp,
         *,
         threads: int,
         max_connections: int,
@@ -208,9 +208,29 @@ def start_server(
     request_timeout: float = 10.0,
 ) -> tuple[MetricsServer, threading.Thread]:
     """Bind and serve in a daemon thread; raises OSError when the address is taken."""
+    return serve_wsgi(
+        host,
+        port,
+        App(endpoints),
+        threads=threads,
+        max_connections=max_connections,
+        request_timeout=request_timeout,
+    )
+
+
+def serve_wsgi(
+    host: str,
+    port: int,
+    app: WSGIApp,
+    *,
+    threads: int = 16,
+    max_connections: int = 128,
+    request_timeout: float = 10.0,
+) -> tuple[MetricsServer, threading.Thread]:
+    """Any WSGI app on this server (the benchmark serves a static file with it)."""
     server = _Server(
         (host, port),
-        App(endpoints),
+        app,
         threads=threads,
         max_connections=max_connections,
         request_timeout=request_timeout,
