@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from typing import Any
 
 import psycopg
 from dbpulse.http import start_server
@@ -16,9 +17,10 @@ from tests.integration.collector_helpers import background, wait_for
 SECRET = "hunter2-do-not-leak"
 
 
-def _get(port: int, path: str) -> dict:
+def _get(port: int, path: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-        return json.loads(resp.read())
+        view: dict[str, Any] = json.loads(resp.read())
+    return view
 
 
 def test_debug_views_show_tree_and_texts_without_literals(pg: LocalPostgres) -> None:
@@ -30,7 +32,7 @@ def test_debug_views_show_tree_and_texts_without_literals(pg: LocalPostgres) -> 
     # A budget large enough for every statement the session has run so far, so the
     # tiny SET below is selected however many other tests ran before this one.
     everything = {"statements": {"top_n": 5000, "max_series": 100000}}
-    sidecar = Sidecar.build(Settings(dsn=pg.dsn, collectors=everything))
+    sidecar = Sidecar.build(Settings.model_validate({"dsn": pg.dsn, "collectors": everything}))
     server, thread = start_server("127.0.0.1", 0, sidecar.endpoints())
     port = server.server_address[1]
     holder = psycopg.connect(pg.dsn)
@@ -40,7 +42,7 @@ def test_debug_views_show_tree_and_texts_without_literals(pg: LocalPostgres) -> 
             pg.dsn, f"UPDATE debug_accounts SET note = '{SECRET}-2' WHERE id = 1"
         ) as waiter:
 
-            def tree_has_waiter() -> dict | None:
+            def tree_has_waiter() -> dict[str, Any] | None:
                 sidecar.poller.run_once("locks")
                 tree = _get(port, "/debug/locks")
                 return tree if tree["waiting_sessions"] else None
