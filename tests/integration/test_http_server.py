@@ -5,8 +5,9 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -19,6 +20,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from tests.integration.collector_helpers import wait_for
 from tests.unit.test_http_exposition import Counting, Generation
 
+Probe = Callable[[dict[str, list[str]]], tuple[int, bytes, str]]
+
 
 def _registry() -> tuple[CollectorRegistry, CollectorRegistry, Counting, Generation]:
     counting = Counting("big_gauge", 300)
@@ -30,10 +33,12 @@ def _registry() -> tuple[CollectorRegistry, CollectorRegistry, Counting, Generat
 
 
 @contextmanager
-def _serving(request_timeout: float) -> Iterator[tuple[MetricsServer, Counting, Generation]]:
+def _serving(
+    request_timeout: float, probe: Probe | None = None
+) -> Iterator[tuple[MetricsServer, Counting, Generation]]:
     """A small server (4 workers, 16 connections) over a counting registry."""
     registry, live, counting, generation = _registry()
-    endpoints = Endpoints(registry=registry, live_registry=live, generation=generation)
+    endpoints = Endpoints(registry=registry, live_registry=live, generation=generation, probe=probe)
     server, _ = start_server(
         "127.0.0.1", 0, endpoints, threads=4, max_connections=16, request_timeout=request_timeout
     )
@@ -171,6 +176,19 @@ def test_dribbling_client_is_cut_at_the_deadline(
         assert server.cut_connections >= 1
     finally:
         client.close()
+
+
+def test_slow_app_is_not_cut_by_the_request_deadline() -> None:
+    """A /probe that takes longer than the deadline still answers: only the client's own time counts."""
+
+    def slow_probe(_query: dict[str, list[str]]) -> tuple[int, bytes, str]:
+        time.sleep(2.5)  # the slow database behind /probe, 2.5x the 1 s deadline
+        return 200, b"probed\n", "text/plain"
+
+    with _serving(1.0, probe=slow_probe) as (server, *_):
+        _, body = _get(server, "/probe?target=x")
+        assert body == b"probed\n"
+        assert server.cut_connections == 0
 
 
 def test_scrape_answers_while_slow_clients_hold_connections(

@@ -11,8 +11,10 @@ What cheroot lacks and this module adds (all through its documented extension po
 ``ConnectionClass``/``RequestHandlerClass`` and ``process_conn``):
 
 - a whole-request deadline: cheroot's ``timeout`` is per ``recv``, so a client dribbling
-  header bytes would hold a worker forever; ``Deadlines`` cuts it (from accept, or from
-  the first byte of a keep-alive request, to the end of the response);
+  header bytes would hold a worker forever; ``Deadlines`` cuts it. A client gets
+  ``request_timeout`` to send its request (from accept, or from the first byte of a
+  keep-alive request) and ``request_timeout`` again to take the answer; the app's own
+  time is not counted (a /probe poll is bounded by its collectors' timeouts);
 - a connection cap: beyond ``max_connections`` a new connection is closed at once;
 - new connections wait for their first byte in cheroot's selector, not in a worker,
   so idle connections cost no thread;
@@ -29,6 +31,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from cheroot import errors, wsgi
@@ -36,7 +39,7 @@ from cheroot.makefile import MakeFile
 from cheroot.server import HTTPConnection, HTTPRequest
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from dbpulse.http.app import App, WSGIApp
+from dbpulse.http.app import App, StartResponse, WSGIApp
 from dbpulse.http.deadline import Deadlines
 from dbpulse.http.endpoints import Endpoints
 from dbpulse.logging import get_logger
@@ -62,6 +65,10 @@ class _Request(HTTPRequest):
         return ok
 
 
+# The connection a worker thread is serving: the app wrapper finds its deadline by it.
+_serving = threading.local()
+
+
 class _Connection(HTTPConnection):
     RequestHandlerClass = _Request
     server: _Server
@@ -81,9 +88,11 @@ class _Connection(HTTPConnection):
         if now >= deadline:  # spent its time waiting for a worker or for its first byte
             return False
         server.deadlines.watch(id(self), deadline, self.socket)
+        _serving.connection = self
         try:
             return bool(super().communicate())  # type: ignore[no-untyped-call]
         finally:
+            _serving.connection = None
             server.deadlines.unwatch(id(self))
 
     def close(self) -> None:
@@ -107,7 +116,7 @@ class _Server(wsgi.Server):
     ) -> None:
         super().__init__(
             bind_addr,
-            app,
+            self._untimed(app),
             numthreads=threads,
             request_queue_size=128,  # absorb connection bursts in the kernel's accept queue
             timeout=max(
@@ -126,6 +135,26 @@ class _Server(wsgi.Server):
         self.bind_error: OSError | None = None
         self._count_lock = threading.Lock()
         self._open = 0
+
+    def _untimed(self, app: WSGIApp) -> WSGIApp:
+        """``app`` with the deadline paused while it runs, re-armed for writing its answer.
+
+        Needs an app that does its work in the call (ours returns lists), not while
+        the server iterates the result.
+        """
+
+        def call(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            conn: _Connection | None = getattr(_serving, "connection", None)
+            if conn is None:
+                return app(environ, start_response)
+            self.deadlines.unwatch(id(conn))
+            try:
+                return app(environ, start_response)
+            finally:
+                deadline = time.monotonic() + self.request_timeout
+                self.deadlines.watch(id(conn), deadline, conn.socket)
+
+        return call
 
     def count_connection(self, delta: int) -> None:
         with self._count_lock:
