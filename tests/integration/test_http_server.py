@@ -232,3 +232,20 @@ def test_sidecar_endpoints_refresh_after_a_poll(pg: LocalPostgres) -> None:
     finally:
         server.shutdown()
         sidecar.close()
+
+
+def test_serve_metrics_serves_an_application_registry() -> None:
+    """dbpulse.serve_metrics (for apps without an HTTP endpoint) serves the given registry."""
+    import dbpulse
+
+    registry = CollectorRegistry(auto_describe=False)
+    Gauge("app_gauge", "an application value", registry=registry).set(3)
+    server = dbpulse.serve_metrics(0, registry=registry)
+    try:
+        _, body = _get(server, "/metrics")
+        assert b"app_gauge 3.0" in body
+        headers, packed = _get(server, "/metrics", {"Accept-Encoding": "gzip"})
+        assert headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(packed) == body
+    finally:
+        server.shutdown()

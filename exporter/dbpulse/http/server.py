@@ -23,6 +23,10 @@ What cheroot lacks and this module adds (all through its documented extension po
 Workers read a request in blocking mode, so each client that has started a request
 holds a worker until it finishes or its deadline cuts it: more such clients than
 ``threads`` delay other scrapes by up to ``request_timeout``.
+
+For TLS (security issue): cheroot's builtin adapter handshakes in the accept loop, so
+one silent TLS client would stall accepting for ``timeout``; wrap with
+``do_handshake_on_connect=False`` so the handshake runs in a worker, under the deadline.
 """
 
 from __future__ import annotations
