@@ -17,7 +17,8 @@ class Endpoints:
     ``registry`` is encoded once per ``generation()`` value and the encoding reused while
     that value stays the same (``generation=None``: encoded at every scrape). Families whose
     value moves on its own (process CPU, snapshot age) belong in ``live_registry``, encoded
-    at every scrape and appended to the cached part; keep it small.
+    at every scrape and appended to the cached part; keep it small, and never put one
+    family in both (the body would name it twice).
     """
 
     registry: CollectorRegistry
