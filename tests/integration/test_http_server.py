@@ -124,7 +124,12 @@ def test_cached_body_reused_until_generation_changes(
     assert counting.collects == 1
     generation.value += 1
     _get(server, "/metrics")
-    assert counting.collects == 2
+    # The scrape or the background refresher (rarely both, racing) encoded the new one.
+    assert counting.collects >= 2
+    settled = counting.collects
+    for _ in range(5):
+        _get(server, "/metrics")
+    assert counting.collects == settled
 
 
 def test_connections_beyond_the_cap_are_refused_without_new_threads() -> None:

@@ -148,3 +148,24 @@ def test_split_live_separates_families() -> None:
     cached, live = split_live(source, ["moving"])
     assert [f.name for f in cached.collect()] == ["steady"]
     assert [f.name for f in live.collect()] == ["moving"]
+
+
+def test_refresh_encodes_used_formats_once_the_generation_settles() -> None:
+    """refresh() re-encodes off the scrape path after a settled change; the next scrape only looks up."""
+    exposition, cached, _, generation = _setup()
+    _body(exposition)  # plain text: used, so worth refreshing
+    exposition.render("", gzip=True)
+    assert cached.collects == 1
+    generation.value = 1
+    assert exposition.refresh() == 0  # first sight of the new value: may still be moving
+    generation.value = 2
+    assert exposition.refresh() == 0
+    assert exposition.refresh() == 1  # settled: the one used format is re-encoded
+    assert cached.collects == 2
+    assert exposition.refresh() == 0  # nothing stale any more
+    cached.series = 1
+    plain = _body(exposition)
+    packed = b"".join(exposition.render("", gzip=True).chunks)
+    assert cached.collects == 2  # both scrapes were served from the refreshed entry
+    assert gzip.decompress(packed) == plain
+    assert b'big_gauge{i="499"}' in plain  # encoded at refresh, before series changed
