@@ -521,12 +521,13 @@ def measure(
             if time.monotonic() > deadline:
                 print(f"  time budget reached after {done} rounds", flush=True)
                 break
+            # Each exporter plain then gzip (as Prometheus asks), dbpulse first: both its
+            # scrapes follow the pause, never postgres_exporter's 2 s burst of CPU.
             for side, proc, _ in pairs:
                 status, result = scrape(proc.port)
                 if status != 200:
                     raise RuntimeError(f"{proc.name} answered HTTP {status}")
                 side.scrapes.append(result)
-            for side, proc, _ in pairs:  # the same, as Prometheus asks: gzip
                 seconds, _body = scrape_raw(proc.port, "/metrics", GZIP)
                 side.gzip_ms.append(seconds * 1000)
             a.record_durations(a.scrapes[-1].body)
@@ -742,8 +743,9 @@ def render(run: Run) -> str:
         "## Method",
         "",
         "- Latency: wall clock of one HTTP GET /metrics on a fresh connection from connect "
-        "to the last body byte, text format, scraped alternately: uncompressed, then "
-        "again with `Accept-Encoding: gzip` (as Prometheus asks; body not decoded). "
+        "to the last body byte, text format; each round scrapes dbpulse uncompressed, "
+        "dbpulse with `Accept-Encoding: gzip` (as Prometheus asks; body not decoded), then "
+        "postgres_exporter the same two ways, then pauses. "
         "dbpulse serves a snapshot that its background poller refreshes every interval, "
         "so a scrape never waits for the database; postgres_exporter runs its queries "
         "inside every scrape.",

@@ -1,8 +1,8 @@
 """/metrics bodies: prometheus_client's encoders, encoded once per snapshot change.
 
 A scrape of an unchanged snapshot costs a dictionary lookup plus the encoding of the
-small live registry. ``Refresher`` re-encodes in the background once a change has
-settled, so scrapes rarely encode the big part themselves. The body is the cached
+small live registry. ``Refresher`` re-encodes in the background a moment after each
+change, so scrapes rarely encode the big part themselves. The body is the cached
 part followed by the live part:
 
 - text format 0.0.4: two runs of families simply concatenate;
@@ -87,21 +87,13 @@ class Exposition:
         self._endpoints = endpoints
         self._lock = threading.Lock()
         self._cache: dict[str, _Encoded] = {}
-        self._settling: Hashable = None
 
     def refresh(self) -> int:
-        """Re-encode, off the scrape path, the formats scrapes have used; returns how many.
-
-        Only once the generation has settled (equal at two calls in a row): a poll's
-        collectors finish one after another, and one encoding should follow them all.
-        """
+        """Re-encode, off the scrape path, the formats scrapes have used; returns how many."""
         generation_of = self._endpoints.generation
         if generation_of is None:
             return 0
         generation = generation_of()  # before encoding, as in _cached
-        if generation != self._settling:
-            self._settling = generation
-            return 0
         with self._lock:
             stale = [(key, e) for key, e in self._cache.items() if e.generation != generation]
         for key, old in stale:
@@ -162,7 +154,9 @@ class Refresher:
     interval a lone Prometheus would otherwise pay for each encoding itself).
     """
 
-    def __init__(self, exposition: Exposition, every: float = 0.25) -> None:
+    # Each collector's result is a change, and a poll's collectors finish one after
+    # another: at most one encoding per turn, however many landed in it.
+    def __init__(self, exposition: Exposition, every: float = 0.2) -> None:
         self._exposition = exposition
         self._every = every
         self._stop = threading.Event()
