@@ -59,12 +59,18 @@ DBPULSE_ROLE = "bench_dbpulse"
 PGEXP_ROLE = "bench_pgexp"
 APP_ROLE = "bench_app"
 WIDE_COLUMNS = 100
-# Goals from issue 2: postgres_exporter / dbpulse must reach at least these.
-GOAL_LATENCY = 20.0
+# Goals: postgres_exporter / dbpulse must reach at least these (latency: issue 11, was 20x).
+GOAL_LATENCY = 200.0
 GOAL_DB_TIME = 5.0
 GOAL_SERIES = 10.0
 DEADLINE_SECONDS = 270.0
 SCRAPE_TIMEOUT = 60.0
+# Issue 11: dbpulse's /metrics at most this many times a static file of the same size
+# served by the same HTTP server (plain and gzip).
+GOAL_STATIC = 3.0
+STATIC_SERVER = HERE / "static_server.py"
+GZIP = {"Accept-Encoding": "gzip"}
+PLAIN = {"Accept-Encoding": "identity"}
 
 
 class Interrupted(Exception):
@@ -303,6 +309,26 @@ def scrape(port: int, path: str = "/metrics") -> tuple[int, Scrape]:
     return resp.status, Scrape(time.perf_counter() - started, body.decode("utf-8", "replace"))
 
 
+def scrape_raw(port: int, path: str, headers: dict[str, str]) -> tuple[float, bytes]:
+    """Like ``scrape`` with request headers; the body stays as sent (gzip stays gzip)."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=SCRAPE_TIMEOUT)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"GET {path} on port {port} answered HTTP {resp.status}")
+    wanted = headers.get("Accept-Encoding", "identity")
+    if (resp.getheader("Content-Encoding") or "identity") != wanted:
+        raise RuntimeError(
+            f"GET {path}: asked for {wanted}, got {resp.getheader('Content-Encoding')}"
+        )
+    return time.perf_counter() - started, body
+
+
 def wait_for(proc: Proc, ready: re.Pattern[str], timeout: float) -> Scrape:
     """Scrape until the body matches ``ready`` (the first poll finished)."""
     deadline = time.monotonic() + timeout
@@ -428,6 +454,7 @@ class Side:
     cpu_s: float = 0.0
     rss: float = 0.0
     collector_seconds: dict[str, list[float]] = field(default_factory=dict)
+    gzip_ms: list[float] = field(default_factory=list)  # /metrics with Accept-Encoding: gzip
 
     def latencies_ms(self) -> list[float]:
         return [s.seconds * 1000 for s in self.scrapes]
@@ -456,6 +483,7 @@ class Run:
     rounds: int
     counts: dict[str, int]
     notes: dict[str, str]
+    static: StaticComparison | None = None
 
 
 def polls_in(delta: DbDelta) -> int:
@@ -493,11 +521,15 @@ def measure(
             if time.monotonic() > deadline:
                 print(f"  time budget reached after {done} rounds", flush=True)
                 break
+            # Each exporter plain then gzip (as Prometheus asks), dbpulse first: both its
+            # scrapes follow the pause, never postgres_exporter's 2 s burst of CPU.
             for side, proc, _ in pairs:
                 status, result = scrape(proc.port)
                 if status != 200:
                     raise RuntimeError(f"{proc.name} answered HTTP {status}")
                 side.scrapes.append(result)
+                seconds, _body = scrape_raw(proc.port, "/metrics", GZIP)
+                side.gzip_ms.append(seconds * 1000)
             a.record_durations(a.scrapes[-1].body)
             done += 1
             time.sleep(pause)
@@ -511,6 +543,61 @@ def measure(
         side.cpu_s = cpu1[side.name] - cpu0[side.name]
         side.rss = rss_mib(proc.pid)
     return a, b, window, done
+
+
+@dataclass
+class StaticComparison:
+    """/metrics vs the same bytes as a static file from the same server, in ms per scrape."""
+
+    ms: dict[str, list[float]] = field(default_factory=dict)  # "dbpulse plain", "static gzip" ...
+    bytes: dict[str, int] = field(default_factory=dict)  # "plain", "gzip": body sizes
+
+    def median(self, key: str) -> float:
+        return median(self.ms.get(key, []))
+
+
+def measure_static(sidecar: Proc, workdir: Path, rounds: int, deadline: float) -> StaticComparison:
+    """Serve dbpulse's current bodies as static files and scrape both, interleaved."""
+    result = StaticComparison()
+    _, plain = scrape_raw(sidecar.port, "/metrics", PLAIN)
+    _, packed = scrape_raw(sidecar.port, "/metrics", GZIP)
+    result.bytes = {"plain": len(plain), "gzip": len(packed)}
+    (workdir / "metrics.txt").write_bytes(plain)
+    (workdir / "metrics.txt.gz").write_bytes(packed)
+    port = free_port()
+    argv = [sys.executable, str(STATIC_SERVER), str(workdir / "metrics.txt")]
+    argv += [str(workdir / "metrics.txt.gz"), str(port)]
+    static = Proc("static server", argv, dict(os.environ), workdir / "static.log", port)
+    static.start()
+    try:
+        until = time.monotonic() + 30
+        while True:
+            static.check_alive()
+            try:
+                scrape_raw(port, "/plain", PLAIN)
+                break
+            except OSError:
+                if time.monotonic() > until:
+                    raise
+                time.sleep(0.2)
+        cases = [
+            ("dbpulse plain", sidecar.port, "/metrics", PLAIN),
+            ("static plain", port, "/plain", PLAIN),
+            ("dbpulse gzip", sidecar.port, "/metrics", GZIP),
+            ("static gzip", port, "/gzip", GZIP),
+        ]
+        for _ in range(2):  # warm-up, not measured
+            for _key, p, path, headers in cases:
+                scrape_raw(p, path, headers)
+        for _ in range(rounds):
+            if time.monotonic() > deadline:
+                break
+            for key, p, path, headers in cases:
+                seconds, _body = scrape_raw(p, path, headers)
+                result.ms.setdefault(key, []).append(seconds * 1000)
+    finally:
+        static.stop()
+    return result
 
 
 # --------------------------------------------------------------------------- report
@@ -528,12 +615,46 @@ def verdict(value: float, goal: float) -> str:
     return f"{'met' if value >= goal else 'NOT met'} (goal >= {goal:g}x)"
 
 
+def verdict_at_most(value: float, goal: float) -> str:
+    return f"{'met' if value <= goal else 'NOT met'} (goal <= {goal:g}x)"
+
+
+def static_section(static: StaticComparison | None) -> list[str]:
+    if static is None or not static.ms:
+        return []
+    rows = []
+    for enc in ("plain", "gzip"):
+        d, f = static.median(f"dbpulse {enc}"), static.median(f"static {enc}")
+        dp, fp = p90(static.ms[f"dbpulse {enc}"]), p90(static.ms[f"static {enc}"])
+        rows.append(
+            f"| {enc} ({fmt(static.bytes[enc] / 1024)} KiB) | {fmt(d, 2)} | {fmt(f, 2)} "
+            f"| {fmt(ratio(d, f), 2)}x | {verdict_at_most(ratio(d, f), GOAL_STATIC)} "
+            f"| {fmt(dp, 2)} / {fmt(fp, 2)} |"
+        )
+    count = len(static.ms["dbpulse plain"])
+    return [
+        "## /metrics vs a static file of the same size, same server",
+        "",
+        "The body dbpulse served at the start of this phase, saved and served as fixed bytes by",
+        "`benchmarks/static_server.py` (dbpulse's cheroot server, same settings, its own process);",
+        f"{count} rounds of (dbpulse plain, static plain, dbpulse gzip, static gzip), each a",
+        "GET on a fresh connection, connect to last byte. Median ms:",
+        "",
+        "| body | dbpulse /metrics | static file | dbpulse / static | goal "
+        "| p90 dbpulse / static |",
+        "|---|---:|---:|---:|---|---:|",
+        *rows,
+        "",
+    ]
+
+
 def render(run: Run) -> str:
     a, b = run.dbpulse, run.pgexp
     assert a.db is not None
     assert b.db is not None
     la, lb = a.latencies_ms(), b.latencies_ms()
     lat_ratio = ratio(median(lb), median(la))
+    gz_ratio = ratio(median(b.gzip_ms), median(a.gzip_ms))
     a_poll, b_poll = median(a.poll_ms), median(b.poll_ms)
     a_mean, b_mean = a.db.exec_ms / max(1, a.polls), b.db.exec_ms / max(1, b.polls)
     a_pss, b_pss = a.db.pss_exec_ms / max(1, a.polls), b.db.pss_exec_ms / max(1, b.polls)
@@ -547,6 +668,8 @@ def render(run: Run) -> str:
          f"{fmt(lat_ratio)}x", verdict(lat_ratio, GOAL_LATENCY)),
         ("/metrics latency, p90 (ms)", fmt(p90(la), 2), fmt(p90(lb), 1),
          f"{fmt(ratio(p90(lb), p90(la)))}x", ""),
+        ("/metrics latency with gzip, median (ms)", fmt(median(a.gzip_ms), 2),
+         fmt(median(b.gzip_ms), 1), f"{fmt(gz_ratio)}x", verdict(gz_ratio, GOAL_LATENCY)),
         ("DB exec time per poll, median (ms)", fmt(a_poll, 2), fmt(b_poll, 2),
          f"{fmt(ratio(b_poll, a_poll))}x", verdict(ratio(b_poll, a_poll), GOAL_DB_TIME)),
         ("DB exec time per poll, p90 (ms)", fmt(p90(a.poll_ms), 2), fmt(p90(b.poll_ms), 2),
@@ -588,6 +711,7 @@ def render(run: Run) -> str:
             "",
         ]
     out += [
+        *static_section(run.static),
         "## Where each exporter's database time goes",
         "",
         "Heaviest statements of each role in the window (normalised text, shortened):",
@@ -619,7 +743,9 @@ def render(run: Run) -> str:
         "## Method",
         "",
         "- Latency: wall clock of one HTTP GET /metrics on a fresh connection from connect "
-        "to the last body byte, uncompressed text format, scraped alternately. "
+        "to the last body byte, text format; each round scrapes dbpulse uncompressed, "
+        "dbpulse with `Accept-Encoding: gzip` (as Prometheus asks; body not decoded), then "
+        "postgres_exporter the same two ways, then pauses. "
         "dbpulse serves a snapshot that its background poller refreshes every interval, "
         "so a scrape never waits for the database; postgres_exporter runs its queries "
         "inside every scrape.",
@@ -672,15 +798,34 @@ def readme_block(run: Run) -> str:
             "|---|---:|---:|---:|---|",
             f"| /metrics median latency | {la:.2f} ms | {lb:.1f} ms | {ratio(lb, la):,.0f}x "
             f"| {verdict(ratio(lb, la), GOAL_LATENCY)} |",
+            f"| /metrics median latency, gzip | {median(a.gzip_ms):.2f} ms "
+            f"| {median(b.gzip_ms):.1f} ms | {ratio(median(b.gzip_ms), median(a.gzip_ms)):,.0f}x "
+            f"| {verdict(ratio(median(b.gzip_ms), median(a.gzip_ms)), GOAL_LATENCY)} |",
             f"| DB exec time per poll, median | {a_poll:.2f} ms | {b_poll:.2f} ms "
             f"| {ratio(b_poll, a_poll):,.1f}x | {verdict(ratio(b_poll, a_poll), GOAL_DB_TIME)} |",
             f"| series | {sa:,.0f} | {sb:,.0f} | {ratio(sb, sa):,.1f}x "
             f"| {verdict(ratio(sb, sa), GOAL_SERIES)} |",
+            *readme_static_rows(run.static),
             "",
             "Full table, setup and method: [results/sidecar.md](results/sidecar.md).",
             README_END,
         ]
     )
+
+
+def readme_static_rows(static: StaticComparison | None) -> list[str]:
+    """dbpulse / static-file rows for the README table (the column order differs: say so)."""
+    if static is None or not static.ms:
+        return []
+    rows = []
+    for enc in ("plain", "gzip"):
+        d, f = static.median(f"dbpulse {enc}"), static.median(f"static {enc}")
+        rows.append(
+            f"| /metrics {enc} vs static file of the same size (same server), median "
+            f"| {d:.2f} ms | static: {f:.2f} ms | {ratio(d, f):.2f}x "
+            f"| {verdict_at_most(ratio(d, f), GOAL_STATIC)} |"
+        )
+    return rows
 
 
 def update_readme(run: Run) -> None:
@@ -787,13 +932,15 @@ def run(args: argparse.Namespace, pgexp: Path) -> Run:
         )
         for proc in procs:
             proc.check_alive()
+        print("comparing /metrics with a static file of the same size ...", flush=True)
+        static = measure_static(sidecar, workdir, args.scrapes, deadline + 120)
         outcomes = collector_outcomes(a.scrapes[-1].body) if a.scrapes else {}
         notes["dbpulse collectors"] = ", ".join(
             name if ok else f"{name} (FAILING)" for name, ok in outcomes.items()
         )
         notes["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         notes["args"] = "".join(f" {x}" for x in sys.argv[1:])
-        return Run(a, b, window, rounds, counts, notes)
+        return Run(a, b, window, rounds, counts, notes, static)
     finally:
         for proc in reversed(procs):
             with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres
+from dbpulse.sidecar.base import Collector
 from dbpulse.sidecar.collectors.activity import ActivityCollector
 from dbpulse.sidecar.collectors.database import DatabaseCollector
 from dbpulse.sidecar.connection import ConnectionManager
@@ -18,13 +19,16 @@ from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client import CollectorRegistry
 
-HANDLER_TIMEOUT = 10  # dbpulse.http._Handler.timeout
+HANDLER_TIMEOUT = 10  # start_server(request_timeout=...)'s default
 
 
 @pytest.fixture(scope="module")
 def port(pg: LocalPostgres) -> Iterator[int]:
     """The sidecar's HTTP server over a snapshot filled by one real poll."""
-    collectors = {"database": DatabaseCollector(), "activity": ActivityCollector()}
+    collectors: dict[str, Collector] = {
+        "database": DatabaseCollector(),
+        "activity": ActivityCollector(),
+    }
     snap = Snapshot("t", dict.fromkeys(collectors, 3600.0))
     conns = ConnectionManager(pg.dsn, target="t")
     poller = Poller(
@@ -147,3 +151,23 @@ def test_twenty_slow_clients_do_not_stall_scrapes(port: int) -> None:
         for sock in slow:
             sock.close()
     assert scrape(port) < 0.5
+
+
+def test_request_body_is_never_parsed_as_a_request(port: int) -> None:
+    """A GET or POST whose body looks like a request gets one answer; the body is not run as a request."""
+    for method in (b"GET", b"POST"):
+        smuggled = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+        data = (
+            method
+            + b" /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+            + smuggled
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        status_lines = [line for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+        assert len(status_lines) == 1, answer[:500]
+        assert b" 404 " not in status_lines[0]

@@ -8,7 +8,6 @@ runtimes and to ``MultiTarget``'s budget.
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import threading
 from collections.abc import Hashable
@@ -125,13 +124,13 @@ class Sidecar:
             extra["debug_names"] = lambda: [*snapshot.collector_names(), *DEBUG_ALIASES]
         if self.multi is not None:
             extra["probe"] = self.multi.probe
-        registry = self.registry
-        # An HTTP layer that caches per snapshot generation takes the split registries.
-        if {"live_registry", "generation"} <= {f.name for f in dataclasses.fields(Endpoints)}:
-            registry = self.cached_registry
-            extra["live_registry"] = self.live_registry
-            extra["generation"] = self.generation
-        return Endpoints(registry=registry, readiness=self.readiness, **extra)  # type: ignore[arg-type]
+        return Endpoints(
+            registry=self.cached_registry,
+            live_registry=self.live_registry,
+            generation=self.generation,
+            readiness=self.readiness,
+            **extra,  # type: ignore[arg-type]
+        )
 
     def start(self) -> None:
         if self.target is not None:

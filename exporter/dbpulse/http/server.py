@@ -1,0 +1,119 @@
+"""The HTTP server's public face: start it, stop it, serve /metrics for an application.
+
+Why cheroot (CherryPy's WSGI server): a fixed pool of worker threads (slow clients
+cannot multiply threads), idle keep-alive connections parked in a selector instead of a
+thread, correct status codes for bad requests (400, 414, 505), and TLS through an
+``ssl.SSLContext`` (client-certificate verification, reloadable certificates) for the
+security issue; basic auth is WSGI middleware. waitress has no TLS; uvicorn/hypercorn
+would need an ASGI bridge for the blocking /probe and answer oversized headers with a
+bare 400. What cheroot lacks (deadline, cap) is in ``dbpulse.http.cheroot_server``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from dbpulse.http.app import App, WSGIApp
+from dbpulse.http.cheroot_server import Server
+from dbpulse.http.endpoints import Endpoints
+from dbpulse.http.exposition import Refresher
+
+
+class MetricsServer:
+    """A running server: ``server_address``, ``shutdown()`` (the stdlib server's names)."""
+
+    def __init__(
+        self, server: Server, thread: threading.Thread, refresher: Refresher | None = None
+    ) -> None:
+        self._server = server
+        self._thread = thread
+        self._refresher = refresher
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        host, port = self._server.bind_addr[:2]
+        return str(host), int(port)
+
+    @property
+    def open_connections(self) -> int:
+        return self._server.open_connections
+
+    @property
+    def refused_connections(self) -> int:
+        return self._server.refused
+
+    @property
+    def cut_connections(self) -> int:
+        return self._server.deadlines.cut
+
+    def shutdown(self) -> None:
+        self._server.stop()
+        self._thread.join()
+        self._server.deadlines.stop()
+        if self._refresher is not None:
+            self._refresher.stop()
+
+    def server_close(self) -> None:
+        """Nothing left to close after ``shutdown()``; kept for the stdlib's call sequence."""
+
+
+def start_server(
+    host: str,
+    port: int,
+    endpoints: Endpoints,
+    *,
+    threads: int = 16,
+    max_connections: int = 128,
+    request_timeout: float = 10.0,
+) -> tuple[MetricsServer, threading.Thread]:
+    """Bind and serve in a daemon thread; raises OSError when the address is taken."""
+    app = App(endpoints)
+    return serve_wsgi(
+        host,
+        port,
+        app,
+        threads=threads,
+        max_connections=max_connections,
+        request_timeout=request_timeout,
+        # Always: endpoints may gain a generation after start; it is read at each turn.
+        refresher=lambda: Refresher(app.exposition),
+    )
+
+
+def serve_wsgi(
+    host: str,
+    port: int,
+    app: WSGIApp,
+    *,
+    threads: int = 16,
+    max_connections: int = 128,
+    request_timeout: float = 10.0,
+    refresher: Callable[[], Refresher] | None = None,
+) -> tuple[MetricsServer, threading.Thread]:
+    """Any WSGI app on this server (the benchmark serves a static file with it)."""
+    server = Server(
+        (host, port),
+        app,
+        threads=threads,
+        max_connections=max_connections,
+        request_timeout=request_timeout,
+    )
+    try:
+        server.prepare()
+    except OSError as exc:
+        server.deadlines.stop()
+        raise (server.bind_error or exc) from None
+    thread = threading.Thread(target=server.serve, name="dbpulse-http", daemon=True)
+    thread.start()
+    return MetricsServer(server, thread, refresher() if refresher is not None else None), thread
+
+
+def serve_metrics(
+    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
+) -> MetricsServer:
+    """Serve ``/metrics`` for an application that has no HTTP endpoint of its own."""
+    server, _ = start_server(addr, port, Endpoints(registry=registry or REGISTRY))
+    return server
