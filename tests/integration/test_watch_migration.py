@@ -17,6 +17,9 @@ import psycopg
 import pytest
 from dbpulse.cli import main
 from dbpulse.localpg import free_port
+from dbpulse.watch import command
+
+from tests.integration.collector_helpers import wait_for
 
 # One row per page (fillfactor 10) and 10 ms per key: the table scan is slow and visible.
 SLOW_TABLE = """
@@ -49,10 +52,11 @@ def _in_thread(target: Callable[[], None]) -> threading.Thread:
 
 def _wait_for_build(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        deadline = time.monotonic() + 10
-        while conn.execute("SELECT 1 FROM pg_stat_progress_create_index").fetchone() is None:
-            assert time.monotonic() < deadline, "build never started"
-            time.sleep(0.05)
+        wait_for(
+            lambda: conn.execute("SELECT 1 FROM pg_stat_progress_create_index").fetchone(),
+            timeout=10,
+            interval=0.05,
+        )
 
 
 def test_build_with_lock_wait_is_followed_to_the_end(
@@ -88,11 +92,24 @@ def test_build_with_lock_wait_is_followed_to_the_end(
     assert out.rstrip().endswith("migration finished: nothing left in flight")
 
 
-def _run_in_pty(argv: list[str], *, interrupt_after: str | None = None) -> tuple[int, str]:
-    """Run the CLI with a pseudo-terminal as stdout; optionally send SIGINT on some output."""
+# Sets the CLI's inherited SIGINT disposition, then execs it (dispositions survive exec):
+# a thread-safe stand-in for preexec_fn.
+_WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]));"
+    " os.execv(sys.executable, [sys.executable, '-m', 'dbpulse', *sys.argv[2:]])"
+)
+
+
+def _run_in_pty(
+    argv: list[str], *, interrupt_after: str | None = None, sigint: str = "SIG_DFL"
+) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdout; optionally send SIGINT on some output.
+
+    ``sigint`` is the disposition the CLI inherits (SIG_DFL, or SIG_IGN as under ``cmd &``).
+    """
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dbpulse", *argv],
+        [sys.executable, "-c", _WITH_SIGINT, sigint, *argv],
         stdout=slave,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
@@ -147,11 +164,13 @@ def test_failed_unique_build_on_a_terminal_draws_bars_and_exits_1(
     assert "finished with 1 failed index build(s)" in screen
 
 
-def test_ctrl_c_stops_cleanly(fresh_db: str) -> None:
-    """SIGINT while waiting for a migration: exit 130, a clean message, no traceback."""
+@pytest.mark.parametrize("inherited", ["SIG_DFL", "SIG_IGN"])
+def test_ctrl_c_stops_cleanly(fresh_db: str, inherited: str) -> None:
+    """SIGINT while waiting for a migration: exit 130, a clean message, no traceback (also when started with SIGINT ignored, as from `make test &`)."""
     code, screen = _run_in_pty(
         ["watch-migration", "--dsn", fresh_db, "--wait", "60", "--interval", "0.2"],
         interrupt_after="waiting for a migration to start",
+        sigint=inherited,
     )
     assert code == 130
     assert "interrupted" in screen
@@ -201,11 +220,15 @@ def test_backfill_probe_is_followed_until_nothing_remains(
     assert "(100.0% done)" in out
 
 
-def test_nothing_in_flight_exits_at_once(fresh_db: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Without --wait and with nothing running, the watch says so and exits 0."""
-    started = time.monotonic()
+def test_nothing_in_flight_exits_at_once(
+    fresh_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --wait and with nothing running, the watch says so and exits 0 without waiting a poll interval."""
+    waited: list[float] = []
+    # The loop waits only in time.sleep between polls: "at once" means it never got there.
+    monkeypatch.setattr(command.time, "sleep", waited.append)
     assert main(["watch-migration", "--dsn", fresh_db]) == 0
-    assert time.monotonic() - started < 5
+    assert waited == []
     assert "nothing in flight" in capsys.readouterr().out
 
 
