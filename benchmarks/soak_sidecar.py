@@ -15,8 +15,8 @@ runs as its own process at a 5 s interval. Every second the harness samples:
 Writes benchmarks/results/soak.md and prints it. Exit 1 when a goal is missed (CPU over
 10 % of one core, a poll later than interval + 2 s, a /metrics answer slower than 1 s,
 more dbpulse connections than configured, RSS growing more than 10 MiB from the first to
-the last fifth), 2 when PostgreSQL binaries are missing. ``tests/integration/test_load_sidecar.py`` runs the same
-harness for 30 s in CI.
+the last fifth), 2 when PostgreSQL binaries are missing.
+``tests/integration/test_load_sidecar.py`` runs the same harness for 30 s in CI.
 """
 
 from __future__ import annotations
