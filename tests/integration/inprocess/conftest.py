@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import pytest
 from dbpulse.inprocess.instrumentation import Instrumentation, instrument
@@ -32,14 +32,22 @@ def pg_url(fresh_db: str) -> str:
     return sqlalchemy_url(fresh_db)
 
 
+class Instrumented(Protocol):
+    """The ``instrumented`` fixture's factory."""
+
+    def __call__(
+        self, url: str, *, instrument_kw: dict[str, Any] | None = None, **engine_kw: Any
+    ) -> tuple[Engine, Instrumentation]: ...
+
+
 @pytest.fixture
-def instrumented(
-    registry: CollectorRegistry,
-) -> Iterator[Callable[..., tuple[Engine, Instrumentation]]]:
+def instrumented(registry: CollectorRegistry) -> Iterator[Instrumented]:
     """Factory: create_engine(url, **engine_kw) + instrument(registry=...); undone after."""
     made: list[tuple[Engine, Instrumentation]] = []
 
-    def make(url: str, *, instrument_kw: dict[str, Any] | None = None, **engine_kw: Any):
+    def make(
+        url: str, *, instrument_kw: dict[str, Any] | None = None, **engine_kw: Any
+    ) -> tuple[Engine, Instrumentation]:
         engine = create_engine(url, **engine_kw)
         inst = instrument(engine, registry=registry, **(instrument_kw or {}))
         made.append((engine, inst))
