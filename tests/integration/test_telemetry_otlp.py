@@ -30,7 +30,7 @@ class Received:
 
     def spans(self) -> list[tuple[dict[str, Any], Any]]:
         """(resource attributes, span) for every span received."""
-        found = []
+        found: list[tuple[dict[str, Any], Any]] = []
         for request in self.requests:
             for rs in request.resource_spans:
                 resource = {a.key: a.value.string_value for a in rs.resource.attributes}
@@ -89,7 +89,8 @@ def grpc_receiver() -> Iterator[tuple[str, Received]]:
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    # Generated gRPC code carries no annotations.
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -147,14 +148,18 @@ def _check(received: Received) -> None:
     assert all(SECRET.encode() not in body for body in received.bodies)
 
 
-def test_sidecar_spans_arrive_over_otlp_http(fresh_db: str, http_receiver) -> None:
+def test_sidecar_spans_arrive_over_otlp_http(
+    fresh_db: str, http_receiver: tuple[str, Received]
+) -> None:
     """http/protobuf: the slow-query span, its parent, resource and header reach /v1/traces, no literal."""
     endpoint, received = http_receiver
     _run_sidecar(fresh_db, "http/protobuf", endpoint)
     _check(received)
 
 
-def test_sidecar_spans_arrive_over_otlp_grpc(fresh_db: str, grpc_receiver) -> None:
+def test_sidecar_spans_arrive_over_otlp_grpc(
+    fresh_db: str, grpc_receiver: tuple[str, Received]
+) -> None:
     """grpc: the same span arrives through TraceService.Export."""
     endpoint, received = grpc_receiver
     _run_sidecar(fresh_db, "grpc", endpoint)

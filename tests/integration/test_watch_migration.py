@@ -17,7 +17,6 @@ import psycopg
 import pytest
 from dbpulse.cli import main
 from dbpulse.localpg import free_port
-from dbpulse.watch import command
 
 from tests.integration.collector_helpers import wait_for
 
@@ -226,7 +225,7 @@ def test_nothing_in_flight_exits_at_once(
     """Without --wait and with nothing running, the watch says so and exits 0 without waiting a poll interval."""
     waited: list[float] = []
     # The loop waits only in time.sleep between polls: "at once" means it never got there.
-    monkeypatch.setattr(command.time, "sleep", waited.append)
+    monkeypatch.setattr(time, "sleep", waited.append)
     assert main(["watch-migration", "--dsn", fresh_db]) == 0
     assert waited == []
     assert "nothing in flight" in capsys.readouterr().out

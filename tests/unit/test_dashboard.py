@@ -26,7 +26,8 @@ exprs = load_script("dbpulse_grafana_exprs", "grafana/exprs.py")
 
 @pytest.fixture(scope="module")
 def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
 
 
 def _data_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:

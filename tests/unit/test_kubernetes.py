@@ -72,7 +72,8 @@ def _workload(objs: list[Obj]) -> Obj:
 
 def _container(pod_spec: Obj, name: str) -> Obj:
     (container,) = [c for c in pod_spec["containers"] if c["name"] == name]
-    return container
+    found: Obj = container
+    return found
 
 
 def test_base_renders_sidecar_objects(base: list[Obj]) -> None:
@@ -285,6 +286,7 @@ def _relabel(address: str, rules: list[dict[str, Any]]) -> dict[str, str]:
         assert rule.get("regex", "(.*)") == "(.*)"
         replacement = str(rule.get("replacement", "$1")).replace("$1", value)
         target = rule.get("target_label", rule.get("targetLabel"))
+        assert isinstance(target, str), rule
         labels[target] = replacement
     return labels
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tests.integration.inprocess.conftest import value
+from tests.integration.inprocess.conftest import Instrumented, value
 
 TX = "db_client_transaction_duration_seconds_count"
 
 
-def test_commit_and_rollback_are_separate_outcomes(registry, pg_url, instrumented):
+def test_commit_and_rollback_are_separate_outcomes(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """engine.begin() commits; an exception inside it rolls back."""
     engine, inst = instrumented(pg_url)
     name = inst.pool_name
@@ -31,7 +34,9 @@ def test_commit_and_rollback_are_separate_outcomes(registry, pg_url, instrumente
     assert value(registry, TX, pool_name=name, outcome="rollback") == 1
 
 
-def test_savepoints_do_not_end_the_transaction(registry, pg_url, instrumented):
+def test_savepoints_do_not_end_the_transaction(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """Two savepoints (one rolled back) inside one commit give one 0.2 s+ commit sample."""
     engine, inst = instrumented(pg_url)
     name = inst.pool_name
@@ -52,7 +57,9 @@ def test_savepoints_do_not_end_the_transaction(registry, pg_url, instrumented):
     assert total >= 0.2
 
 
-def test_session_closed_without_commit_is_a_rollback(registry, pg_url, instrumented):
+def test_session_closed_without_commit_is_a_rollback(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """Closing a Session with work pending rolls back, and is measured as such."""
     engine, inst = instrumented(pg_url)
     with Session(engine) as session:

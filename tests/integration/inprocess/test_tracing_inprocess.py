@@ -11,12 +11,15 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
 from sqlalchemy import exc, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from tests.integration.inprocess.conftest import Instrumented
 from tests.integration.inprocess.models import User, seed
+from tests.otel import attrs, times
 
 SECRET = "secret-literal-42"
 
@@ -38,7 +41,9 @@ def assert_no_literal(found: Iterable[ReadableSpan], literal: str = SECRET) -> N
         assert all(literal not in str(t) for t in texts), span.name
 
 
-def test_each_statement_is_a_client_span_child_of_the_current_span(pg_url, instrumented, spans):
+def test_each_statement_is_a_client_span_child_of_the_current_span(
+    pg_url: str, instrumented: Instrumented, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     """ratio 1: every statement is a CLIENT span under the request span, with the DB conventions and no literal."""
     provider, exporter = spans
     engine, inst = instrumented(
@@ -62,19 +67,22 @@ def test_each_statement_is_a_client_span_child_of_the_current_span(pg_url, instr
         assert span.parent is not None
         assert span.parent.span_id == request.get_span_context().span_id
         assert span.context.trace_id == request.get_span_context().trace_id
-        assert span.attributes["db.system.name"] == "postgresql"
-        assert span.attributes["db.namespace"] == database
-        assert span.attributes["db.collection.name"] == "orders"
-        assert span.attributes["db.query.summary"] == span.name
-        assert span.start_time <= span.end_time
-    assert stmts[0].attributes["db.operation.name"] == "INSERT"
-    assert stmts[0].attributes["db.query.text"] == "INSERT INTO orders VALUES (?, ?)"
-    assert stmts[1].attributes["db.query.text"] == "SELECT * FROM orders WHERE note = ?"
+        assert attrs(span)["db.system.name"] == "postgresql"
+        assert attrs(span)["db.namespace"] == database
+        assert attrs(span)["db.collection.name"] == "orders"
+        assert attrs(span)["db.query.summary"] == span.name
+        start, end = times(span)
+        assert start <= end
+    assert attrs(stmts[0])["db.operation.name"] == "INSERT"
+    assert attrs(stmts[0])["db.query.text"] == "INSERT INTO orders VALUES (?, ?)"
+    assert attrs(stmts[1])["db.query.text"] == "SELECT * FROM orders WHERE note = ?"
     assert_no_literal(finished)
-    assert inst.pool_name == stmts[0].attributes["db.client.connection.pool.name"]
+    assert inst.pool_name == attrs(stmts[0])["db.client.connection.pool.name"]
 
 
-def test_failed_statement_span_has_error_type_and_sqlstate(pg_url, instrumented, spans):
+def test_failed_statement_span_has_error_type_and_sqlstate(
+    pg_url: str, instrumented: Instrumented, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     """A rejected statement ends its span with status ERROR, error.type and the SQLSTATE."""
     provider, exporter = spans
     engine, _ = instrumented(
@@ -84,12 +92,14 @@ def test_failed_statement_span_has_error_type_and_sqlstate(pg_url, instrumented,
         conn.execute(text(f"SELECT '{SECRET}' FROM no_such_table"))
     (span,) = [s for s in exporter.get_finished_spans() if s.name == "SELECT no_such_table"]
     assert span.status.status_code.name == "ERROR"
-    assert span.attributes["error.type"] == "psycopg.errors.UndefinedTable"
-    assert span.attributes["db.response.status_code"] == "42P01"
+    assert attrs(span)["error.type"] == "psycopg.errors.UndefinedTable"
+    assert attrs(span)["db.response.status_code"] == "42P01"
     assert_no_literal(exporter.get_finished_spans())
 
 
-def test_slow_statement_with_statement_spans_is_one_span_marked_slow(pg_url, instrumented, spans):
+def test_slow_statement_with_statement_spans_is_one_span_marked_slow(
+    pg_url: str, instrumented: Instrumented, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     """When the statement already has a span, being slow marks it instead of adding a second."""
     provider, exporter = spans
     engine, _ = instrumented(
@@ -103,15 +113,17 @@ def test_slow_statement_with_statement_spans_is_one_span_marked_slow(pg_url, ins
     with engine.connect() as conn:
         conn.execute(text(f"SELECT pg_sleep(0.1), '{SECRET}'"))
     (span,) = [s for s in exporter.get_finished_spans() if "pg_sleep" in str(s.attributes)]
-    assert span.attributes["dbpulse.slow_query"] is True
-    assert span.attributes["code.file.path"] == __file__
-    assert (span.end_time - span.start_time) / 1e9 >= 0.1
+    assert attrs(span)["dbpulse.slow_query"] is True
+    assert attrs(span)["code.file.path"] == __file__
+    assert (times(span)[1] - times(span)[0]) / 1e9 >= 0.1
     assert_no_literal(exporter.get_finished_spans())
 
 
 def test_tracing_off_installs_the_plain_wrappers_and_makes_no_fast_spans(
-    registry, instrumented, spans
-):
+    registry: CollectorRegistry,
+    instrumented: Instrumented,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
     """Defaults: the statement wrapper is the untraced one, and a fast statement makes no span."""
     provider, exporter = spans
     engine, _ = instrumented("sqlite://", instrument_kw={"tracer_provider": provider})
@@ -125,7 +137,9 @@ def test_tracing_off_installs_the_plain_wrappers_and_makes_no_fast_spans(
     assert "StatementTracer" in traced.dialect.do_execute.__qualname__
 
 
-def test_sample_ratio_keeps_about_that_fraction(instrumented, spans):
+def test_sample_ratio_keeps_about_that_fraction(
+    instrumented: Instrumented, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     """statement_span_ratio=0.25 over 400 statements keeps roughly a quarter of them."""
     provider, exporter = spans
     engine, _ = instrumented(
@@ -141,12 +155,15 @@ def test_sample_ratio_keeps_about_that_fraction(instrumented, spans):
 
 
 def _activity_query(conn: Any) -> str:
-    return conn.execute(
+    query: str = conn.execute(
         text("SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()")
     ).scalar_one()
+    return query
 
 
-def test_traceparent_comment_names_the_current_span(pg_url, instrumented, spans):
+def test_traceparent_comment_names_the_current_span(
+    pg_url: str, instrumented: Instrumented, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     """traceparent_comment=True: the server sees /*traceparent=...*/ with the current span's ids."""
     provider, _ = spans
     engine, _ = instrumented(
@@ -165,8 +182,8 @@ def test_traceparent_comment_names_the_current_span(pg_url, instrumented, spans)
 
 
 def test_traceparent_comment_names_the_statement_span_when_there_is_one(
-    pg_url, instrumented, spans
-):
+    pg_url: str, instrumented: Instrumented, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     """With statement spans on, the comment carries the statement span's id (its child on the DB side)."""
     provider, exporter = spans
     engine, _ = instrumented(
@@ -183,7 +200,17 @@ def test_traceparent_comment_names_the_statement_span_when_there_is_one(
     assert f"-{span.context.span_id:016x}-" in seen
 
 
-def test_slow_observation_carries_a_trace_exemplar(registry, instrumented, spans):
+def _sleep_ms(ms: int) -> int:
+    """A SQLite function that is slow on purpose: the slow statement itself, not a wait."""
+    time.sleep(ms / 1000)
+    return ms
+
+
+def test_slow_observation_carries_a_trace_exemplar(
+    registry: CollectorRegistry,
+    instrumented: Instrumented,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
     """The duration histogram's slow observation has the slow span's trace id (OpenMetrics)."""
     provider, exporter = spans
     engine, _ = instrumented(
@@ -191,14 +218,15 @@ def test_slow_observation_carries_a_trace_exemplar(registry, instrumented, spans
         instrument_kw={"tracer_provider": provider, "slow_query_seconds": 0.05},
         poolclass=StaticPool,
     )
-    engine.raw_connection().driver_connection.create_function(  # type: ignore[union-attr]
-        "sleep_ms", 1, lambda ms: time.sleep(ms / 1000) or ms
-    )
+    sqlite = engine.raw_connection().driver_connection
+    assert sqlite is not None
+    sqlite.create_function("sleep_ms", 1, _sleep_ms)
     with provider.get_tracer("app").start_as_current_span("request"), engine.connect() as conn:
         conn.execute(text("SELECT sleep_ms(80)"))
         conn.execute(text("SELECT 1"))
-    (slow,) = [s for s in exporter.get_finished_spans() if s.attributes.get("dbpulse.slow_query")]
-    exposition = generate_latest(registry).decode()
+    (slow,) = [s for s in exporter.get_finished_spans() if attrs(s).get("dbpulse.slow_query")]
+    # prometheus_client's OpenMetrics encoder carries no annotations.
+    exposition = generate_latest(registry).decode()  # type: ignore[no-untyped-call]
     bucket_lines = [
         line
         for line in exposition.splitlines()
@@ -208,7 +236,9 @@ def test_slow_observation_carries_a_trace_exemplar(registry, instrumented, spans
     assert f'trace_id="{slow.context.trace_id:032x}"' in bucket_lines[0]
 
 
-def test_pool_timeout_is_an_event_on_the_current_span(pg_url, instrumented, spans):
+def test_pool_timeout_is_an_event_on_the_current_span(
+    pg_url: str, instrumented: Instrumented, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     """A checkout that hits pool_timeout adds db.client.connection.timeout to the request span."""
     provider, exporter = spans
     engine, inst = instrumented(
@@ -229,11 +259,15 @@ def test_pool_timeout_is_an_event_on_the_current_span(pg_url, instrumented, span
         held.close()
     (request,) = exporter.get_finished_spans()
     (event,) = [e for e in request.events if e.name == "db.client.connection.timeout"]
-    assert event.attributes["db.client.connection.pool.name"] == inst.pool_name
-    assert event.attributes["dbpulse.wait_seconds"] >= 0.1
+    assert attrs(event)["db.client.connection.pool.name"] == inst.pool_name
+    assert attrs(event)["dbpulse.wait_seconds"] >= 0.1
 
 
-def test_n_plus_one_event_names_relationship_and_count(registry, instrumented, spans):
+def test_n_plus_one_event_names_relationship_and_count(
+    registry: CollectorRegistry,
+    instrumented: Instrumented,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
     """The N+1 span event carries the relationship and how many loads triggered it."""
     provider, exporter = spans
     engine, _ = instrumented(
@@ -245,14 +279,17 @@ def test_n_plus_one_event_names_relationship_and_count(registry, instrumented, s
             _ = user.posts
     (request,) = exporter.get_finished_spans()
     (event,) = [e for e in request.events if e.name == "db.n_plus_one"]
-    assert event.attributes["dbpulse.n_plus_one.relationship"] == "User.posts"
-    assert event.attributes["dbpulse.n_plus_one.count"] == 5
-    assert event.attributes["dbpulse.n_plus_one.kind"] == "lazy load"
+    assert attrs(event)["dbpulse.n_plus_one.relationship"] == "User.posts"
+    assert attrs(event)["dbpulse.n_plus_one.count"] == 5
+    assert attrs(event)["dbpulse.n_plus_one.kind"] == "lazy load"
 
 
 def test_a_failing_tracing_hook_never_breaks_the_statement(
-    registry, instrumented, spans, monkeypatch
-):
+    registry: CollectorRegistry,
+    instrumented: Instrumented,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """With spans and comments on, a dbpulse bug while starting the span leaves the statement working."""
     from dbpulse.inprocess import queries
 
