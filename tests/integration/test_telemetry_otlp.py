@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.daemon import Sidecar
@@ -99,8 +100,15 @@ def grpc_receiver() -> Iterator[tuple[str, Received]]:
         server.stop(grace=None)
 
 
-def _run_sidecar(fresh_db: str, protocol: str, endpoint: str) -> None:
-    """A sidecar (activity only) sees a commented slow query, then closes (flushing)."""
+# When the statement's backend went idle: the statement's end, by the server's clock.
+_ENDED_NS = "SELECT (extract(epoch FROM state_change) * 1000000000)::bigint FROM pg_stat_activity WHERE pid = %s"
+
+
+def _run_sidecar(fresh_db: str, protocol: str, endpoint: str) -> int:
+    """A sidecar (activity only) sees a commented slow query, then closes (flushing).
+
+    Returns when the statement ended (ns since the epoch).
+    """
     off = {"enabled": False}
     settings = load_settings(
         dsn=fresh_db,
@@ -127,11 +135,16 @@ def _run_sidecar(fresh_db: str, protocol: str, endpoint: str) -> None:
 
             wait_for(done, timeout=30)
             sidecar.poller.run_once("activity")
+            with psycopg.connect(fresh_db, autocommit=True) as admin:
+                row = admin.execute(_ENDED_NS, (job.pid,)).fetchone()
+            assert row is not None
+            ended_ns: int = row[0]
     finally:
         sidecar.close()
+    return ended_ns
 
 
-def _check(received: Received) -> None:
+def _check(received: Received, ended_ns: int) -> None:
     spans = received.spans()
     assert len(spans) == 1
     resource, span = spans[0]
@@ -140,7 +153,10 @@ def _check(received: Received) -> None:
     assert span.name == "SELECT"
     assert span.trace_id.hex() == TRACE
     assert span.parent_span_id.hex() == PARENT
-    assert 0.3e9 <= span.end_time_unix_nano - span.start_time_unix_nano <= 0.85e9
+    assert span.end_time_unix_nano - span.start_time_unix_nano >= 0.3e9
+    # It ends at the last poll that saw the statement running, so never after the statement
+    # (a bound from the server's record, not from how fast this machine ran pg_sleep).
+    assert span.end_time_unix_nano <= ended_ns, (span.end_time_unix_nano, ended_ns)
     attrs = {a.key: a.value for a in span.attributes}
     assert attrs["db.query.text"].string_value == "SELECT pg_sleep(?), ?"
     assert attrs["db.system.name"].string_value == "postgresql"
@@ -153,8 +169,8 @@ def test_sidecar_spans_arrive_over_otlp_http(
 ) -> None:
     """http/protobuf: the slow-query span, its parent, resource and header reach /v1/traces, no literal."""
     endpoint, received = http_receiver
-    _run_sidecar(fresh_db, "http/protobuf", endpoint)
-    _check(received)
+    ended_ns = _run_sidecar(fresh_db, "http/protobuf", endpoint)
+    _check(received, ended_ns)
 
 
 def test_sidecar_spans_arrive_over_otlp_grpc(
@@ -162,5 +178,5 @@ def test_sidecar_spans_arrive_over_otlp_grpc(
 ) -> None:
     """grpc: the same span arrives through TraceService.Export."""
     endpoint, received = grpc_receiver
-    _run_sidecar(fresh_db, "grpc", endpoint)
-    _check(received)
+    ended_ns = _run_sidecar(fresh_db, "grpc", endpoint)
+    _check(received, ended_ns)
