@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from dbpulse.inprocess import transactions
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tests.clock import ManualClock
 from tests.integration.inprocess.conftest import Instrumented, value
 
 TX = "db_client_transaction_duration_seconds_count"
@@ -35,19 +35,25 @@ def test_commit_and_rollback_are_separate_outcomes(
 
 
 def test_savepoints_do_not_end_the_transaction(
-    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+    registry: CollectorRegistry,
+    pg_url: str,
+    instrumented: Instrumented,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two savepoints (one rolled back) inside one commit give one 0.2 s+ commit sample."""
+    clock = ManualClock()
+    monkeypatch.setattr(transactions, "perf_counter", clock)
     engine, inst = instrumented(pg_url)
     name = inst.pool_name
     with Session(engine) as session:
         session.execute(text("SELECT 1"))
+        # Before the savepoints: a timer restarted by either of them would miss these 0.2 s.
+        clock.advance(0.2)
         with session.begin_nested():
             session.execute(text("SELECT 2"))
         nested = session.begin_nested()
         session.execute(text("SELECT 3"))
         nested.rollback()
-        time.sleep(0.2)
         session.commit()
     assert value(registry, TX, pool_name=name, outcome="commit") == 1
     assert value(registry, TX, pool_name=name, outcome="rollback") == 0
