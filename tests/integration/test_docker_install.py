@@ -72,22 +72,23 @@ def test_installed_cli_reports_the_project_version(venv: Path) -> None:
 
 
 def test_installed_cli_checks_the_example_config(venv: Path, tmp_path: Path) -> None:
-    """The installed package validates config/dbpulse.example.yaml (or at least shows --help)."""
+    """The installed package validates config/dbpulse.example.yaml and shows --help."""
     exe = str(venv / "bin" / "dbpulse")
-    if EXAMPLE_CONFIG.exists():
-        done = subprocess.run(
-            [exe, "check-config", str(EXAMPLE_CONFIG)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=tmp_path,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert done.stdout.strip().endswith(": ok")
-    else:
-        done = subprocess.run([exe, "--help"], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-        assert "sidecar" in done.stdout
+    # The example ships with the repository: its absence is a failure, not a reason to
+    # check less.
+    assert EXAMPLE_CONFIG.exists()
+    done = subprocess.run(
+        [exe, "check-config", str(EXAMPLE_CONFIG)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith(": ok")
+    done = subprocess.run([exe, "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "sidecar" in done.stdout
 
 
 def test_venv_runs_the_wheel_not_the_source_tree(venv: Path, tmp_path: Path) -> None:
