@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 import pytest
+from dbpulse.inprocess import queries, tracing
 from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine
+
+from tests.clock import ManualClock
 
 
 def sqlalchemy_url(dsn: str, driver: str = "psycopg") -> str:
@@ -57,3 +60,28 @@ def instrumented(registry: CollectorRegistry) -> Iterator[Instrumented]:
     for engine, inst in made:
         inst.uninstrument()
         engine.dispose()
+
+
+@pytest.fixture
+def statement_clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The statement hooks' perf_counter (metrics and tracing), moved only by hand.
+
+    Statements then take no time unless a test says so (``add_sleep_ms``): what is slow
+    is decided by the test, not by how busy the machine is.
+    """
+    clock = ManualClock()
+    monkeypatch.setattr(queries, "perf_counter", clock)
+    monkeypatch.setattr(tracing, "perf_counter", clock)
+    return clock
+
+
+def add_sleep_ms(engine: Engine, clock: ManualClock) -> None:
+    """Give a single-connection SQLite engine ``sleep_ms(ms)``: ms of ``clock`` time."""
+
+    def sleep_ms(ms: int) -> int:
+        clock.advance(ms / 1000)
+        return ms
+
+    sqlite = engine.raw_connection().driver_connection
+    assert sqlite is not None
+    sqlite.create_function("sleep_ms", 1, sleep_ms)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from dbpulse.inprocess import queries
 from prometheus_client import CollectorRegistry
@@ -11,7 +9,8 @@ from sqlalchemy import bindparam, column, exc, select, table, text
 from sqlalchemy.pool import StaticPool
 from structlog.testing import capture_logs
 
-from tests.integration.inprocess.conftest import Instrumented, value
+from tests.clock import ManualClock
+from tests.integration.inprocess.conftest import Instrumented, add_sleep_ms, value
 from tests.otel import attrs, times
 
 DURATION = "db_client_operation_duration_seconds_count"
@@ -181,14 +180,8 @@ def _line_of(marker: str) -> int:
     raise AssertionError(marker)
 
 
-def _sleep_ms(ms: int) -> int:
-    """A SQLite function that is slow on purpose: the slow statement itself, not a wait."""
-    time.sleep(ms / 1000)
-    return ms
-
-
 def test_slow_query_span_and_n_plus_one_span_event(
-    registry: CollectorRegistry, instrumented: Instrumented
+    registry: CollectorRegistry, instrumented: Instrumented, statement_clock: ManualClock
 ) -> None:
     """A slow statement becomes a CLIENT span with the fingerprint; an N+1 is an event on the current span."""
     from opentelemetry.sdk.trace import TracerProvider
@@ -207,9 +200,7 @@ def test_slow_query_span_and_n_plus_one_span_event(
         instrument_kw={"slow_query_seconds": 0.05, "tracer_provider": provider},
         poolclass=StaticPool,
     )
-    sqlite = engine.raw_connection().driver_connection
-    assert sqlite is not None
-    sqlite.create_function("sleep_ms", 1, _sleep_ms)
+    add_sleep_ms(engine, statement_clock)
     seed(engine, users=6)
     with provider.get_tracer("test").start_as_current_span("request"):
         with engine.connect() as conn:

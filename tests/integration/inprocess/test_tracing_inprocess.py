@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +16,8 @@ from sqlalchemy import exc, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from tests.integration.inprocess.conftest import Instrumented
+from tests.clock import ManualClock
+from tests.integration.inprocess.conftest import Instrumented, add_sleep_ms
 from tests.integration.inprocess.models import User, seed
 from tests.otel import attrs, times
 
@@ -200,15 +200,10 @@ def test_traceparent_comment_names_the_statement_span_when_there_is_one(
     assert f"-{span.context.span_id:016x}-" in seen
 
 
-def _sleep_ms(ms: int) -> int:
-    """A SQLite function that is slow on purpose: the slow statement itself, not a wait."""
-    time.sleep(ms / 1000)
-    return ms
-
-
 def test_slow_observation_carries_a_trace_exemplar(
     registry: CollectorRegistry,
     instrumented: Instrumented,
+    statement_clock: ManualClock,
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
     """The duration histogram's slow observation has the slow span's trace id (OpenMetrics)."""
@@ -218,9 +213,7 @@ def test_slow_observation_carries_a_trace_exemplar(
         instrument_kw={"tracer_provider": provider, "slow_query_seconds": 0.05},
         poolclass=StaticPool,
     )
-    sqlite = engine.raw_connection().driver_connection
-    assert sqlite is not None
-    sqlite.create_function("sleep_ms", 1, _sleep_ms)
+    add_sleep_ms(engine, statement_clock)
     with provider.get_tracer("app").start_as_current_span("request"), engine.connect() as conn:
         conn.execute(text("SELECT sleep_ms(80)"))
         conn.execute(text("SELECT 1"))
