@@ -8,6 +8,9 @@ from typing import Any, Protocol
 import pytest
 from dbpulse.inprocess import queries, tracing
 from dbpulse.inprocess.instrumentation import Instrumentation, instrument
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine
 
@@ -23,6 +26,15 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """A sample's value, 0 when the series does not exist (yet)."""
     found = registry.get_sample_value(name, labels)
     return 0.0 if found is None else found
+
+
+@pytest.fixture
+def spans() -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A tracer provider whose finished spans are kept in memory for the test to read."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
 
 
 @pytest.fixture
