@@ -14,6 +14,7 @@ import pytest
 from dbpulse.inprocess.instrumentation import instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, exc, select, text
+from sqlalchemy.pool import QueuePool
 from structlog.testing import capture_logs
 
 from tests.integration.inprocess.conftest import value
@@ -46,8 +47,9 @@ def test_async_engine_statements_pool_and_transactions(
             await conn.start()
             await conn.execute(text("SELECT * FROM t"))
         pool = engine.sync_engine.pool
+        assert isinstance(pool, QueuePool)
         assert value(registry, "db_client_connection_count", pool_name=name, state="used") == 3
-        assert pool.checkedout() == 3  # type: ignore[attr-defined]
+        assert pool.checkedout() == 3
         assert value(registry, "db_client_connection_overflow", pool_name=name) == 1
         for conn in (a, b, c):
             await conn.close()

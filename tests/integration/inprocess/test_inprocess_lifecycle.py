@@ -12,7 +12,7 @@ from dbpulse.inprocess.instrumentation import instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import Pool, QueuePool
 from structlog.testing import capture_logs
 
 from tests.integration.inprocess.conftest import value
@@ -166,6 +166,7 @@ def test_wrapper_left_under_another_library_is_switched_off(registry: CollectorR
         calls.append(statement)
         ours(cursor, statement, parameters, context)
 
+    # Wrap the method on the instance, as another instrumentation library would.
     engine.dialect.do_execute = theirs  # type: ignore[method-assign]
     inst.uninstrument()
     assert engine.dialect.do_execute is theirs
@@ -202,7 +203,8 @@ def test_failing_pool_and_transaction_hooks_never_break_the_app(
         for _ in range(2):
             with engine.begin() as conn:
                 assert conn.execute(text("SELECT 1")).scalar_one() == 1
-    assert engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    assert isinstance(engine.pool, QueuePool)
+    assert engine.pool.checkedin() == 1
     for hook in ("checkout", "checkin", "connect", "commit"):
         expected = 1 if hook == "connect" else 2
         assert value(registry, "dbpulse_instrumentation_errors_total", hook=hook) == expected, hook

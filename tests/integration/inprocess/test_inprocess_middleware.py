@@ -105,6 +105,7 @@ def test_flask_wsgi_headers_and_histogram(
                 conn.execute(text("SELECT :i"), {"i": i})
         return {"ok": 1}
 
+    # Flask documents wrapping app.wsgi_app as the way to add WSGI middleware.
     app.wsgi_app = DBPulseWSGIMiddleware(app.wsgi_app, registry=registry)  # type: ignore[method-assign]
     client = app.test_client()
     response = client.get("/three")

@@ -79,10 +79,14 @@ def test_each_transaction_is_its_own_unit(
     seed(engine, users=4)
     with Session(engine) as session:
         for i in range(1, 3):
-            _ = session.get(User, i).posts  # type: ignore[union-attr]
+            user = session.get(User, i)
+            assert user is not None
+            _ = user.posts
         session.commit()
         for i in range(3, 5):
-            _ = session.get(User, i).posts  # type: ignore[union-attr]
+            user = session.get(User, i)
+            assert user is not None
+            _ = user.posts
     assert value(registry, N1, pool_name=inst.pool_name, db_collection_name="posts") == 0
 
 
@@ -138,7 +142,9 @@ def test_lazy_loads_in_a_request_scope_use_the_request_as_unit(
     with scope(unit_of_work=True), capture_logs() as logs:
         for i in range(1, 7):
             with Session(engine) as session:
-                _ = session.get(User, i).posts  # type: ignore[union-attr]
+                user = session.get(User, i)
+                assert user is not None
+                _ = user.posts
     reports = _reports(logs)
     lazy = [(r["relationship"], r["unit_of_work"]) for r in reports if r["kind"] == "lazy load"]
     assert lazy == [("User.posts", "request")]

@@ -9,7 +9,7 @@ import pytest
 from dbpulse.inprocess import pool as pool_hooks
 from prometheus_client import CollectorRegistry
 from sqlalchemy import exc, text
-from sqlalchemy.pool import NullPool, QueuePool, StaticPool
+from sqlalchemy.pool import NullPool, Pool, QueuePool, StaticPool
 
 from tests.clock import ManualClock
 from tests.integration.collector_helpers import wait_for
@@ -26,7 +26,8 @@ def _gauges(registry: CollectorRegistry, name: str) -> dict[str, float]:
     }
 
 
-def _agrees(registry: CollectorRegistry, name: str, pool: QueuePool) -> None:
+def _agrees(registry: CollectorRegistry, name: str, pool: Pool) -> None:
+    assert isinstance(pool, QueuePool)
     g = _gauges(registry, name)
     assert (g["used"], g["idle"], g["overflow"]) == (
         pool.checkedout(),
@@ -175,7 +176,7 @@ def test_killed_backend_invalidates_the_connection(
         if s.name.endswith("_total") and s.labels["pool_name"] == name
     }
     assert sum(errors.values()) == 1, errors
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
     # The pool recovers with a new connection.
     with engine.connect() as conn:
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
@@ -226,7 +227,7 @@ def test_dispose_keeps_measuring_the_new_pool(
     name = inst.pool_name
     assert value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name) == 2
     assert value(registry, "db_client_connection_use_time_seconds_count", pool_name=name) == 2
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
 
 
 def test_concurrent_threads_lose_no_counts(

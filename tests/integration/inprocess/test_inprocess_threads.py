@@ -83,7 +83,7 @@ def test_fifty_threads_on_five_connections_lose_no_counts(
         registry, "db_client_transaction_duration_seconds_count", pool_name=name, outcome="commit"
     )
     assert commits == outcomes["commit"]
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
     g = _gauges(registry, name)
     assert (g["used"], g["pending"], g["max"]) == (0, 0, 5)
     hook_errors = [
@@ -137,5 +137,5 @@ def test_fifty_threads_with_timeouts_count_each_timeout_once(
         value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name)
         == THREADS * ROUNDS
     )
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
     assert _gauges(registry, name)["pending"] == 0
