@@ -257,8 +257,15 @@ def test_nothing_in_flight_exits_at_once(
 ) -> None:
     """Without --wait and with nothing running, the watch says so and exits 0 without waiting a poll interval."""
     waited: list[float] = []
+    real_sleep, this_thread = time.sleep, threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() == this_thread:  # other threads' sleeps are not the watch's
+            waited.append(seconds)
+        real_sleep(seconds)
+
     # The loop waits only in time.sleep between polls: "at once" means it never got there.
-    monkeypatch.setattr(time, "sleep", waited.append)
+    monkeypatch.setattr(time, "sleep", sleep)
     assert main(["watch-migration", "--dsn", fresh_db]) == 0
     assert waited == []
     assert "nothing in flight" in capsys.readouterr().out
