@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import structlog
 from dbpulse.localpg import LocalPostgres
 
 
@@ -33,3 +34,16 @@ def fresh_db(pg: LocalPostgres) -> Iterator[str]:
     yield pg.dsn_for(name)
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_restored() -> Iterator[None]:
+    """Each test ends with structlog configured as it started.
+
+    The CLI, which some tests run in-process, configures structlog for the whole process
+    (e.g. watch-migration at level error): a later test's capture_logs would then miss
+    the warnings it asserts on, depending on test order.
+    """
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)

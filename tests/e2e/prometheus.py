@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from dbpulse.localpg import free_port
 
+from tests.integration.collector_helpers import wait_for
+
 
 class Prometheus:
     def __init__(self, targets: dict[str, str], rule_files: list[Path] | None = None) -> None:
@@ -46,16 +48,23 @@ class Prometheus:
         )
         self._wait_ready()
 
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("prometheus did not become ready: " + self.logs())
+        try:
+            wait_for(self._ready, timeout=30, interval=0.2)
+        except AssertionError as exc:
+            raise RuntimeError("prometheus did not become ready: " + self.logs()) from exc
+
+    def scraped_since(self, moment: float, scrapes: int) -> bool:
+        """Whether every target's latest scrape is ``scrapes`` intervals (1 s) past ``moment``."""
+        result = self.query("min(timestamp(up))")["data"]["result"]
+        return bool(result) and float(result[0]["value"][1]) >= moment + scrapes - 1
 
     def logs(self) -> str:
         self.log.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -12,12 +13,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from dbpulse.localpg import free_port
 
 from tests.e2e.prometheus import Prometheus
+from tests.integration.collector_helpers import wait_for
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,14 +116,17 @@ class Demo:
             self.output.append(line)
 
     def wait_for_line(self, needle: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def printed() -> bool:
             if any(needle in line for line in self.output):
-                return
+                return True
             assert self.proc is not None
             assert self.proc.poll() is None, "".join(self.output)
-            time.sleep(0.5)
-        raise AssertionError(f"demo never printed {needle!r}:\n{''.join(self.output)}")
+            return False
+
+        try:
+            wait_for(printed, timeout=timeout, interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"demo never printed {needle!r}:\n{''.join(self.output)}") from exc
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -141,7 +147,8 @@ def demo_run() -> Iterator[tuple[Demo, Prometheus]]:
         )
         # One full workload cycle plus a few scrapes of the second.
         demo.wait_for_line("cycle 2, step 2/", timeout=300)
-        time.sleep(3)
+        second_cycle = time.time()
+        wait_for(lambda: prom.scraped_since(second_cycle, scrapes=3), timeout=60, interval=0.5)
         yield demo, prom
     finally:
         if prom is not None:
@@ -173,11 +180,11 @@ def _has_data_in_run(prom: Prometheus, expr: str) -> bool:
 
 @pytest.mark.parametrize("ref", DASHBOARD_REFS + RULE_REFS, ids=lambda r: r.where)
 def test_every_dashboard_and_rule_expression_parses(
-    demo_run: tuple[Demo, Prometheus], ref: object
+    demo_run: tuple[Demo, Prometheus], ref: Any
 ) -> None:
     """Prometheus itself accepts every dashboard query and every alert expression."""
     _, prom = demo_run
-    answer = prom.query(_promql(ref.expr))  # type: ignore[attr-defined]
+    answer = prom.query(_promql(ref.expr))
     assert answer["status"] == "success", answer
 
 
@@ -222,14 +229,17 @@ def test_no_artefact_references_a_metric_the_code_does_not_emit(
 def test_alerts_fire_for_the_demo_situations(demo_run: tuple[Demo, Prometheus]) -> None:
     """The alerts for what the demo provokes become active; the health alerts stay quiet."""
     _, prom = demo_run
-    deadline = time.monotonic() + 30
     active: set[str] = set()
-    while time.monotonic() < deadline:
+
+    def all_seen() -> bool:
         alerts = prom.api("alerts")["data"]["alerts"]
-        active |= {a["labels"]["alertname"] for a in alerts if a["state"] in {"pending", "firing"}}
-        if active >= ALERTS_ACTIVE:
-            break
-        time.sleep(1)
+        active.update(
+            a["labels"]["alertname"] for a in alerts if a["state"] in {"pending", "firing"}
+        )
+        return active >= ALERTS_ACTIVE
+
+    with contextlib.suppress(AssertionError):  # the assertion below names what is missing
+        wait_for(all_seen, timeout=30, interval=1)
     assert active >= ALERTS_ACTIVE, f"active alerts: {sorted(active)}"
     assert not (ALERTS_QUIET & active), f"health alerts active: {sorted(ALERTS_QUIET & active)}"
 

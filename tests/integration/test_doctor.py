@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
 import psycopg
 import pytest
 from dbpulse.cli import main
 from dbpulse.localpg import LocalPostgres, free_port
+
+from tests.integration.collector_helpers import wait_for
 
 
 def _doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
@@ -99,6 +100,17 @@ def test_undersized_max_connections_is_an_error(
     assert "pool_size + max_overflow <= 11 per process" in pool["fix"]
 
 
+def _wait_until_transaction_older_than(dsn: str, application: str, seconds: float) -> None:
+    """Until the server itself sees the transaction past ``seconds`` (the doctor's clock)."""
+    sql = (
+        "SELECT now() - xact_start > make_interval(secs => %s)"
+        " FROM pg_stat_activity WHERE application_name = %s"
+    )
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        # now() is the start of the checking transaction: autocommit gives a fresh one each time.
+        wait_for(lambda: (admin.execute(sql, (seconds, application)).fetchone() or (False,))[0])
+
+
 def test_unset_timeouts_and_long_transaction_are_warnings(
     fresh_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -106,7 +118,7 @@ def test_unset_timeouts_and_long_transaction_are_warnings(
     holder = psycopg.connect(fresh_db, application_name="stuck-worker")
     try:
         holder.execute("SELECT 1")
-        time.sleep(1.2)
+        _wait_until_transaction_older_than(fresh_db, "stuck-worker", 1.2)
         code, found = _doctor(capsys, "--dsn", fresh_db, "--long-transaction-seconds", "1")
     finally:
         holder.close()

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dbpulse.inprocess import instrumentation, transactions
+from dbpulse.inprocess import lint, transactions
 from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, exc, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 from structlog.testing import capture_logs
 
 from tests.integration.inprocess.conftest import sqlalchemy_url
@@ -32,8 +33,11 @@ class Broken:
         return explode
 
 
+App = tuple[Engine, Instrumentation, CollectorRegistry]
+
+
 @pytest.fixture
-def app(fresh_db: str) -> Iterator[tuple[Engine, Instrumentation, CollectorRegistry]]:
+def app(fresh_db: str) -> Iterator[App]:
     registry = CollectorRegistry()
     engine = create_engine(sqlalchemy_url(fresh_db), pool_size=1, max_overflow=0)
     inst = instrument(engine, registry=registry)
@@ -46,7 +50,7 @@ def errors(registry: CollectorRegistry, hook: str) -> float:
     return registry.get_sample_value("dbpulse_instrumentation_errors_total", {"hook": hook}) or 0.0
 
 
-def test_rollback_hook_failure(app, monkeypatch):
+def test_rollback_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failing rollback timer: rollbacks still happen, each counted as hook=rollback."""
     engine, inst, registry = app
     # The wrapper captured the labelled child when it was made: break that child.
@@ -61,7 +65,7 @@ def test_rollback_hook_failure(app, monkeypatch):
     assert errors(registry, "rollback") == 2
 
 
-def test_begin_hook_failure(app, monkeypatch):
+def test_begin_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failing begin timestamp: the transaction commits, counted as hook=begin."""
     engine, _inst, registry = app
     monkeypatch.setattr(transactions, "perf_counter", explode)
@@ -73,7 +77,7 @@ def test_begin_hook_failure(app, monkeypatch):
     assert errors(registry, "begin") >= 1
 
 
-def test_invalidate_and_detach_hook_failures(app, monkeypatch):
+def test_invalidate_and_detach_hook_failures(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """Failing invalidation counter and hold timer: invalidate and detach still work, both counted."""
     engine, inst, registry = app
     monkeypatch.setattr(inst._pool, "_invalidations", Broken())
@@ -92,7 +96,7 @@ def test_invalidate_and_detach_hook_failures(app, monkeypatch):
         assert conn.execute(text("SELECT 4")).scalar_one() == 4
 
 
-def test_recreate_hook_failure(app, monkeypatch):
+def test_recreate_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """Re-hooking the new pool fails on dispose(): the engine keeps working, counted as hook=recreate."""
     engine, inst, registry = app
     monkeypatch.setattr(inst._pool, "wrap_pool", explode)
@@ -102,7 +106,7 @@ def test_recreate_hook_failure(app, monkeypatch):
     assert errors(registry, "recreate") == 1
 
 
-def test_execute_error_hook_failure(app, monkeypatch):
+def test_execute_error_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """Counting a failed statement fails: the app still gets the database's own error, counted as hook=execute_error."""
     engine, inst, registry = app
     monkeypatch.setattr(inst.metrics, "operation_errors", Broken())
@@ -111,10 +115,11 @@ def test_execute_error_hook_failure(app, monkeypatch):
     assert errors(registry, "execute_error") == 1
 
 
-def test_checkout_timeout_hook_failure(app, monkeypatch):
+def test_checkout_timeout_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failing timeout counter: the app gets SQLAlchemy's TimeoutError, not ours, counted as hook=checkout."""
     engine, inst, registry = app
-    engine.pool._timeout = 0.1  # type: ignore[attr-defined]
+    assert isinstance(engine.pool, QueuePool)
+    engine.pool._timeout = 0.1  # a short checkout timeout on the live pool
     # The checkout wrapper captured the labelled counter when it was made: break that.
     monkeypatch.setattr(inst._pool._timeouts, "inc", explode)
     with engine.connect() as holder:
@@ -124,7 +129,7 @@ def test_checkout_timeout_hook_failure(app, monkeypatch):
     assert errors(registry, "checkout") == 1
 
 
-def test_lazy_load_hook_failure(app, monkeypatch):
+def test_lazy_load_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """The N+1 Session hook fails on each lazy load: the ORM still loads every relationship, counted as hook=do_orm_execute."""
     engine, inst, registry = app
     seed(engine, users=3)
@@ -136,10 +141,12 @@ def test_lazy_load_hook_failure(app, monkeypatch):
     assert errors(registry, "do_orm_execute") == 3
 
 
-def test_lint_failure_does_not_block_instrument(fresh_db, monkeypatch):
+def test_lint_failure_does_not_block_instrument(
+    fresh_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash in the configuration lint: instrument() still hooks the engine, counted as hook=lint, logged once."""
     registry = CollectorRegistry()
-    monkeypatch.setattr(instrumentation.PoolConfig, "from_engine", explode)
+    monkeypatch.setattr(lint.PoolConfig, "from_engine", explode)
     engine = create_engine(sqlalchemy_url(fresh_db))
     with capture_logs() as logs:
         inst = instrument(engine, registry=registry)

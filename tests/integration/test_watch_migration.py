@@ -18,6 +18,9 @@ import pytest
 from dbpulse.cli import main
 from dbpulse.localpg import free_port
 
+from tests.integration.collector_helpers import wait_for
+from tests.integration.watch_screen import Screen
+
 # One row per page (fillfactor 10) and 10 ms per key: the table scan is slow and visible.
 SLOW_TABLE = """
 CREATE TABLE big (id int, pad text) WITH (fillfactor = 10);
@@ -49,16 +52,17 @@ def _in_thread(target: Callable[[], None]) -> threading.Thread:
 
 def _wait_for_build(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        deadline = time.monotonic() + 10
-        while conn.execute("SELECT 1 FROM pg_stat_progress_create_index").fetchone() is None:
-            assert time.monotonic() < deadline, "build never started"
-            time.sleep(0.05)
+        wait_for(
+            lambda: conn.execute("SELECT 1 FROM pg_stat_progress_create_index").fetchone(),
+            timeout=10,
+            interval=0.05,
+        )
 
 
 def test_build_with_lock_wait_is_followed_to_the_end(
     fresh_db: str,
     builder: psycopg.Connection[tuple[object, ...]],
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Captured output shows the CIC waiting on a writer, its block progress with rate/ETA, then done."""
     _setup(fresh_db)
@@ -70,13 +74,15 @@ def test_build_with_lock_wait_is_followed_to_the_end(
 
     thread = _in_thread(build)
     _wait_for_build(fresh_db)
-    releaser = threading.Timer(1.0, holder.commit)
-    releaser.start()
+    screen = Screen()
+    # The writer commits once the watch has shown the build waiting for it, not after a
+    # guessed delay.
+    screen.when("waiting for writers", holder.commit)
+    monkeypatch.setattr(sys, "stdout", screen)
     code = main(["watch-migration", "--dsn", fresh_db, "--interval", "0.2", "--wait", "10"])
     thread.join(timeout=30)
-    releaser.join()
     holder.close()
-    out = capsys.readouterr().out
+    out = screen.getvalue()
     assert code == 0, out
     assert "[CREATE INDEX CONCURRENTLY] waiting for writers before build" in out
     assert "wait pid" in out
@@ -88,11 +94,30 @@ def test_build_with_lock_wait_is_followed_to_the_end(
     assert out.rstrip().endswith("migration finished: nothing left in flight")
 
 
-def _run_in_pty(argv: list[str], *, interrupt_after: str | None = None) -> tuple[int, str]:
-    """Run the CLI with a pseudo-terminal as stdout; optionally send SIGINT on some output."""
+# Sets the CLI's inherited SIGINT disposition, then execs it (dispositions survive exec):
+# a thread-safe stand-in for preexec_fn.
+_WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]));"
+    " os.execv(sys.executable, [sys.executable, '-m', 'dbpulse', *sys.argv[2:]])"
+)
+
+
+def _run_in_pty(
+    argv: list[str],
+    *,
+    on_screen: dict[str, Callable[[subprocess.Popen[bytes]], object]] | None = None,
+    sigint: str = "SIG_DFL",
+) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdout; ``on_screen`` maps a text to an action
+    run once, when the screen first shows it (send SIGINT, release a lock).
+
+    ``sigint`` is the disposition the CLI inherits (SIG_DFL, or SIG_IGN as under ``cmd &``).
+    """
+    pending = dict(on_screen or {})
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dbpulse", *argv],
+        # -I -S: the launcher needs only the standard library; keep its start-up short.
+        [sys.executable, "-I", "-S", "-c", _WITH_SIGINT, sigint, *argv],
         stdout=slave,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
@@ -100,7 +125,6 @@ def _run_in_pty(argv: list[str], *, interrupt_after: str | None = None) -> tuple
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + 60
-    interrupted = False
     while time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0.2)
         if ready:
@@ -112,9 +136,8 @@ def _run_in_pty(argv: list[str], *, interrupt_after: str | None = None) -> tuple
                 break
             chunks.append(data)
         text = b"".join(chunks).decode(errors="replace")
-        if interrupt_after and not interrupted and interrupt_after in text:
-            proc.send_signal(signal.SIGINT)
-            interrupted = True
+        for needle in [n for n in pending if n in text]:
+            pending.pop(needle)(proc)
         if proc.poll() is not None and not ready:
             break
     code = proc.wait(timeout=30)
@@ -130,6 +153,10 @@ def test_failed_unique_build_on_a_terminal_draws_bars_and_exits_1(
 ) -> None:
     """On a pty: a progress bar while a unique CIC scans; duplicates leave it INVALID: exit 1."""
     _setup(fresh_db, rows=120, modulo=60)
+    # An open writer holds the build until the watch has drawn it: the CLI's start-up
+    # time can no longer let the whole build pass unseen.
+    holder = psycopg.connect(fresh_db)
+    holder.execute("INSERT INTO big VALUES (0, 'x')")
 
     def build() -> None:
         with pytest.raises(psycopg.errors.UniqueViolation):
@@ -137,8 +164,12 @@ def test_failed_unique_build_on_a_terminal_draws_bars_and_exits_1(
 
     thread = _in_thread(build)
     _wait_for_build(fresh_db)
-    code, screen = _run_in_pty(["watch-migration", "--dsn", fresh_db, "--interval", "0.3"])
+    code, screen = _run_in_pty(
+        ["watch-migration", "--dsn", fresh_db, "--interval", "0.3"],
+        on_screen={"big_dup_key on big": lambda _proc: holder.commit()},
+    )
     thread.join(timeout=30)
+    holder.close()
     assert code == 1, screen
     assert "index builds" in screen
     assert "━" in screen  # rich's progress bar
@@ -147,18 +178,31 @@ def test_failed_unique_build_on_a_terminal_draws_bars_and_exits_1(
     assert "finished with 1 failed index build(s)" in screen
 
 
-def test_ctrl_c_stops_cleanly(fresh_db: str) -> None:
-    """SIGINT while waiting for a migration: exit 130, a clean message, no traceback."""
+@pytest.mark.parametrize("inherited", ["SIG_DFL", "SIG_IGN"])
+def test_ctrl_c_stops_cleanly(fresh_db: str, inherited: str) -> None:
+    """SIGINT while waiting for a migration: exit 130, a clean message, no traceback (also when started with SIGINT ignored, as from `make test &`)."""
     code, screen = _run_in_pty(
         ["watch-migration", "--dsn", fresh_db, "--wait", "60", "--interval", "0.2"],
-        interrupt_after="waiting for a migration to start",
+        on_screen={"waiting for a migration to start": lambda p: p.send_signal(signal.SIGINT)},
+        sigint=inherited,
     )
     assert code == 130
     assert "interrupted" in screen
 
 
+def _remaining(text: str) -> list[int]:
+    """The probe's remaining counts, in the order the watch printed them."""
+    return [
+        int(ln.split("remaining=")[1].split()[0]) for ln in text.splitlines() if "remaining=" in ln
+    ]
+
+
+def _shows_remaining(count: int) -> Callable[[str], bool]:
+    return lambda text: count in _remaining(text)
+
+
 def test_backfill_probe_is_followed_until_nothing_remains(
-    fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A probe from --config shows remaining rows falling batch by batch and ends at 0."""
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -175,24 +219,31 @@ def test_backfill_probe_is_followed_until_nothing_remains(
         encoding="utf-8",
     )
 
+    screen = Screen()
+    unseen: list[int] = []
+
     def backfill() -> None:
+        # Each batch waits until the watch has shown the count it leaves behind, so every
+        # step is on screen however slowly the machine runs.
         with psycopg.connect(fresh_db, autocommit=True) as app:
             for start in range(0, 500, 100):
-                time.sleep(0.4)
+                left = 500 - start
+                if not screen.wait_until(_shows_remaining(left)):
+                    unseen.append(left)  # go on regardless, so that the watch can end
                 app.execute(
                     "UPDATE orders SET ref = id WHERE id > %s AND id <= %s", (start, start + 100)
                 )
 
+    monkeypatch.setattr(sys, "stdout", screen)
     thread = _in_thread(backfill)
     code = main(
         ["watch-migration", "--dsn", fresh_db, "--config", str(config), "--interval", "0.2"]
     )
     thread.join(timeout=30)
-    out = capsys.readouterr().out
+    out = screen.getvalue()
     assert code == 0, out
-    remaining = [
-        int(ln.split("remaining=")[1].split()[0]) for ln in out.splitlines() if "remaining=" in ln
-    ]
+    assert unseen == [], out
+    remaining = _remaining(out)
     assert remaining[0] == 500
     assert remaining[-1] == 0
     assert remaining == sorted(remaining, reverse=True)
@@ -201,11 +252,22 @@ def test_backfill_probe_is_followed_until_nothing_remains(
     assert "(100.0% done)" in out
 
 
-def test_nothing_in_flight_exits_at_once(fresh_db: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Without --wait and with nothing running, the watch says so and exits 0."""
-    started = time.monotonic()
+def test_nothing_in_flight_exits_at_once(
+    fresh_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --wait and with nothing running, the watch says so and exits 0 without waiting a poll interval."""
+    waited: list[float] = []
+    real_sleep, this_thread = time.sleep, threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() == this_thread:  # other threads' sleeps are not the watch's
+            waited.append(seconds)
+        real_sleep(seconds)
+
+    # The loop waits only in time.sleep between polls: "at once" means it never got there.
+    monkeypatch.setattr(time, "sleep", sleep)
     assert main(["watch-migration", "--dsn", fresh_db]) == 0
-    assert time.monotonic() - started < 5
+    assert waited == []
     assert "nothing in flight" in capsys.readouterr().out
 
 

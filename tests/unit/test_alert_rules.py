@@ -47,7 +47,8 @@ def _alerts(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rules() -> dict[str, Any]:
-    return yaml.safe_load(RULES.read_text())
+    loaded: dict[str, Any] = yaml.safe_load(RULES.read_text())
+    return loaded
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from tests.otel import attrs
+
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
@@ -129,10 +131,10 @@ def test_index_build_span_has_phase_events_final_ratio_and_times() -> None:
     assert span.name == "CREATE INDEX orders"
     assert span.start_time == 998 * 10**9
     assert span.end_time == 1002 * 10**9
-    phases = [(e.attributes["dbpulse.phase"], e.timestamp) for e in span.events]
+    phases = [(attrs(e)["dbpulse.phase"], e.timestamp) for e in span.events]
     assert phases == [("initializing", 1000 * 10**9), ("building", 1001 * 10**9)]
-    assert span.attributes["dbpulse.progress.ratio"] == 0.9
-    assert span.attributes["dbpulse.final_phase"] == "building"
+    assert attrs(span)["dbpulse.progress.ratio"] == 0.9
+    assert attrs(span)["dbpulse.final_phase"] == "building"
     assert span.parent is None
 
 
@@ -153,7 +155,7 @@ def test_close_ends_open_episodes_and_marks_them() -> None:
     _observe(tracer, {"create_index": [_build("x", 0, 1.0)]}, _ctx(10.0))
     tracer.close()
     (span,) = exporter.get_finished_spans()
-    assert span.attributes["dbpulse.episode.open_at_shutdown"] is True
+    assert attrs(span)["dbpulse.episode.open_at_shutdown"] is True
     assert tracer.open_episodes() == 0
 
 

@@ -8,7 +8,9 @@ be reached at start, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,26 @@ EXIT_UNUSABLE = 2
 EXIT_INTERRUPTED = 130
 
 Draw = Callable[[View], None]
+
+
+@contextmanager
+def _ctrl_c_interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here, whatever SIGINT disposition we inherited.
+
+    Python installs its SIGINT handler only when it starts with SIGINT at its default:
+    a process started from a background shell job (``make test &``) inherits SIGINT
+    ignored, and Ctrl-C would then never reach the loop. The previous handler comes back
+    on exit, so calling ``run`` in-process (tests, embedding) leaves no trace.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        # None: the old handler was set outside Python; the default is the closest.
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 @contextmanager
@@ -78,7 +100,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         application_name="dbpulse-watch",
     )
     try:
-        return _loop(args, conns, ProbeRunner(list(settings.probes)), stream, target)
+        with _ctrl_c_interrupts():
+            return _loop(args, conns, ProbeRunner(list(settings.probes)), stream, target)
     finally:
         conns.close()
 

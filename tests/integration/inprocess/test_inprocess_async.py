@@ -7,11 +7,14 @@ extra); without it these tests skip.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
 from dbpulse.inprocess.instrumentation import instrument
+from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, exc, select, text
+from sqlalchemy.pool import QueuePool
 from structlog.testing import capture_logs
 
 from tests.integration.inprocess.conftest import value
@@ -26,7 +29,9 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def test_async_engine_statements_pool_and_transactions(registry, pg_url):
+def test_async_engine_statements_pool_and_transactions(
+    registry: CollectorRegistry, pg_url: str
+) -> None:
     """Statements, transactions and AsyncAdaptedQueuePool gauges, read while connections are out."""
 
     async def main() -> None:
@@ -42,8 +47,9 @@ def test_async_engine_statements_pool_and_transactions(registry, pg_url):
             await conn.start()
             await conn.execute(text("SELECT * FROM t"))
         pool = engine.sync_engine.pool
+        assert isinstance(pool, QueuePool)
         assert value(registry, "db_client_connection_count", pool_name=name, state="used") == 3
-        assert pool.checkedout() == 3  # type: ignore[attr-defined]
+        assert pool.checkedout() == 3
         assert value(registry, "db_client_connection_overflow", pool_name=name) == 1
         for conn in (a, b, c):
             await conn.close()
@@ -73,7 +79,9 @@ def test_async_engine_statements_pool_and_transactions(registry, pg_url):
     _run(main())
 
 
-def test_async_pool_exhaustion_pending_then_timeouts(registry, pg_url):
+def test_async_pool_exhaustion_pending_then_timeouts(
+    registry: CollectorRegistry, pg_url: str
+) -> None:
     """Tasks waiting on a full AsyncAdaptedQueuePool are pending, then time out."""
 
     async def main() -> None:
@@ -105,10 +113,12 @@ def test_async_pool_exhaustion_pending_then_timeouts(registry, pg_url):
     _run(main())
 
 
-def test_async_lazy_loads_and_slow_query_name_the_application_line(registry, pg_url):
+def test_async_lazy_loads_and_slow_query_name_the_application_line(
+    registry: CollectorRegistry, pg_url: str
+) -> None:
     """Lazy loads in a loop under AsyncSession are an N+1; logs point at this file, not SQLAlchemy."""
 
-    async def main() -> list[dict[str, Any]]:
+    async def main() -> list[MutableMapping[str, Any]]:
         engine = create_async_engine(pg_url)
         inst = instrument(engine, registry=registry, slow_query_seconds=0.1)
         seeder = create_engine(pg_url)
@@ -142,7 +152,9 @@ def test_async_lazy_loads_and_slow_query_name_the_application_line(registry, pg_
     assert str(slow["caller"]).startswith(__file__ + ":")
 
 
-def test_async_starlette_endpoint_with_async_engine(registry, pg_url):
+def test_async_starlette_endpoint_with_async_engine(
+    registry: CollectorRegistry, pg_url: str
+) -> None:
     """An async endpoint awaiting an AsyncEngine is counted per request by the ASGI middleware."""
     from contextlib import asynccontextmanager
 

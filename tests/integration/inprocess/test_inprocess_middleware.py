@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 from dbpulse import query_counter
 from dbpulse.inprocess.middleware import DBPulseASGIMiddleware, DBPulseWSGIMiddleware
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
@@ -14,11 +15,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from tests.integration.inprocess.conftest import value
+from tests.integration.inprocess.conftest import Instrumented, value
 from tests.integration.inprocess.models import User, seed
 
 
-def _starlette(engine: Engine, registry, *, headers: bool = True) -> TestClient:
+def _starlette(engine: Engine, registry: CollectorRegistry, *, headers: bool = True) -> TestClient:
     def users(request: Request) -> JSONResponse:  # sync: runs in Starlette's threadpool
         with Session(engine) as session:
             rows = session.scalars(select(User)).all()
@@ -35,7 +36,9 @@ def _starlette(engine: Engine, registry, *, headers: bool = True) -> TestClient:
     return TestClient(DBPulseASGIMiddleware(app, headers=headers, registry=registry))
 
 
-def test_starlette_headers_count_each_request(registry, pg_url, instrumented):
+def test_starlette_headers_count_each_request(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """X-DB-Query-Count/-Time report the request's own statements, per request."""
     engine, _ = instrumented(pg_url)
     seed(engine, users=3)
@@ -51,7 +54,9 @@ def test_starlette_headers_count_each_request(registry, pg_url, instrumented):
     assert value(registry, "db_client_request_queries_bucket", le="1.0") == 0
 
 
-def test_starlette_request_is_the_n_plus_one_unit(registry, pg_url, instrumented):
+def test_starlette_request_is_the_n_plus_one_unit(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """The lazy-load loop in a threadpool endpoint is reported once per request."""
     engine, inst = instrumented(pg_url)
     seed(engine, users=6)
@@ -76,7 +81,9 @@ def test_starlette_request_is_the_n_plus_one_unit(registry, pg_url, instrumented
     )
 
 
-def test_headers_can_be_turned_off(registry, pg_url, instrumented):
+def test_headers_can_be_turned_off(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """headers=False adds nothing to the response but still observes the histogram."""
     engine, _ = instrumented(pg_url)
     response = _starlette(engine, registry, headers=False).get("/ping")
@@ -84,7 +91,9 @@ def test_headers_can_be_turned_off(registry, pg_url, instrumented):
     assert value(registry, "db_client_request_queries_count") == 1
 
 
-def test_flask_wsgi_headers_and_histogram(registry, pg_url, instrumented):
+def test_flask_wsgi_headers_and_histogram(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """Flask behind the WSGI middleware gets the same headers and request histogram."""
     engine, _ = instrumented(pg_url)
     app = flask.Flask(__name__)
@@ -96,6 +105,7 @@ def test_flask_wsgi_headers_and_histogram(registry, pg_url, instrumented):
                 conn.execute(text("SELECT :i"), {"i": i})
         return {"ok": 1}
 
+    # Flask documents wrapping app.wsgi_app as the way to add WSGI middleware.
     app.wsgi_app = DBPulseWSGIMiddleware(app.wsgi_app, registry=registry)  # type: ignore[method-assign]
     client = app.test_client()
     response = client.get("/three")
@@ -109,7 +119,9 @@ def test_flask_wsgi_headers_and_histogram(registry, pg_url, instrumented):
     assert value(registry, "db_client_request_queries_sum") == 6
 
 
-def test_query_counter_inside_and_outside_a_request(registry, pg_url, instrumented):
+def test_query_counter_inside_and_outside_a_request(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """query_counter() counts what its block ran, with the fingerprints for messages."""
     engine, _ = instrumented(pg_url)
     client = _starlette(engine, registry)

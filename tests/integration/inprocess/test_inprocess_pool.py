@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import psycopg
 import pytest
+from dbpulse.inprocess import pool as pool_hooks
 from prometheus_client import CollectorRegistry
 from sqlalchemy import exc, text
-from sqlalchemy.pool import NullPool, QueuePool, StaticPool
+from sqlalchemy.pool import NullPool, Pool, QueuePool, StaticPool
 
-from tests.integration.inprocess.conftest import value
+from tests.clock import ManualClock
+from tests.integration.collector_helpers import wait_for
+from tests.integration.inprocess.conftest import Instrumented, value
 
 
 def _gauges(registry: CollectorRegistry, name: str) -> dict[str, float]:
@@ -25,7 +26,8 @@ def _gauges(registry: CollectorRegistry, name: str) -> dict[str, float]:
     }
 
 
-def _agrees(registry: CollectorRegistry, name: str, pool: QueuePool) -> None:
+def _agrees(registry: CollectorRegistry, name: str, pool: Pool) -> None:
+    assert isinstance(pool, QueuePool)
     g = _gauges(registry, name)
     assert (g["used"], g["idle"], g["overflow"]) == (
         pool.checkedout(),
@@ -34,14 +36,17 @@ def _agrees(registry: CollectorRegistry, name: str, pool: QueuePool) -> None:
     ), pool.status()
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The pool hooks' perf_counter, moved by hand: waits and holds measure what the test says."""
+    manual = ManualClock()
+    monkeypatch.setattr(pool_hooks, "perf_counter", manual)
+    return manual
 
 
-def test_queue_pool_gauges_agree_with_status_at_every_step(registry, pg_url, instrumented):
+def test_queue_pool_gauges_agree_with_status_at_every_step(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """idle/used/overflow follow checkout, overflow, checkin, detach and invalidate."""
     engine, inst = instrumented(pg_url, pool_size=2, max_overflow=1)
     pool = engine.pool
@@ -72,9 +77,12 @@ def test_queue_pool_gauges_agree_with_status_at_every_step(registry, pg_url, ins
     assert value(registry, "db_client_connection_use_time_seconds_count", pool_name=name) == 3
 
 
-def test_exhausted_pool_counts_waiters_then_timeouts(registry, pg_url, instrumented):
+def test_exhausted_pool_counts_waiters_then_timeouts(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, clock: ManualClock
+) -> None:
     """Threads blocked on a full pool show as pending, then as timeouts and long waits."""
-    engine, inst = instrumented(pg_url, pool_size=1, max_overflow=0, pool_timeout=1.0)
+    # pool_timeout is real time; 2 s leaves the clock move below ample room to happen first.
+    engine, inst = instrumented(pg_url, pool_size=1, max_overflow=0, pool_timeout=2.0)
     name = inst.pool_name
     holder = engine.connect()
     errors: list[BaseException] = []
@@ -89,8 +97,10 @@ def test_exhausted_pool_counts_waiters_then_timeouts(registry, pg_url, instrumen
     threads = [threading.Thread(target=checkout) for _ in range(2)]
     for t in threads:
         t.start()
-    _wait_for(lambda: _gauges(registry, name)["pending"] == 2)
+    wait_for(lambda: _gauges(registry, name)["pending"] == 2)
+    wait_for(lambda: all(clock.read_by(t) for t in threads))  # both took their start time
     assert _gauges(registry, name)["used"] == 1
+    clock.advance(1.0)
     for t in threads:
         t.join()
     holder.close()
@@ -98,12 +108,14 @@ def test_exhausted_pool_counts_waiters_then_timeouts(registry, pg_url, instrumen
     assert value(registry, "db_client_connection_timeouts_total", pool_name=name) == 2
     assert _gauges(registry, name)["pending"] == 0
     wait = "db_client_connection_wait_time_seconds_bucket"
-    # Both waiters waited the full second; the holder's own checkout was instant.
+    # Both waiters waited the (manual) second; the holder's own checkout took no time.
     assert value(registry, wait, pool_name=name, le="0.5") == 1
     assert value(registry, wait, pool_name=name, le="5.0") == 3
 
 
-def test_waiter_that_gets_a_connection_is_not_a_timeout(registry, pg_url, instrumented):
+def test_waiter_that_gets_a_connection_is_not_a_timeout(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, clock: ManualClock
+) -> None:
     """A caller that waits and then gets the released connection counts as a wait only."""
     engine, inst = instrumented(pg_url, pool_size=1, max_overflow=0, pool_timeout=10)
     name = inst.pool_name
@@ -116,8 +128,8 @@ def test_waiter_that_gets_a_connection_is_not_a_timeout(registry, pg_url, instru
 
     thread = threading.Thread(target=checkout)
     thread.start()
-    _wait_for(lambda: _gauges(registry, name)["pending"] == 1)
-    time.sleep(0.3)
+    wait_for(lambda: _gauges(registry, name)["pending"] == 1 and clock.read_by(thread))
+    clock.advance(0.3)  # the waiter's wait, between the 0.1 s and 0.5 s buckets
     holder.close()
     thread.join()
     assert got == [True]
@@ -127,12 +139,14 @@ def test_waiter_that_gets_a_connection_is_not_a_timeout(registry, pg_url, instru
     assert value(registry, wait, pool_name=name, le="0.5") == 2
 
 
-def test_connection_held_two_seconds_lands_in_the_right_bucket(registry, pg_url, instrumented):
+def test_connection_held_two_seconds_lands_in_the_right_bucket(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, clock: ManualClock
+) -> None:
     """A 2 s hold is above the 1 s bucket and inside the 2.5 s one."""
     engine, inst = instrumented(pg_url)
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-        time.sleep(2.0)
+        clock.advance(2.0)
     use = "db_client_connection_use_time_seconds_bucket"
     assert value(registry, use, pool_name=inst.pool_name, le="1.0") == 0
     assert value(registry, use, pool_name=inst.pool_name, le="2.5") == 1
@@ -140,7 +154,9 @@ def test_connection_held_two_seconds_lands_in_the_right_bucket(registry, pg_url,
     assert 2.0 <= total < 2.5
 
 
-def test_killed_backend_invalidates_the_connection(registry, pg_url, pg_dsn, instrumented):
+def test_killed_backend_invalidates_the_connection(
+    registry: CollectorRegistry, pg_url: str, pg_dsn: str, instrumented: Instrumented
+) -> None:
     """pg_terminate_backend makes the next statement fail and invalidates its connection."""
     engine, inst = instrumented(pg_url, pool_size=2)
     name = inst.pool_name
@@ -160,14 +176,16 @@ def test_killed_backend_invalidates_the_connection(registry, pg_url, pg_dsn, ins
         if s.name.endswith("_total") and s.labels["pool_name"] == name
     }
     assert sum(errors.values()) == 1, errors
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
     # The pool recovers with a new connection.
     with engine.connect() as conn:
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
     assert value(registry, "db_client_connection_create_time_seconds_count", pool_name=name) == 2
 
 
-def test_null_pool_counts_checked_out_connections(registry, pg_url, instrumented):
+def test_null_pool_counts_checked_out_connections(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """NullPool has no counters of its own: used follows checkouts, idle stays 0."""
     engine, inst = instrumented(pg_url, poolclass=NullPool)
     name = inst.pool_name
@@ -182,7 +200,9 @@ def test_null_pool_counts_checked_out_connections(registry, pg_url, instrumented
     assert value(registry, "db_client_connection_create_time_seconds_count", pool_name=name) == 2
 
 
-def test_static_pool_has_one_connection(registry, instrumented):
+def test_static_pool_has_one_connection(
+    registry: CollectorRegistry, instrumented: Instrumented
+) -> None:
     """StaticPool (SQLite in memory) shows its single connection as used, then idle."""
     engine, inst = instrumented("sqlite://", poolclass=StaticPool)
     name = inst.pool_name
@@ -194,7 +214,9 @@ def test_static_pool_has_one_connection(registry, instrumented):
     assert (g["used"], g["idle"]) == (0, 1)
 
 
-def test_dispose_keeps_measuring_the_new_pool(registry, pg_url, instrumented):
+def test_dispose_keeps_measuring_the_new_pool(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """engine.dispose() replaces the pool; checkouts on the new one are still timed."""
     engine, inst = instrumented(pg_url)
     with engine.connect():
@@ -205,10 +227,12 @@ def test_dispose_keeps_measuring_the_new_pool(registry, pg_url, instrumented):
     name = inst.pool_name
     assert value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name) == 2
     assert value(registry, "db_client_connection_use_time_seconds_count", pool_name=name) == 2
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
 
 
-def test_concurrent_threads_lose_no_counts(registry, pg_url, instrumented):
+def test_concurrent_threads_lose_no_counts(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """8 threads x 40 checkouts and statements on a 3-connection pool: every one counted, nothing left used."""
     engine, inst = instrumented(pg_url, pool_size=3, max_overflow=0, pool_timeout=30)
     name = inst.pool_name

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from dbpulse.inprocess import queries
+from prometheus_client import CollectorRegistry
 from sqlalchemy import bindparam, column, exc, select, table, text
 from sqlalchemy.pool import StaticPool
 from structlog.testing import capture_logs
 
-from tests.integration.inprocess.conftest import value
+from tests.clock import ManualClock
+from tests.integration.inprocess.conftest import Instrumented, add_sleep_ms, value
+from tests.otel import attrs, times
 
 DURATION = "db_client_operation_duration_seconds_count"
 
 
-def test_duration_is_labelled_by_operation_and_table(registry, pg_url, instrumented):
+def test_duration_is_labelled_by_operation_and_table(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """CREATE, INSERT, SELECT and UPDATE each land in their own (operation, table) series."""
     engine, inst = instrumented(pg_url)
     name = inst.pool_name
@@ -39,7 +42,9 @@ def test_duration_is_labelled_by_operation_and_table(registry, pg_url, instrumen
     assert n("UPDATE", "items") == 1
 
 
-def test_in_list_expansion_is_one_fingerprint(registry, pg_url, instrumented):
+def test_in_list_expansion_is_one_fingerprint(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """IN lists of different lengths share one cached entry and one series."""
     engine, inst = instrumented(pg_url)
     items = table("pg_class", column("oid"))
@@ -61,7 +66,9 @@ def test_in_list_expansion_is_one_fingerprint(registry, pg_url, instrumented):
     assert fps == {"SELECT pg_class.oid FROM pg_class WHERE pg_class.oid IN (?)"}
 
 
-def test_failing_statement_counts_an_error_by_class(registry, pg_url, instrumented):
+def test_failing_statement_counts_an_error_by_class(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """A statement on a missing table counts db_client_operation_errors{error_type}."""
     engine, inst = instrumented(pg_url)
     with engine.connect() as conn, pytest.raises(exc.ProgrammingError):
@@ -78,7 +85,9 @@ def test_failing_statement_counts_an_error_by_class(registry, pg_url, instrument
     )
 
 
-def test_slow_query_is_counted_and_logged_without_values(registry, pg_url, instrumented):
+def test_slow_query_is_counted_and_logged_without_values(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """pg_sleep over the threshold: counter, one warning with caller line, no parameters."""
     engine, inst = instrumented(pg_url, instrument_kw={"slow_query_seconds": 0.2})
     with engine.connect() as conn, capture_logs() as logs:
@@ -104,7 +113,9 @@ def test_slow_query_is_counted_and_logged_without_values(registry, pg_url, instr
     )
 
 
-def test_parameters_are_logged_only_when_opted_in(registry, pg_url, instrumented):
+def test_parameters_are_logged_only_when_opted_in(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """log_parameters=True adds the parameter values to the slow-query log."""
     engine, _ = instrumented(
         pg_url, instrument_kw={"slow_query_seconds": 0.05, "log_parameters": True}
@@ -114,7 +125,9 @@ def test_parameters_are_logged_only_when_opted_in(registry, pg_url, instrumented
     assert "opted-in" in next(e for e in logs if e["event"] == "slow query")["parameters"]
 
 
-def test_label_budget_sends_new_tables_to_other(registry, instrumented):
+def test_label_budget_sends_new_tables_to_other(
+    registry: CollectorRegistry, instrumented: Instrumented
+) -> None:
     """Past max_label_sets distinct (operation, table) pairs, the table label is 'other'."""
     engine, _ = instrumented("sqlite://", instrument_kw={"max_label_sets": 2})
     with engine.connect() as conn:
@@ -136,7 +149,12 @@ def test_label_budget_sends_new_tables_to_other(registry, instrumented):
     }
 
 
-def test_failing_hook_never_breaks_the_query(registry, pg_url, instrumented, monkeypatch):
+def test_failing_hook_never_breaks_the_query(
+    registry: CollectorRegistry,
+    pg_url: str,
+    instrumented: Instrumented,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A dbpulse bug inside a hook: the statement succeeds, the error counter goes up once per failure, one log."""
     engine, _ = instrumented(pg_url)
 
@@ -162,7 +180,9 @@ def _line_of(marker: str) -> int:
     raise AssertionError(marker)
 
 
-def test_slow_query_span_and_n_plus_one_span_event(registry, instrumented):
+def test_slow_query_span_and_n_plus_one_span_event(
+    registry: CollectorRegistry, instrumented: Instrumented, statement_clock: ManualClock
+) -> None:
     """A slow statement becomes a CLIENT span with the fingerprint; an N+1 is an event on the current span."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -180,9 +200,7 @@ def test_slow_query_span_and_n_plus_one_span_event(registry, instrumented):
         instrument_kw={"slow_query_seconds": 0.05, "tracer_provider": provider},
         poolclass=StaticPool,
     )
-    engine.raw_connection().driver_connection.create_function(  # type: ignore[union-attr]
-        "sleep_ms", 1, lambda ms: time.sleep(ms / 1000) or ms
-    )
+    add_sleep_ms(engine, statement_clock)
     seed(engine, users=6)
     with provider.get_tracer("test").start_as_current_span("request"):
         with engine.connect() as conn:
@@ -193,7 +211,7 @@ def test_slow_query_span_and_n_plus_one_span_event(registry, instrumented):
     spans = {s.name: s for s in exporter_.get_finished_spans()}
     slow = spans["SELECT users"]
     assert slow.kind.name == "CLIENT"
-    assert slow.attributes["db.query.text"] == "SELECT sleep_ms(?) FROM users WHERE id = ?"
-    assert (slow.end_time - slow.start_time) / 1e9 >= 0.08
+    assert attrs(slow)["db.query.text"] == "SELECT sleep_ms(?) FROM users WHERE id = ?"
+    assert (times(slow)[1] - times(slow)[0]) / 1e9 >= 0.08
     events = [e for e in spans["request"].events if e.name == "db.n_plus_one"]
-    assert [e.attributes["dbpulse.pattern"] for e in events] == ["User.posts"]
+    assert [attrs(e)["dbpulse.pattern"] for e in events] == ["User.posts"]

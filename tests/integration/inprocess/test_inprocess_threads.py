@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import exc, text
 
-from tests.integration.inprocess.conftest import value
+from tests.integration.inprocess.conftest import Instrumented, value
 from tests.integration.inprocess.test_inprocess_pool import _agrees, _gauges
 
 THREADS = 50
 ROUNDS = 20
 
 
-def test_fifty_threads_on_five_connections_lose_no_counts(registry, pg_url, instrumented):
+def test_fifty_threads_on_five_connections_lose_no_counts(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """50 threads x 20 rounds (selects, failing statements, transactions) on pool 3+2: every event counted once."""
     engine, inst = instrumented(pg_url, pool_size=3, max_overflow=2, pool_timeout=60)
     name = inst.pool_name
@@ -80,7 +83,7 @@ def test_fifty_threads_on_five_connections_lose_no_counts(registry, pg_url, inst
         registry, "db_client_transaction_duration_seconds_count", pool_name=name, outcome="commit"
     )
     assert commits == outcomes["commit"]
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
     g = _gauges(registry, name)
     assert (g["used"], g["pending"], g["max"]) == (0, 0, 5)
     hook_errors = [
@@ -93,7 +96,9 @@ def test_fifty_threads_on_five_connections_lose_no_counts(registry, pg_url, inst
     assert hook_errors == []
 
 
-def test_fifty_threads_with_timeouts_count_each_timeout_once(registry, pg_url, instrumented):
+def test_fifty_threads_with_timeouts_count_each_timeout_once(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """50 threads on a 2-connection pool with a 50 ms pool_timeout: counted timeouts equal the app's TimeoutErrors."""
     engine, inst = instrumented(pg_url, pool_size=2, max_overflow=0, pool_timeout=0.05)
     name = inst.pool_name
@@ -132,5 +137,5 @@ def test_fifty_threads_with_timeouts_count_each_timeout_once(registry, pg_url, i
         value(registry, "db_client_connection_wait_time_seconds_count", pool_name=name)
         == THREADS * ROUNDS
     )
-    _agrees(registry, name, engine.pool)  # type: ignore[arg-type]
+    _agrees(registry, name, engine.pool)
     assert _gauges(registry, name)["pending"] == 0

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from dbpulse.inprocess import transactions
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tests.integration.inprocess.conftest import value
+from tests.clock import ManualClock
+from tests.integration.inprocess.conftest import Instrumented, value
 
 TX = "db_client_transaction_duration_seconds_count"
 
 
-def test_commit_and_rollback_are_separate_outcomes(registry, pg_url, instrumented):
+def test_commit_and_rollback_are_separate_outcomes(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """engine.begin() commits; an exception inside it rolls back."""
     engine, inst = instrumented(pg_url)
     name = inst.pool_name
@@ -31,18 +34,26 @@ def test_commit_and_rollback_are_separate_outcomes(registry, pg_url, instrumente
     assert value(registry, TX, pool_name=name, outcome="rollback") == 1
 
 
-def test_savepoints_do_not_end_the_transaction(registry, pg_url, instrumented):
+def test_savepoints_do_not_end_the_transaction(
+    registry: CollectorRegistry,
+    pg_url: str,
+    instrumented: Instrumented,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Two savepoints (one rolled back) inside one commit give one 0.2 s+ commit sample."""
+    clock = ManualClock()
+    monkeypatch.setattr(transactions, "perf_counter", clock)
     engine, inst = instrumented(pg_url)
     name = inst.pool_name
     with Session(engine) as session:
         session.execute(text("SELECT 1"))
+        # Before the savepoints: a timer restarted by either of them would miss these 0.2 s.
+        clock.advance(0.2)
         with session.begin_nested():
             session.execute(text("SELECT 2"))
         nested = session.begin_nested()
         session.execute(text("SELECT 3"))
         nested.rollback()
-        time.sleep(0.2)
         session.commit()
     assert value(registry, TX, pool_name=name, outcome="commit") == 1
     assert value(registry, TX, pool_name=name, outcome="rollback") == 0
@@ -52,7 +63,9 @@ def test_savepoints_do_not_end_the_transaction(registry, pg_url, instrumented):
     assert total >= 0.2
 
 
-def test_session_closed_without_commit_is_a_rollback(registry, pg_url, instrumented):
+def test_session_closed_without_commit_is_a_rollback(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
     """Closing a Session with work pending rolls back, and is measured as such."""
     engine, inst = instrumented(pg_url)
     with Session(engine) as session:

@@ -17,7 +17,7 @@ def _config(**kw: object) -> PoolConfig:
         "statement_timeout": True,
     }
     base.update(kw)
-    return PoolConfig(**base)  # type: ignore[arg-type]
+    return PoolConfig(**base)  # type: ignore[arg-type]  # values differ per field
 
 
 def test_good_config_has_no_findings() -> None:
