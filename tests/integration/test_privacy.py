@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, exc, text
 from structlog.testing import capture_logs
 
 from tests.integration.collector_helpers import wait_for
-from tests.integration.test_faults_sidecar import SidecarProcess, fetch, value
+from tests.sidecar_process import SidecarProcess, fetch, value
 
 ADMIN_PW = "Adm1n-pw-7731"
 MONITOR_PW = "M0nitor-pw-4417"

@@ -94,15 +94,21 @@ def _numeric(text: str) -> bool:
     return True
 
 
+def _num(bound: object) -> float:
+    # annotated_types types bounds as comparable protocols; ours are always numbers.
+    assert isinstance(bound, int | float)
+    return float(bound)
+
+
 def _out_of_range(info: FieldInfo) -> list[float]:
     bad: list[float] = []
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Gt):
-            bad += [float(meta.gt), float(meta.gt) - 1]
+            bad += [_num(meta.gt), _num(meta.gt) - 1]
         if isinstance(meta, annotated_types.Ge):
-            bad.append(float(meta.ge) - 1)
+            bad.append(_num(meta.ge) - 1)
         if isinstance(meta, annotated_types.Le):
-            bad.append(float(meta.le) * 2 + 1)
+            bad.append(_num(meta.le) * 2 + 1)
     return bad
 
 
