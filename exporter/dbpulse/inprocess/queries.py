@@ -41,8 +41,8 @@ _MAX_ENTRIES = 4096
 
 
 @dataclass(slots=True)
-class Entry:
-    """Everything the hot path (and the slow-query report) needs for one statement string."""
+class _Entry:
+    """Everything the hot path needs for one distinct statement string."""
 
     fp: Fingerprint
     operation: str
@@ -102,7 +102,7 @@ class QueryHooks:
             if statement_span_ratio > 0 or traceparent_comment
             else None
         )
-        self._entries: dict[str, Entry] = {}
+        self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._label_sets: set[tuple[str, str]] = set()
 
@@ -118,7 +118,7 @@ class QueryHooks:
         self._label_sets.add(pair)
         return pair
 
-    def entry(self, statement: str) -> Entry:
+    def entry(self, statement: str) -> _Entry:
         """The cached entry for ``statement`` (fingerprinted on first sight)."""
         found = self._entries.get(statement)
         if found is not None:
@@ -131,7 +131,7 @@ class QueryHooks:
                 return found
             fp = fingerprint(statement)
             operation, collection = self._labels(fp)
-            made = Entry(
+            made = _Entry(
                 fp=fp,
                 operation=operation,
                 collection=collection,
@@ -246,7 +246,7 @@ class QueryHooks:
         except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
             self._guard.failed("execute_error", exc)
 
-    def _repeats(self, current: Any, entry: Entry, context: Any) -> None:
+    def _repeats(self, current: Any, entry: _Entry, context: Any) -> None:
         unit = current.unit()
         if unit is None or self._nplusone is None:
             return

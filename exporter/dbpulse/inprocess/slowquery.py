@@ -9,20 +9,27 @@ exemplar, so a latency spike on a dashboard links to the trace that caused it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext, Tracer
 
 from dbpulse.inprocess.callsite import caller
+from dbpulse.inprocess.fingerprint import Fingerprint
 from dbpulse.inprocess.metrics import MetricSet
 from dbpulse.inprocess.tracing import DbTarget, code_attributes, span_attributes, span_name
 from dbpulse.logging import get_logger
 
-if TYPE_CHECKING:
-    from dbpulse.inprocess.queries import Entry
-
 __all__ = ["SlowQueryReporter"]
+
+
+class Entry(Protocol):
+    """What a report reads of the hot path's cached entry for one statement."""
+
+    fp: Fingerprint
+    operation: str
+    collection: str
+    duration: Any  # the Histogram child for this pool / operation / table
 
 
 class SlowQueryReporter:
