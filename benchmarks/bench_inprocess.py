@@ -47,6 +47,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# layout-note: one standalone benchmark, run by path and imported by nothing: its engine
+# layout-note: variants, the interleaved rounds and the report it writes are one run, read
+# layout-note: top to bottom; no other code shares its parts.
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]

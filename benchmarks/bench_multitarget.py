@@ -41,6 +41,10 @@ from pathlib import Path
 import psycopg
 import yaml
 
+# layout-note: one standalone benchmark, run by path and imported by nothing: cluster setup,
+# layout-note: one sidecar process per level, the measurement window and the report are one
+# layout-note: run, read top to bottom; no other code shares its parts.
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]

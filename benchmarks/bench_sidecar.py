@@ -45,6 +45,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
 from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
 
+# layout-note: one standalone benchmark, run by path and imported by nothing: the cluster,
+# layout-note: both exporters' processes, the interleaved scrapes, per-role database time and
+# layout-note: the report are one run. The report half (render, readme_block) is the part to
+# layout-note: move out if a second benchmark ever needs it.
+
 QUERIES_FILE = HERE / "postgres_exporter_queries.yaml"
 RESULTS_FILE = HERE / "results" / "sidecar.md"
 README_FILE = HERE / "README.md"

@@ -40,6 +40,10 @@ from pathlib import Path
 
 import psycopg
 
+# layout-note: one soak harness, run by path and (run_soak) by test_load_sidecar.py:
+# layout-note: cluster, pgbench, the sidecar process, the once-a-second sampler, the goals
+# layout-note: and the report are one run; no other code shares its parts.
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 for _path in (ROOT, ROOT / "exporter"):

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# layout-note: one data structure, the dashboard's panels row by row (ROWS, most of the
+# layout-note: file), beside the small code that lays them out; review the data, not the JSON.
+
 OUT = Path(__file__).resolve().parent / "dashboards" / "dbpulse.json"
 
 UID = "dbpulse-overview"

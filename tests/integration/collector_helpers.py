@@ -13,6 +13,8 @@ import psycopg
 from dbpulse.sidecar.base import BuildResult, Collector, Context
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.databases import DatabaseList
+from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.snapshot import Snapshot
 from psycopg.conninfo import conninfo_to_dict
 
 APP_NAME = "dbpulse-test"
@@ -111,3 +113,23 @@ def background(dsn: str, sql: str, *, timeout: float = 30.0) -> Iterator[Backgro
             conn.cancel()
         job.thread.join(timeout + 5)
         conn.close()
+
+
+def one_target_poller(
+    dsn: str,
+    collectors: dict[str, Any],
+    *,
+    timeout: float = 5.0,
+    interval: float = 60.0,
+    max_connections: int = 1,
+) -> tuple[Poller, Snapshot, ConnectionManager]:
+    """A poller for target 't' with one schedule per collector; nothing runs until asked."""
+    snap = Snapshot("t", dict.fromkeys(collectors, 3 * interval))
+    conns = ConnectionManager(dsn, target="t", max_connections=max_connections, connect_timeout=2)
+    poller = Poller(
+        collectors=collectors,
+        schedules={n: Schedule(interval=interval, timeout=timeout) for n in collectors},
+        connections=conns,
+        snapshot=snap,
+    )
+    return poller, snap, conns

@@ -1,30 +1,24 @@
-"""The poller, the target runtime, connections and the HTTP server against a real PostgreSQL."""
+"""The poller, the target runtime and connections against a real PostgreSQL (HTTP: test_sidecar_http)."""
 
 from __future__ import annotations
 
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import pytest
-from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres, free_port
 from dbpulse.settings import COLLECTOR_NAMES, load_settings
 from dbpulse.sidecar.base import BuildResult, Context, Rows, query
 from dbpulse.sidecar.collectors.database import DatabaseCollector
-from dbpulse.sidecar.connection import ConnectionManager
-from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.runtime import TargetRuntime
 from dbpulse.sidecar.scheduling import Scheduler
 from dbpulse.sidecar.snapshot import Snapshot
 from dbpulse.sidecar.targets import TargetSpec
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tests.integration.collector_helpers import wait_for
+from tests.integration.collector_helpers import one_target_poller, wait_for
 
 
 @dataclass
@@ -41,25 +35,6 @@ class SqlCollector:
         return BuildResult([])
 
 
-def _poller(
-    dsn: str,
-    collectors: dict[str, Any],
-    *,
-    timeout: float = 5.0,
-    interval: float = 60.0,
-    max_connections: int = 1,
-) -> tuple[Poller, Snapshot, ConnectionManager]:
-    snap = Snapshot("t", dict.fromkeys(collectors, 3 * interval))
-    conns = ConnectionManager(dsn, target="t", max_connections=max_connections, connect_timeout=2)
-    poller = Poller(
-        collectors=collectors,
-        schedules={n: Schedule(interval=interval, timeout=timeout) for n in collectors},
-        connections=conns,
-        snapshot=snap,
-    )
-    return poller, snap, conns
-
-
 def _text(snap: Snapshot) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(snap)
@@ -68,7 +43,7 @@ def _text(snap: Snapshot) -> str:
 
 def test_database_collector_against_real_server(pg: LocalPostgres) -> None:
     """The database collector reports commits and size for the real 'postgres' database."""
-    poller, snap, conns = _poller(pg.dsn, {"database": DatabaseCollector()})
+    poller, snap, conns = one_target_poller(pg.dsn, {"database": DatabaseCollector()})
     try:
         assert poller.run_once("database")
         text = _text(snap)
@@ -86,7 +61,7 @@ def test_statement_timeout_cancels_and_connection_survives(pg: LocalPostgres) ->
         "slow": SqlCollector("SELECT pg_sleep(60)", "slow"),
         "database": DatabaseCollector(),
     }
-    poller, snap, conns = _poller(pg.dsn, collectors, timeout=0.2)
+    poller, snap, conns = one_target_poller(pg.dsn, collectors, timeout=0.2)
     try:
         started = time.monotonic()
         assert not poller.run_once("slow")
@@ -107,7 +82,9 @@ def test_lock_timeout_means_sidecar_never_queues(fresh_db: str) -> None:
     holder = psycopg.connect(fresh_db)
     try:
         holder.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
-        poller, snap, conns = _poller(fresh_db, {"probe": SqlCollector("SELECT count(*) FROM t")})
+        poller, snap, conns = one_target_poller(
+            fresh_db, {"probe": SqlCollector("SELECT count(*) FROM t")}
+        )
         started = time.monotonic()
         assert not poller.run_once("probe")
         # The lock is held until the test ends: returning at all means it gave up.
@@ -124,7 +101,7 @@ def test_ddl_never_waits_on_the_sidecar(fresh_db: str) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as setup:
         setup.execute("CREATE TABLE t (id int)")
     collectors = {"probe": SqlCollector("SELECT count(*) FROM t"), "database": DatabaseCollector()}
-    poller, _snap, conns = _poller(fresh_db, collectors)
+    poller, _snap, conns = one_target_poller(fresh_db, collectors)
     stop = threading.Event()
     polls: list[bool] = []
 
@@ -153,7 +130,7 @@ def test_ddl_never_waits_on_the_sidecar(fresh_db: str) -> None:
 def test_connections_are_bounded_and_named(pg: LocalPostgres) -> None:
     """With max_connections=1 and parallel runs, the server sees at most one dbpulse backend."""
     collectors = {f"c{i}": SqlCollector("SELECT pg_sleep(0.2)", f"c{i}") for i in range(4)}
-    poller, _snap, conns = _poller(pg.dsn, collectors, max_connections=1)
+    poller, _snap, conns = one_target_poller(pg.dsn, collectors, max_connections=1)
     seen: list[int] = []
     outcomes: list[bool] = []
     threads = [
@@ -183,7 +160,7 @@ def test_unreachable_at_start_then_recovers() -> None:
     """With no server, pg_up is 0 and /readyz fails; once the server starts, polls recover."""
     port = free_port()
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    poller, snap, conns = _poller(dsn, {"database": DatabaseCollector()})
+    poller, snap, conns = one_target_poller(dsn, {"database": DatabaseCollector()})
     assert not poller.run_once("database")
     assert 'pg_up{target="t"} 0.0' in _text(snap)
     assert not snap.readiness(60)[0]
@@ -194,7 +171,7 @@ def test_unreachable_at_start_then_recovers() -> None:
         conns.close()
 
 
-def test_restart_under_running_poller() -> None:
+def test_restart_under_runningone_target_poller() -> None:
     """Killing and restarting PostgreSQL under a running runtime: pg_up goes 0, then back to 1."""
     only_database = {name: {"enabled": name == "database"} for name in COLLECTOR_NAMES}
     with LocalPostgres() as cluster:
@@ -223,75 +200,13 @@ def _with(text: str, needle: str) -> str | None:
     return text if needle in text else None
 
 
-def _get(url: str, accept: str | None = None) -> tuple[int, str, str]:
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            return resp.status, resp.headers["Content-Type"], resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers["Content-Type"], err.read().decode()
-
-
-def test_http_endpoints_serve_snapshot(pg: LocalPostgres) -> None:
-    """/metrics (text and OpenMetrics), /healthz, /readyz and /debug behave as documented."""
-    poller, snap, conns = _poller(pg.dsn, {"database": DatabaseCollector()})
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(snap)
-    endpoints = Endpoints(
-        registry=registry,
-        readiness=lambda: snap.readiness(60),
-        debug=snap.debug,
-        debug_names=snap.collector_names,
-    )
-    server, _ = start_server("127.0.0.1", 0, endpoints)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        assert _get(base + "/healthz")[0] == 200
-        status, _, body = _get(base + "/readyz")
-        assert status == 503
-        assert "not reachable" in body
-        assert poller.run_once("database")
-        assert _get(base + "/readyz")[0] == 200
-        status, ctype, body = _get(base + "/metrics")
-        assert status == 200
-        assert ctype.startswith("text/plain")
-        assert "pg_stat_database_xact_commit_total" in body
-        status, ctype, body = _get(base + "/metrics", "application/openmetrics-text; version=1.0.0")
-        assert ctype.startswith("application/openmetrics-text")
-        assert body.rstrip().endswith("# EOF")
-        assert _get(base + "/debug/database")[0] == 200
-        assert _get(base + "/debug/nope")[0] == 404
-        assert _get(base + "/nope")[0] == 404
-    finally:
-        server.shutdown()
-        conns.close()
-
-
-@pytest.mark.parametrize("path", ["/metrics", "/healthz"])
-def test_scrape_does_not_touch_database(path: str) -> None:
-    """With the database unreachable, scrapes still answer at once from the snapshot."""
-    poller, snap, conns = _poller(
-        "postgresql://postgres@127.0.0.1:1/x", {"database": DatabaseCollector()}
-    )
-    poller.run_once("database")
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(snap)
-    server, _ = start_server("127.0.0.1", 0, Endpoints(registry=registry))
-    try:
-        status, _, _ = _get(f"http://127.0.0.1:{server.server_address[1]}{path}")
-        assert status == 200
-    finally:
-        server.shutdown()
-        conns.close()
-
-
 def test_database_list_is_read_once_per_round_and_shared(pg: LocalPostgres) -> None:
     """Activity and locks zero-fill from one database list: a database created mid-round shows up only after the list's max_age."""
     from dbpulse.sidecar.collectors.activity import ActivityCollector
     from dbpulse.sidecar.collectors.locks import LocksCollector
 
     collectors = {"activity": ActivityCollector(), "locks": LocksCollector()}
-    poller, snap, conns = _poller(pg.dsn, collectors, interval=2.0)
+    poller, snap, conns = one_target_poller(pg.dsn, collectors, interval=2.0)
     name = f"round_{int(time.time() * 1000)}"
 
     def zero_filled() -> bool:

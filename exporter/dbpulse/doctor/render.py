@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from dbpulse.doctor.checks import Finding, worst
 from dbpulse.doctor.facts import Facts
+from dbpulse.doctor.findings import Finding, worst
 
 _STYLE = {"ok": "green", "info": "blue", "warning": "yellow", "error": "bold red"}
 

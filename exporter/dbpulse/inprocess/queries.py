@@ -1,4 +1,4 @@
-"""Statement hooks: duration by operation and table, errors, slow queries, scopes.
+"""Statement hooks: duration by operation and table, errors, scopes; slow ones handed on.
 
 The dialect's ``do_execute``/``do_executemany``/``do_execute_no_params`` are wrapped
 rather than listening to ``before/after_cursor_execute``: any engine-level listener
@@ -8,23 +8,22 @@ the DBAPI call the cursor events would, and sees the raw DBAPI exception on fail
 
 The hot path: two clock reads, one dict lookup keyed by the compiled statement string,
 one histogram observe on a child whose labels were resolved when the statement was
-first seen, one context-variable read. Fingerprinting, label budgeting, call-site lookup
-and logging happen once per distinct statement, or only for slow ones.
+first seen, one context-variable read. Fingerprinting and label budgeting happen once per
+distinct statement; call-site lookup, logging and the slow span only for slow ones, in
+``slowquery`` (cold code kept out of this module).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanContext
+from opentelemetry.trace import Span
 
-from dbpulse.inprocess.callsite import caller
 from dbpulse.inprocess.compat import LAZY_LOADED_FROM, ORM_LOAD_OPTIONS
 from dbpulse.inprocess.fingerprint import Fingerprint, fingerprint
 from dbpulse.inprocess.guard import HookGuard
@@ -32,15 +31,8 @@ from dbpulse.inprocess.metrics import MetricSet
 from dbpulse.inprocess.nplusone import NPlusOneDetector, NPlusOneError
 from dbpulse.inprocess.patching import Patcher, Switch
 from dbpulse.inprocess.scope import _CURRENT, PLUMBING, record
-from dbpulse.inprocess.tracing import (
-    DbTarget,
-    StatementTracer,
-    code_attributes,
-    db_system_name,
-    span_attributes,
-    span_name,
-)
-from dbpulse.logging import get_logger
+from dbpulse.inprocess.slowquery import SlowQueryReporter
+from dbpulse.inprocess.tracing import DbTarget, StatementTracer, db_system_name
 
 __all__ = ["OTHER", "QueryHooks"]
 
@@ -84,10 +76,18 @@ class QueryHooks:
         self._nplusone = nplusone
         self._dialect_name = dialect_name
         self._slow = slow_query_seconds if slow_query_seconds > 0 else float("inf")
-        self._log_parameters = log_parameters
         self._max_label_sets = max_label_sets
         self._tracer = trace.get_tracer("dbpulse", tracer_provider=tracer_provider)
         self._target = target or DbTarget(system=db_system_name(dialect_name))
+        # A bound method, so the hot path's slow branch is one call, as before the split.
+        self._slow_query = SlowQueryReporter(
+            pool_name,
+            metrics,
+            self._tracer,
+            self._target,
+            threshold_seconds=self._slow,
+            log_parameters=log_parameters,
+        ).report
         # Only when asked for: otherwise the plain wrappers below stay in place and the
         # statement path does no tracing work at all.
         self._statement_tracer = (
@@ -255,59 +255,5 @@ class QueryHooks:
             return  # lazy loads are counted (and named) by the ORM listener
         self._nplusone.statement_repeated(unit, entry.fp.text, entry.collection)
 
-    # -- slow path ---------------------------------------------------------------------
-
-    def _slow_query(
-        self, entry: _Entry, elapsed: float, parameters: Any, span: Span | None
-    ) -> None:
-        exemplar: dict[str, str] | None = None
-        try:
-            self._metrics.slow_queries.labels(
-                self._pool_name, entry.operation, entry.collection
-            ).inc()
-            site = caller()
-            fields: dict[str, Any] = {
-                "fingerprint": entry.fp.text[:2000],
-                "duration_seconds": round(elapsed, 6),
-                "threshold_seconds": self._slow,
-                "db_operation_name": entry.operation,
-                "db_collection_name": entry.collection,
-                "caller": site,
-            }
-            if self._log_parameters:  # opt-in only: parameters can hold personal data
-                fields["parameters"] = repr(parameters)[:1000]
-            get_logger(pool_name=self._pool_name).warning("slow query", **fields)
-            exemplar = _exemplar(self._slow_span(entry, elapsed, site, span))
-        finally:
-            # The slow observation carries its trace (OpenMetrics exemplar), so a
-            # latency spike on a dashboard links to the trace that caused it.
-            entry.duration.observe(elapsed, exemplar)
-
-    def _slow_span(
-        self, entry: _Entry, elapsed: float, site: str, span: Span | None
-    ) -> SpanContext:
-        slow_attrs = {"dbpulse.slow_query": True, **code_attributes(site)}
-        if span is not None:  # the statement's own span (per-statement tracing)
-            span.set_attributes(slow_attrs)
-            return span.get_span_context()
-        end = time.time_ns()
-        made = self._tracer.start_span(
-            span_name(entry.fp),
-            kind=trace.SpanKind.CLIENT,
-            start_time=end - int(elapsed * 1e9),
-            attributes={
-                **span_attributes(self._target, entry.fp, self._pool_name),
-                **slow_attrs,
-            },
-        )
-        made.end(end_time=end)
-        return made.get_span_context()
-
     def hook_failed(self, hook: str, exc: BaseException) -> None:
         self._guard.failed(hook, exc)
-
-
-def _exemplar(ctx: SpanContext) -> dict[str, str] | None:
-    if not ctx.is_valid or not ctx.trace_flags.sampled:
-        return None
-    return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}

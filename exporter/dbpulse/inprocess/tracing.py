@@ -4,7 +4,7 @@ Nothing in this module runs unless ``instrument()`` was asked for per-statement 
 (``statement_span_ratio > 0``) or for ``traceparent_comment=True``: only then does
 ``QueryHooks`` install the wrappers made here instead of its plain ones, so with
 tracing off the statement path is exactly what it was. Slow statements get a span
-either way (``QueryHooks._slow_span``); both use :func:`span_attributes`.
+either way (``slowquery.SlowQueryReporter``); both use :func:`span_attributes`.
 
 Attributes follow the stable database semantic conventions: ``db.system.name``,
 ``db.namespace``, ``db.operation.name``, ``db.collection.name``, ``db.query.summary``
