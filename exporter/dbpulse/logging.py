@@ -48,6 +48,9 @@ def _redact_values(
 
 # Libraries that log every routine step at INFO (APScheduler: each job run).
 _CHATTY = ("apscheduler",)
+# Libraries whose warnings repeat what dbpulse reports itself, once per transition:
+# psycopg's pool warns at every failed connect, the connection manager once per outage.
+_DUPLICATING = ("psycopg.pool",)
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -95,6 +98,10 @@ def configure_logging(
     for name in _CHATTY:
         logging.getLogger(name).setLevel(
             numeric if numeric == logging.DEBUG else max(numeric, logging.WARNING)
+        )
+    for name in _DUPLICATING:
+        logging.getLogger(name).setLevel(
+            numeric if numeric == logging.DEBUG else max(numeric, logging.ERROR)
         )
     logging.captureWarnings(True)
     structlog.configure(
