@@ -12,38 +12,28 @@ extension leaves the pg_stat_activity text in place and the poll unharmed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
-from dbpulse.inprocess.fingerprint import normalize
 from dbpulse.sidecar.base import Row, query
 from dbpulse.sidecar.collectors.statements import TEXT_FETCH_MAX
+from dbpulse.sql import normalize
 
 __all__ = ["StatementTexts", "literal_free"]
 
 MAX_CACHED = 2000
 TEXT_MAX = 2000
-# After normalize() every complete literal is '?': a quote or dollar quote still left
-# opens a literal the server's cut (track_activity_query_size) left unterminated.
-_UNTERMINATED = re.compile(r"'|\$(?:[A-Za-z_]\w*)?\$")
 
 
 def literal_free(raw: str | None) -> str:
     """The statement with every literal and comment gone, at most TEXT_MAX characters.
 
-    Everything from an unterminated literal on is dropped (a quoted identifier holding
-    a quote goes too: losing some text is better than keeping a literal).
+    PostgreSQL's lexer decides; everything from an unterminated literal on (a text cut at
+    track_activity_query_size) is one ``?``.
     """
-    if not raw:
-        return ""
-    text = normalize(raw)
-    cut = _UNTERMINATED.search(text)
-    if cut is not None:
-        text = text[: cut.start()] + "?"
-    return text[:TEXT_MAX]
+    return normalize(raw)[:TEXT_MAX] if raw else ""
 
 
 SQL_SCHEMA = """

@@ -27,7 +27,6 @@ as a counter reset, so graphs stay right and nothing here needs to compensate.
 from __future__ import annotations
 
 import heapq
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ from psycopg import sql
 
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, CollectorError, Context, Row, Rows, query
+from dbpulse.sql import scrub
 
 # (dbid, userid, queryid): what pg_stat_statements keys a statement by (minus toplevel).
 Key = tuple[int, int, int]
@@ -248,26 +248,9 @@ def select(
     )
 
 
-# Quoted literals ('..', E'..', B'..', X'..', U&'..'), dollar-quoted strings, and a
-# literal cut off by truncation. Parameters ($1) are not touched.
-_LITERAL = re.compile(
-    # E'' strings take backslash escapes (E'x\'y' is one literal); tried first.
-    r"(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*'"
-    r"|(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*$"
-    r"|(?:(?<!\w)(?:[EeBbXxNn]|[Uu]&))?'(?:[^']|'')*'"
-    r"|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$"
-    r"|(?:(?<!\w)(?:[EeBbXxNn]|[Uu]&))?'[^']*$"
-    r"|\$(?:[A-Za-z_]\w*)?\$.*$",
-    re.DOTALL,
-)
-
-
 def scrub_text(text: str, max_length: int) -> str:
-    """Replace literals with '?' and truncate; for the debug view only."""
-    scrubbed = _LITERAL.sub("'?'", text)
-    if len(scrubbed) > max_length:
-        return scrubbed[: max(0, max_length - 1)] + "\u2026"
-    return scrubbed
+    """Constants '?' (strings) or ? (numbers), comments gone, truncated; debug view only."""
+    return scrub(text, max_length)
 
 
 def _version(text: Any) -> tuple[int, ...]:
