@@ -25,12 +25,16 @@ POSTGRESQL = "postgresql"
 # off the per-statement path (a hit is one dict lookup).
 _CACHE_SIZE = 4096
 
-# Bind parameter styles of DB-API drivers (pyformat, format, numeric, named, qmark) and
-# SQLAlchemy's not yet expanded IN list; only ever applied to code pieces.
+# Bind parameter styles of DB-API drivers (pyformat, format, named, qmark) and
+# SQLAlchemy's not yet expanded IN list; only ever applied to code pieces (the lexers
+# report numeric $1 themselves, and $ inside a name such as a$1 is part of the name).
 _DRIVER_PARAM = re.compile(
     r"(?P<postcompile>\(?__\[POSTCOMPILE_[^\]]*\]\)?)"
-    r"|%\([^)]*\)s|%s|\$\d+|(?<![:\w]):[^\W\d]\w*|\?"
+    r"|(?:%\([^)]*\)s|%s|(?<![:\w$?]):[^\W\d][\w$]*)(?![\w$])|\?"
 )
+# SQL's whitespace only: str.split() would also split at U+0085 or U+00A0, which
+# PostgreSQL reads as letters of a name (\x85$$ is one name; $$ alone opens a string).
+_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 # After literals are '?', repeated list elements collapse: IN (?, ?, ?) -> IN (?),
 # VALUES (?, ?), (?, ?) -> VALUES (?, ?).
 _ROWS = re.compile(r"(\((?:\?\s*,\s*)*\?\))(?:\s*,\s*\((?:\?\s*,\s*)*\?\))+")
@@ -64,7 +68,7 @@ def normalize(sql: str, dialect: str = POSTGRESQL) -> str:
             out.append(" ")
         else:  # STRING, NUMBER, PARAM, CUT
             out.append("?")
-    text = " ".join("".join(out).split())
+    text = _SPACE.sub(" ", "".join(out)).strip(" ")
     text = _ROWS.sub(r"\1", text)
     return _IN_LIST.sub(r"\1 (?)", text)
 
@@ -88,6 +92,8 @@ def scrub(sql: str, max_length: int | None = None) -> str:
             after_comment = True
             continue
         text = _SCRUBBED.get(kind, raw)
+        if kind is not Kind.CODE and text[:1] == "'" and out and out[-1][-1:] == "'":
+            text = " " + text  # '?''?' would read as one string holding a quote
         if after_comment and (not out or out[-1][-1:].isspace()):
             text = text.lstrip(" \t")
         if text:
