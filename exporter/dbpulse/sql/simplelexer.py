@@ -7,7 +7,9 @@ they differ and that decide where a literal ends:
 - backslashes in ``'..'``: an escape in MySQL/MariaDB, an ordinary character in SQLite
   and SQL Server; for any other dialect a string holding a backslash is not guessed at,
   the text is cut there;
-- ``".."`` is a string in MySQL/MariaDB and a quoted identifier elsewhere;
+- ``".."`` is a string in MySQL/MariaDB and a quoted identifier elsewhere (SQLite's
+  legacy fallback, reading an unknown ``"name"`` as a string, is not followed:
+  SQLAlchemy quotes names that way and never strings);
 - ``[..]`` is a quoted identifier in SQLite and SQL Server;
 - ``#`` starts a comment in MySQL/MariaDB.
 
