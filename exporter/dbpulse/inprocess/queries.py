@@ -129,7 +129,7 @@ class QueryHooks:
             found = self._entries.get(statement)
             if found is not None:
                 return found
-            fp = fingerprint(statement)
+            fp = fingerprint(statement, self._dialect_name)
             operation, collection = self._labels(fp)
             made = _Entry(
                 fp=fp,

@@ -158,7 +158,7 @@ def test_failing_hook_never_breaks_the_query(
     """A dbpulse bug inside a hook: the statement succeeds, the error counter goes up once per failure, one log."""
     engine, _ = instrumented(pg_url)
 
-    def broken(sql: str) -> object:
+    def broken(sql: str, dialect: str = "postgresql") -> object:
         raise RuntimeError("fingerprint exploded")
 
     monkeypatch.setattr(queries, "fingerprint", broken)

@@ -160,7 +160,7 @@ def test_a_failing_tracing_hook_never_breaks_the_statement(
         },
     )
 
-    def broken(sql: str) -> object:
+    def broken(sql: str, dialect: str = "postgresql") -> object:
         raise RuntimeError("fingerprint exploded")
 
     monkeypatch.setattr(queries, "fingerprint", broken)

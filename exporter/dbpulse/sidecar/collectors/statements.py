@@ -11,8 +11,9 @@ Query texts are fetched only for newly selected statements, at most once a minut
 with ``pg_stat_statements(true)``. That function always reads the whole query-text file
 (a ``WHERE queryid = ...`` filter cannot make it cheaper), which is why texts are cached
 for as long as a statement stays selected and never fetched for the rest. They are
-scrubbed of quoted literals (utility statements such as ``ALTER ROLE ... PASSWORD`` keep
-theirs), truncated to ``text_max_length``, and served only at ``/debug/statements``:
+scrubbed by PostgreSQL's own lexer (every constant and comment, utility statements such
+as ``ALTER ROLE ... PASSWORD`` included; ``sidecar/scrub.py``), truncated to
+``text_max_length``, and served only at ``/debug/statements``:
 never as labels, never in logs.
 
 Counter resets: ``pg_stat_statements_reset()`` (or eviction when ``pg_stat_statements.max``
