@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -9,6 +10,13 @@ import psycopg
 import pytest
 import structlog
 from dbpulse.localpg import LocalPostgres
+from hypothesis import settings
+
+# CI (CI=true) replays the same examples every run, so a red build always reproduces; a
+# developer's run explores new ones (and `make test` on a laptop finds new bugs).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
