@@ -28,6 +28,8 @@ def test_slow_queries_run_only_with_tracing_on_activity_schedule() -> None:
     assert found["slow_queries"].name == "slow_queries"
     assert (schedules["slow_queries"].interval, schedules["slow_queries"].timeout) == (7.0, 2.0)
     assert stale["slow_queries"] == 50.0
+    untraced, _, _ = server_collectors(on, set(), compact=False, traced=False)
+    assert "slow_queries" not in untraced  # a probed target: no tracer reads it
 
 
 def test_per_database_collectors_and_probes() -> None:

@@ -36,13 +36,18 @@ DATABASE_TICK_MAX = 30.0
 
 
 def server_collectors(
-    settings: Settings, per_db: set[str], *, compact: bool
+    settings: Settings, per_db: set[str], *, compact: bool, traced: bool | None = None
 ) -> tuple[dict[str, Collector], dict[str, Schedule], dict[str, float]]:
-    """The target's server-wide collectors and probes, their schedules and stale_after."""
+    """The target's server-wide collectors and probes, their schedules and stale_after.
+
+    ``traced`` (default: telemetry enabled) says whether anything observes this target's
+    polls: an untraced one (a probed target) skips the tracing collectors, which only the
+    tracer reads.
+    """
     collectors: dict[str, Collector] = {}
     schedules: dict[str, Schedule] = {}
     stale: dict[str, float] = {}
-    for name, collector in collector_registry.create_enabled(settings).items():
+    for name, collector in collector_registry.create_enabled(settings, traced=traced).items():
         if name in per_db:
             continue
         config = collector_registry.settings_name(name)
@@ -83,7 +88,9 @@ class TargetRuntime:
         self._settings = settings
         enabled = {n for n, c in settings.collectors.items() if c.enabled}
         per_db = sorted(PER_DATABASE & enabled) if spec.discovery else []
-        collectors, schedules, stale = server_collectors(settings, set(per_db), compact=compact)
+        collectors, schedules, stale = server_collectors(
+            settings, set(per_db), compact=compact, traced=observer is not None
+        )
         self.snapshot = Snapshot(spec.name, stale)
         self.connections = self.connect(spec.dsn, spec.name, spec.max_connections)
         self.poller = Poller(

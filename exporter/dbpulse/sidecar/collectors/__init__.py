@@ -45,14 +45,15 @@ if set(FACTORIES) != set(COLLECTOR_NAMES):  # pragma: no cover - checked at impo
     )
 
 
-def create_enabled(settings: Settings) -> dict[str, Collector]:
-    """Every collector the settings enable (tracing ones with tracing), in a stable order."""
+def create_enabled(settings: Settings, *, traced: bool | None = None) -> dict[str, Collector]:
+    """Every collector the settings enable, in a stable order; with ``traced`` (default:
+    telemetry enabled) the tracing collectors too, which only a traced target reads."""
     enabled = {
         name: FACTORIES[name](settings)
         for name, config in settings.collectors.items()
         if config.enabled
     }
-    if settings.telemetry.enabled:
+    if settings.telemetry.enabled if traced is None else traced:
         enabled.update({name: factory(settings) for name, (factory, _) in TRACING.items()})
     return enabled
 
