@@ -1,0 +1,1 @@
+"""Shared test helpers: session fixtures, sidecar processes, clocks, waiting and logging state."""

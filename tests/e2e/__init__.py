@@ -1,0 +1,1 @@
+"""End to end: a real Prometheus scrapes the demo and dbpulse; every dashboard and rule query answers."""

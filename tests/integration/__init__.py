@@ -1,0 +1,1 @@
+"""Integration: collectors, runtime, HTTP, CLI and faults against real PostgreSQL servers."""

@@ -1,0 +1,1 @@
+"""Unit: pure code (builds, selection, settings, parsing, rendering), no server."""

@@ -1,0 +1,1 @@
+"""Unit: the in-process hooks' pure parts (fingerprints, scopes, lint, SQLAlchemy compat)."""
