@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         default=None, description="name for the target label; default host:port/dbname"
     )
     listen: str = Field(default="0.0.0.0:9189", description="HOST:PORT the HTTP server binds")
+    web_config_file: Path | None = Field(
+        default=None,
+        description="exporter-toolkit web config (TLS, basic auth), as --web.config.file",
+    )
     interval: float = Field(
         default=15.0, gt=0, le=86400, description="default seconds between polls"
     )
