@@ -90,7 +90,8 @@ class Guard:
         if not self._allowed(config.rate_limit):
             return _plain(respond, "429 Too Many Requests", [])
         users = config.basic_auth_users
-        if users and environ.get("PATH_INFO", "") not in OPEN_PATHS:
+        path = environ.get("PATH_INFO", "")
+        if users and path not in OPEN_PATHS and path not in config.basic_auth_excluded_paths:
             given = _credentials(environ.get("HTTP_AUTHORIZATION", ""))
             if given is None or not self._valid(users, *given):
                 return _plain(respond, "401 Unauthorized", [("WWW-Authenticate", "Basic")])

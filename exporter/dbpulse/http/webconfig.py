@@ -137,6 +137,8 @@ class WebConfig(_Strict):
     tls_server_config: TLSServerConfig = Field(default_factory=TLSServerConfig)
     http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
     basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    # Newer exporter-toolkit samples: paths open without a password (besides ours).
+    basic_auth_excluded_paths: list[str] = Field(default_factory=list)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
 
     @field_validator("basic_auth_users")
