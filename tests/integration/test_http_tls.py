@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -203,7 +204,6 @@ def test_basic_auth_users_reloaded_without_tls(pki: Pki, serve: object) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
 
     def status(password: str) -> int:
-        import base64
         import urllib.error
         import urllib.request
 
@@ -279,3 +279,34 @@ def test_debug_json_served_over_tls(pki: Pki, serve: object) -> None:
     server = serve(TLS_ONLY)  # type: ignore[operator]
     _, response = _python_get(server, pki, "/debug/locks")
     assert json.loads(response.split(b"\r\n\r\n", 1)[1]) == {"view": "locks"}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_sidecar_debug_pages_only_when_enabled_and_behind_auth(pki: Pki, enabled: bool) -> None:
+    """debug_endpoints: false answers 404 on /debug/*; true serves them behind basic auth."""
+    from dbpulse.settings import Settings
+    from dbpulse.sidecar.daemon import Sidecar
+
+    config = pki.dir / "web.yml"
+    config.write_text(TLS_ONLY + f"basic_auth_users:\n  ops: {bcrypt_hash('pw')}\n")
+    settings = Settings(dsn="postgresql://u@127.0.0.1:1/x", debug_endpoints=enabled)
+    sidecar = Sidecar.build(settings)
+    server, _ = start_server("127.0.0.1", 0, sidecar.endpoints(), web_config_file=config)
+    try:
+        _, anonymous = _python_get(server, pki, "/debug/locks")
+        assert anonymous.startswith(b"HTTP/1.1 401")
+        token = base64.b64encode(b"ops:pw").decode()
+        context = ssl.create_default_context(cafile=str(pki.ca_file))
+        with (
+            socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(
+                b"GET /debug/locks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                + f"Authorization: Basic {token}\r\n\r\n".encode()
+            )
+            reply = b"".join(iter(lambda: tls.recv(65536), b""))
+        assert reply.startswith(b"HTTP/1.1 200" if enabled else b"HTTP/1.1 404"), reply[:200]
+    finally:
+        server.shutdown()
+        sidecar.close()

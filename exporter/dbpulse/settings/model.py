@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     stale_after: float | None = Field(
         default=None, gt=0, description="/readyz fails when no poll reached the database this long"
     )
+    debug_endpoints: bool = Field(
+        default=True, description="serve /debug/<collector> (JSON views of the last poll)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: console on a TTY, JSON lines otherwise"

@@ -118,7 +118,7 @@ class Sidecar:
 
     def endpoints(self) -> Endpoints:
         extra: dict[str, object] = {}
-        if self.target is not None:
+        if self.target is not None and self.settings.debug_endpoints:
             snapshot = self.target.snapshot
             extra["debug"] = lambda name: snapshot.debug(DEBUG_ALIASES.get(name) or name)
             extra["debug_names"] = lambda: [*snapshot.collector_names(), *DEBUG_ALIASES]
