@@ -289,7 +289,9 @@ def test_sidecar_debug_pages_only_when_enabled_and_behind_auth(pki: Pki, enabled
 
     config = pki.dir / "web.yml"
     config.write_text(TLS_ONLY + f"basic_auth_users:\n  ops: {bcrypt_hash('pw')}\n")
-    settings = Settings(dsn="postgresql://u@127.0.0.1:1/x", debug_endpoints=enabled)
+    settings = Settings.model_validate(
+        {"dsn": "postgresql://u@127.0.0.1:1/x", "debug_endpoints": enabled}
+    )
     sidecar = Sidecar.build(settings)
     server, _ = start_server("127.0.0.1", 0, sidecar.endpoints(), web_config_file=config)
     try:
