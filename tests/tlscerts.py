@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +105,47 @@ def bcrypt_hash(password: str) -> str:
     """A hash as ``htpasswd -nBC 10`` makes it ($2y$, as exporter-toolkit's docs show)."""
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10)).decode()
     return "$2y$" + hashed[4:]
+
+
+TLS_ONLY = """
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+"""
+
+
+@dataclass
+class Pki:
+    dir: Path
+    ca: Issued
+    server: Issued
+    client: Issued
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / "ca.crt"
+
+
+def write_pki(directory: Path) -> Pki:
+    """ca.crt, server.crt/key (for 127.0.0.1) and client.crt/key in ``directory``."""
+    ca = make_ca()
+    server, client = issue(ca, "dbpulse", server=True), issue(ca, "prometheus", server=False)
+    (directory / "ca.crt").write_bytes(ca.cert_pem())
+    server.write(directory, "server")
+    client.write(directory, "client")
+    return Pki(directory, ca, server, client)
+
+
+def https_get(port: int, ca_file: Path, path: str, headers: str = "") -> tuple[bytes, bytes]:
+    """(peer certificate DER, raw response) of one GET over Python's ssl client."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
+        tls.sendall(request.encode())
+        response = b"".join(iter(lambda: tls.recv(65536), b""))
+    assert der is not None
+    return der, response

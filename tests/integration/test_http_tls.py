@@ -6,11 +6,8 @@ import base64
 import json
 import shutil
 import socket
-import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,33 +15,16 @@ from dbpulse.http import Endpoints, MetricsServer, start_server
 from prometheus_client import CollectorRegistry, Gauge
 
 from tests.integration.collector_helpers import wait_for
-from tests.tlscerts import Issued, bcrypt_hash, issue, make_ca
+from tests.tlscerts import TLS_ONLY, Pki, bcrypt_hash, https_get, issue, make_ca, write_pki
 
 CURL = shutil.which("curl")
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl not installed (apt-get install curl)")
 
 
-@dataclass
-class Pki:
-    dir: Path
-    ca: Issued
-    server: Issued
-    client: Issued
-
-    @property
-    def ca_file(self) -> Path:
-        return self.dir / "ca.crt"
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
     """A CA, a server cert for 127.0.0.1 and a client cert, written as PEM files."""
-    ca = make_ca()
-    server, client = issue(ca, "dbpulse", server=True), issue(ca, "prometheus", server=False)
-    (tmp_path / "ca.crt").write_bytes(ca.cert_pem())
-    server.write(tmp_path, "server")
-    client.write(tmp_path, "client")
-    return Pki(tmp_path, ca, server, client)
+    return write_pki(tmp_path)
 
 
 def _endpoints() -> Endpoints:
@@ -93,11 +73,6 @@ def _url(server: MetricsServer, path: str) -> str:
     return f"https://127.0.0.1:{server.server_address[1]}{path}"
 
 
-TLS_ONLY = """
-tls_server_config:
-  cert_file: server.crt
-  key_file: server.key
-"""
 HTTP_HEADERS = """
 http_server_config:
   http2: true
@@ -153,19 +128,7 @@ def test_client_certificate_required_and_verified(pki: Pki, serve: object) -> No
 
 
 def _python_get(server: MetricsServer, pki: Pki, path: str) -> tuple[bytes, bytes]:
-    """(peer certificate DER, raw response) over Python's ssl client."""
-    context = ssl.create_default_context(cafile=str(pki.ca_file))
-    with (
-        socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        chunks = []
-        while chunk := tls.recv(65536):
-            chunks.append(chunk)
-    assert der is not None
-    return der, b"".join(chunks)
+    return https_get(server.server_address[1], pki.ca_file, path)
 
 
 def test_python_ssl_client_and_rotation(pki: Pki, serve: object) -> None:
@@ -220,95 +183,8 @@ def test_basic_auth_users_reloaded_without_tls(pki: Pki, serve: object) -> None:
     assert wait_for(lambda: status("second") == 200 and status("first") == 401, timeout=20)
 
 
-BAD_CONFIGS = {
-    "unknown key": (
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  colour: red\n",
-        "unknown setting",
-    ),
-    "bad client auth": (
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: Sometimes\n",
-        "client_auth_type",
-    ),
-    "not bcrypt": ("basic_auth_users:\n  alice: plaintext-password\n", "not a bcrypt hash"),
-    "missing key": (
-        "tls_server_config:\n  cert_file: server.crt\n",
-        "missing one of key or key_file",
-    ),
-    "missing file": (
-        "tls_server_config:\n  cert_file: nowhere.crt\n  key_file: server.key\n",
-        "cannot read TLS file",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
-def test_bad_web_config_is_one_line_and_exit_2(pki: Pki, case: str) -> None:
-    """`dbpulse sidecar --web.config.file BAD`: exit 2, one line naming the problem, no traceback."""
-    text, expected = BAD_CONFIGS[case]
-    config = pki.dir / "web.yml"
-    config.write_text(text)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dbpulse",
-            "sidecar",
-            "--dsn",
-            "postgresql://dbpulse@127.0.0.1:1/postgres",
-            "--listen",
-            "127.0.0.1:0",
-            "--web.config.file",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert expected in lines[0]
-    assert str(config) in lines[0]
-    assert "Traceback" not in proc.stderr + proc.stdout
-    assert "plaintext-password" not in proc.stderr + proc.stdout
-
-
 def test_debug_json_served_over_tls(pki: Pki, serve: object) -> None:
     """/debug/<view> answers over TLS when no users are configured (TLS alone, no auth)."""
     server = serve(TLS_ONLY)  # type: ignore[operator]
     _, response = _python_get(server, pki, "/debug/locks")
     assert json.loads(response.split(b"\r\n\r\n", 1)[1]) == {"view": "locks"}
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_sidecar_debug_pages_only_when_enabled_and_behind_auth(pki: Pki, enabled: bool) -> None:
-    """debug_endpoints: false answers 404 on /debug/*; true serves them behind basic auth."""
-    from dbpulse.settings import Settings
-    from dbpulse.sidecar.daemon import Sidecar
-
-    config = pki.dir / "web.yml"
-    config.write_text(TLS_ONLY + f"basic_auth_users:\n  ops: {bcrypt_hash('pw')}\n")
-    settings = Settings.model_validate(
-        {"dsn": "postgresql://u@127.0.0.1:1/x", "debug_endpoints": enabled}
-    )
-    sidecar = Sidecar.build(settings)
-    server, _ = start_server("127.0.0.1", 0, sidecar.endpoints(), web_config_file=config)
-    try:
-        _, anonymous = _python_get(server, pki, "/debug/locks")
-        assert anonymous.startswith(b"HTTP/1.1 401")
-        token = base64.b64encode(b"ops:pw").decode()
-        context = ssl.create_default_context(cafile=str(pki.ca_file))
-        with (
-            socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw,
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-        ):
-            tls.sendall(
-                b"GET /debug/locks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                + f"Authorization: Basic {token}\r\n\r\n".encode()
-            )
-            reply = b"".join(iter(lambda: tls.recv(65536), b""))
-        assert reply.startswith(b"HTTP/1.1 200" if enabled else b"HTTP/1.1 404"), reply[:200]
-    finally:
-        server.shutdown()
-        sidecar.close()
