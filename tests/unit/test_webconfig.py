@@ -167,6 +167,7 @@ def test_rate_limit_answers_429(tmp_path: Path) -> None:
     guard = Guard(_inner, WebSource(_write(tmp_path, "rate_limit:\n  interval: 1h\n  burst: 2\n")))
     statuses = [_call(guard, "/metrics")[0] for _ in range(3)]
     assert statuses == ["200 OK", "200 OK", "429 Too Many Requests"]
+    assert _call(guard, "/healthz")[0] == "200 OK"  # kubelet's probes are never limited
 
 
 def test_bad_reload_keeps_last_good_config(tmp_path: Path) -> None:

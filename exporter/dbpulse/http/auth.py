@@ -7,8 +7,8 @@ against a fixed hash, so timing does not tell which users exist; checks are cach
 (a bcrypt check costs tens of milliseconds) and run one at a time, so a flood of
 guesses costs one core at most.
 
-Unlike exporter-toolkit, ``/healthz`` and ``/readyz`` are open: kubelet probes carry no
-credentials, and they reveal only "up" and a readiness reason.
+Unlike exporter-toolkit, ``/healthz`` and ``/readyz`` are open and not rate limited:
+kubelet probes carry no credentials, and they reveal only "up" and a readiness reason.
 """
 
 from __future__ import annotations
@@ -87,11 +87,13 @@ class Guard:
         def respond(status: str, response_headers: list[tuple[str, str]], *exc: Any) -> Any:
             return start_response(status, [*response_headers, *headers], *exc)
 
+        path = environ.get("PATH_INFO", "")
+        if path in OPEN_PATHS:  # a kubelet probe answered 429 or 401 would restart the pod
+            return self._app(environ, respond)
         if not self._allowed(config.rate_limit):
             return _plain(respond, "429 Too Many Requests", [])
         users = config.basic_auth_users
-        path = environ.get("PATH_INFO", "")
-        if users and path not in OPEN_PATHS and path not in config.basic_auth_excluded_paths:
+        if users and path not in config.basic_auth_excluded_paths:
             given = _credentials(environ.get("HTTP_AUTHORIZATION", ""))
             if given is None or not self._valid(users, *given):
                 return _plain(respond, "401 Unauthorized", [("WWW-Authenticate", "Basic")])
