@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,42 @@ def test_debug_json_served_over_tls(pki: Pki, serve: object) -> None:
     server = serve(TLS_ONLY)  # type: ignore[operator]
     _, response = _python_get(server, pki, "/debug/locks")
     assert json.loads(response.split(b"\r\n\r\n", 1)[1]) == {"view": "locks"}
+
+
+def test_dribbled_handshake_is_cut_by_the_deadline(pki: Pki) -> None:
+    """A ClientHello dribbled a byte at a time is cut (Python's ssl bounds the whole handshake
+    by the socket timeout, the deadline bounds the rest) and others are still served."""
+    config = pki.dir / "web.yml"
+    config.write_text(TLS_ONLY)
+    server, _ = start_server(
+        "127.0.0.1", 0, _endpoints(), threads=2, request_timeout=1.0, web_config_file=config
+    )
+    stop = threading.Event()
+    cut: list[int] = []
+
+    def dribble() -> None:
+        with socket.create_connection(("127.0.0.1", server.server_address[1])) as sock:
+            record = b"\x16\x03\x01\x02\x00" + bytes(512)  # a ClientHello's size, no content
+            for byte in record:  # each byte comes well within the per-recv timeout
+                if stop.wait(0.2):
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    cut.append(byte)
+                    return
+
+    threads = [threading.Thread(target=dribble, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        _, response = _python_get(server, pki, "/healthz")  # served despite them
+        assert response.startswith(b"HTTP/1.1 200")
+        assert wait_for(lambda: len(cut) == 2, timeout=60)
+        _, response = _python_get(server, pki, "/healthz")
+        assert response.startswith(b"HTTP/1.1 200")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        server.shutdown()
