@@ -45,7 +45,10 @@ def test_prometheus_scrapes_sidecar_over_tls_with_basic_auth(pg_dsn: str, tmp_pa
         assert wait_for(pg_up, timeout=60) == 1.0, prometheus.logs()
         assert prometheus.targets_up() == {"dbpulse": "up"}
         # The same port refuses plain HTTP scrapes: TLS is the only way in.
-        assert fetch(sidecar.url + "/metrics")[0] == 0
+        assert fetch(sidecar.url + "/metrics") == (
+            400,
+            "This port speaks HTTPS only (see --web.config.file).\n",
+        )
         assert f"https://127.0.0.1:{sidecar.port}/metrics" in "".join(sidecar.output)
     finally:
         if prometheus is not None:

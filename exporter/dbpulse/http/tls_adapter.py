@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from contextlib import suppress
 from typing import Any
 
 from cheroot.makefile import StreamReader, StreamWriter
@@ -23,6 +24,13 @@ from dbpulse.http.tlscontext import sans_allowed
 from dbpulse.http.webreload import WebSource
 
 __all__ = ["DeferredTLSAdapter"]
+
+_PLAIN_BODY = b"This port speaks HTTPS only (see --web.config.file).\n"
+PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    + f"Content-Length: {len(_PLAIN_BODY)}\r\n\r\n".encode()
+    + _PLAIN_BODY
+)
 
 
 class DeferredTLSAdapter(Adapter):
@@ -53,7 +61,12 @@ class DeferredTLSAdapter(Adapter):
         """Complete the handshake (blocking, cut by the deadline); False: close the connection."""
         try:
             sock.do_handshake()
-        except (OSError, ValueError):  # ssl.SSLError is an OSError; timeouts and resets too
+        except ssl.SSLError as exc:
+            if exc.reason == "HTTP_REQUEST":  # plain HTTP to the TLS port: say so, in plain
+                with suppress(OSError):
+                    socket.socket.sendall(sock, PLAIN_HTTP_ANSWER)
+            return False
+        except (OSError, ValueError):  # timeouts, resets, a socket the deadline shut
             return False
         allowed = self.source.current().config.tls_server_config.client_allowed_sans
         return allowed is None or sans_allowed(sock, allowed)
