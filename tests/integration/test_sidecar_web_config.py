@@ -97,3 +97,29 @@ def test_sidecar_debug_pages_only_when_enabled_and_behind_auth(pki: Pki, enabled
     finally:
         server.shutdown()
         sidecar.close()
+
+
+def test_serve_metrics_in_process_takes_the_web_config(tmp_path: Path) -> None:
+    """An application's serve_metrics(web_config_file=...) puts /metrics behind the same auth."""
+    import urllib.error
+    import urllib.request
+
+    from dbpulse.http import serve_metrics
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry(auto_describe=False)
+    Gauge("app_gauge", "an application value", registry=registry).set(5)
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  app: {bcrypt_hash('pw')}\n")
+    server = serve_metrics(0, registry=registry, web_config_file=config)
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
+        token = base64.b64encode(b"app:pw").decode()
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert b"app_gauge 5.0" in resp.read()
+    finally:
+        server.shutdown()
