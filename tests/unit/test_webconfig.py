@@ -101,6 +101,7 @@ def test_empty_file_is_plain_http(tmp_path: Path) -> None:
         ("rate_limit:\n  interval: fast\n", "not a duration"),
         ("- a list\n", "top level must be a mapping"),
         ("tls_server_config: [\n", "line"),
+        ("a: " + "[" * 5000 + "\n", "nested too deeply"),
     ],
 )
 def test_bad_config_is_one_config_error(tmp_path: Path, text: str, message: str) -> None:

@@ -189,7 +189,9 @@ def load_web_config(path: Path) -> WebConfig:
         raise ConfigError([("", f"cannot read web config file: {reason or exc}")], source) from None
     try:
         data = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as exc:
+    except RecursionError:
+        raise ConfigError([("", "YAML nested too deeply")], source) from None
+    except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
