@@ -181,3 +181,21 @@ def test_bad_reload_keeps_last_good_config(tmp_path: Path) -> None:
     path.write_text(f"basic_auth_users:\n  bob: {bcrypt_hash('pw')}\n")
     assert list(source.current().config.basic_auth_users) == ["bob"]
     assert source.reloads == 1
+
+
+def test_client_auth_types_map_to_python_ssl(certs: Path) -> None:
+    """Each client_auth_type gets the nearest verify mode; RequireAnyClientCert needs a CA."""
+    base = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+    modes = {
+        "RequestClientCert": ssl.CERT_NONE,
+        "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+        "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+        "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    }
+    for mode, verify in modes.items():
+        text = base + f"  client_auth_type: {mode}\n  client_ca_file: ca.crt\n"
+        context = WebSource(_write(certs, text)).current().context
+        assert context is not None
+        assert context.verify_mode == verify, mode
+    with pytest.raises(ConfigError, match="needs client_ca_file"):
+        WebSource(_write(certs, base + "  client_auth_type: RequireAnyClientCert\n"))

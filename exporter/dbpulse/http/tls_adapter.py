@@ -5,6 +5,8 @@ thread accepting connections: a client that connects and stays silent would stop
 other client from being accepted for ``timeout`` seconds. Here ``wrap`` only attaches
 the TLS state (``do_handshake_on_connect=False``, no I/O); the connection handshakes in
 a worker (``handshake``, called by ``cheroot_server``) under the whole-request deadline.
+(Python's ssl also bounds a whole ``do_handshake`` by the socket timeout, so a client
+dribbling its ClientHello is cut after that long.)
 
 ``wrap`` takes the context current at accept time, so a rotated certificate is served
 to every connection accepted after the files changed (``WebSource``).
