@@ -22,6 +22,12 @@ def _add_sidecar(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--listen", help="HOST:PORT to serve on (default 0.0.0.0:9189)")
     p.add_argument("--interval", type=float, help="seconds between polls (default 15)")
     p.add_argument("--config", type=Path, help="YAML settings file")
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        help="TLS and basic auth: Prometheus exporter-toolkit's web config YAML",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["auto", "json", "console"])
     p.set_defaults(func=_cmd_sidecar)
@@ -59,6 +65,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         args.config,
         dsn=args.dsn,
         listen=args.listen,
+        web_config_file=getattr(args, "web_config_file", None),
         interval=args.interval,
         log_level=args.log_level,
         log_format=args.log_format,

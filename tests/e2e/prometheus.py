@@ -19,7 +19,13 @@ from tests.integration.collector_helpers import wait_for
 
 
 class Prometheus:
-    def __init__(self, targets: dict[str, str], rule_files: list[Path] | None = None) -> None:
+    def __init__(
+        self,
+        targets: dict[str, str],
+        rule_files: list[Path] | None = None,
+        job_options: dict[str, Any] | None = None,
+    ) -> None:
+        """``job_options`` go into every scrape config (``scheme``, ``tls_config``, ...)."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus not found: apt-get install prometheus")
@@ -30,7 +36,7 @@ class Prometheus:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files or []],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [address]}]}
+                {"job_name": job, "static_configs": [{"targets": [address]}], **(job_options or {})}
                 for job, address in targets.items()
             ],
         }

@@ -17,15 +17,16 @@ Workers read a request in blocking mode, so each client that has started a reque
 holds a worker until it finishes or its deadline cuts it: more such clients than
 ``threads`` delay other scrapes by up to ``request_timeout``.
 
-For TLS (security issue): cheroot's builtin adapter handshakes in the accept loop, so
-one silent TLS client would stall accepting for ``timeout``; wrap with
-``do_handshake_on_connect=False`` so the handshake runs in a worker, under the deadline.
+- TLS handshakes in a worker, under the deadline (``tls_adapter``): cheroot's builtin
+  adapter handshakes in the accept loop, where one silent TLS client would stall
+  accepting for ``timeout``.
 """
 
 from __future__ import annotations
 
 import math
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -37,6 +38,7 @@ from cheroot.server import HTTPConnection, HTTPRequest
 
 from dbpulse.http.app import StartResponse, WSGIApp
 from dbpulse.http.deadline import Deadlines
+from dbpulse.http.tls_adapter import DeferredTLSAdapter
 from dbpulse.logging import get_logger
 
 MAX_HEADER_BYTES = 64 * 1024  # request line plus headers, like the stdlib's 64 KiB line limit
@@ -71,6 +73,7 @@ class _Connection(HTTPConnection):
     def __init__(self, server: Server, sock: socket.socket, makefile: Any = MakeFile) -> None:
         super().__init__(server, sock, makefile)
         self.fresh = True  # accepted, not yet handed to a worker
+        self.handshaken = not isinstance(sock, ssl.SSLSocket)
         self.deadline: float | None = None
         self._counted = True
         server.count_connection(+1)
@@ -85,6 +88,13 @@ class _Connection(HTTPConnection):
         server.deadlines.watch(id(self), deadline, self.socket)
         _serving.connection = self
         try:
+            if not self.handshaken:
+                adapter = server.ssl_adapter
+                if not isinstance(adapter, DeferredTLSAdapter) or not adapter.handshake(
+                    self.socket
+                ):
+                    return False
+                self.handshaken = True
             return bool(super().communicate())  # type: ignore[no-untyped-call]
         finally:
             _serving.connection = None
@@ -108,6 +118,7 @@ class Server(wsgi.Server):
         threads: int,
         max_connections: int,
         request_timeout: float,
+        tls: DeferredTLSAdapter | None = None,
     ) -> None:
         super().__init__(
             bind_addr,
@@ -120,6 +131,7 @@ class Server(wsgi.Server):
             shutdown_timeout=1,
         )
         self.server_name = "dbpulse"
+        self.ssl_adapter = tls
         self.max_request_header_size = MAX_HEADER_BYTES
         self.max_request_body_size = MAX_HEADER_BYTES  # every endpoint is GET/HEAD
         self.keep_alive_conn_limit = max_connections

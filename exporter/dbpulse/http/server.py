@@ -4,7 +4,8 @@ Why cheroot (CherryPy's WSGI server): a fixed pool of worker threads (slow clien
 cannot multiply threads), idle keep-alive connections parked in a selector instead of a
 thread, correct status codes for bad requests (400, 414, 505), and TLS through an
 ``ssl.SSLContext`` (client-certificate verification, reloadable certificates) for the
-security issue; basic auth is WSGI middleware. waitress has no TLS; uvicorn/hypercorn
+security issue; basic auth is WSGI middleware (``auth``; the web config in ``webconfig``,
+``webreload``, ``tlscontext``, ``tls_adapter``). waitress has no TLS; uvicorn/hypercorn
 would need an ASGI bridge for the blocking /probe and answer oversized headers with a
 bare 400. What cheroot lacks (deadline, cap) is in ``dbpulse.http.cheroot_server``.
 """
@@ -13,13 +14,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from dbpulse.http.app import App, WSGIApp
+from dbpulse.http.auth import Guard
 from dbpulse.http.cheroot_server import Server
 from dbpulse.http.endpoints import Endpoints
 from dbpulse.http.exposition import Refresher
+from dbpulse.http.tls_adapter import DeferredTLSAdapter
+from dbpulse.http.webreload import WebSource
 
 
 class MetricsServer:
@@ -36,6 +41,10 @@ class MetricsServer:
     def server_address(self) -> tuple[str, int]:
         host, port = self._server.bind_addr[:2]
         return str(host), int(port)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._server.ssl_adapter is not None else "http"
 
     @property
     def open_connections(self) -> int:
@@ -68,18 +77,30 @@ def start_server(
     threads: int = 16,
     max_connections: int = 128,
     request_timeout: float = 10.0,
+    web_config_file: Path | None = None,
 ) -> tuple[MetricsServer, threading.Thread]:
-    """Bind and serve in a daemon thread; raises OSError when the address is taken."""
+    """Bind and serve in a daemon thread; raises OSError when the address is taken.
+
+    ``web_config_file``: exporter-toolkit's web config (TLS, basic auth, headers); a bad
+    one raises ConfigError before anything binds.
+    """
     app = App(endpoints)
+    served: WSGIApp = app
+    tls = None
+    if web_config_file is not None:
+        source = WebSource(web_config_file)
+        served = Guard(app, source)
+        tls = DeferredTLSAdapter(source) if source.tls else None
     return serve_wsgi(
         host,
         port,
-        app,
+        served,
         threads=threads,
         max_connections=max_connections,
         request_timeout=request_timeout,
         # Always: endpoints may gain a generation after start; it is read at each turn.
         refresher=lambda: Refresher(app.exposition),
+        tls=tls,
     )
 
 
@@ -92,6 +113,7 @@ def serve_wsgi(
     max_connections: int = 128,
     request_timeout: float = 10.0,
     refresher: Callable[[], Refresher] | None = None,
+    tls: DeferredTLSAdapter | None = None,
 ) -> tuple[MetricsServer, threading.Thread]:
     """Any WSGI app on this server (the benchmark serves a static file with it)."""
     server = Server(
@@ -100,6 +122,7 @@ def serve_wsgi(
         threads=threads,
         max_connections=max_connections,
         request_timeout=request_timeout,
+        tls=tls,
     )
     try:
         server.prepare()
@@ -112,8 +135,12 @@ def serve_wsgi(
 
 
 def serve_metrics(
-    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
+    port: int,
+    addr: str = "127.0.0.1",
+    registry: CollectorRegistry | None = None,
+    web_config_file: Path | None = None,
 ) -> MetricsServer:
     """Serve ``/metrics`` for an application that has no HTTP endpoint of its own."""
-    server, _ = start_server(addr, port, Endpoints(registry=registry or REGISTRY))
+    endpoints = Endpoints(registry=registry or REGISTRY)
+    server, _ = start_server(addr, port, endpoints, web_config_file=web_config_file)
     return server

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         default=None, description="name for the target label; default host:port/dbname"
     )
     listen: str = Field(default="0.0.0.0:9189", description="HOST:PORT the HTTP server binds")
+    web_config_file: Path | None = Field(
+        default=None,
+        description="exporter-toolkit web config (TLS, basic auth), as --web.config.file",
+    )
     interval: float = Field(
         default=15.0, gt=0, le=86400, description="default seconds between polls"
     )
@@ -47,6 +51,9 @@ class Settings(BaseSettings):
     )
     stale_after: float | None = Field(
         default=None, gt=0, description="/readyz fails when no poll reached the database this long"
+    )
+    debug_endpoints: bool = Field(
+        default=True, description="serve /debug/<collector> (JSON views of the last poll)"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = Field(

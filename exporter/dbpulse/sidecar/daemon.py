@@ -20,7 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 from dbpulse.dsn import target_name
 from dbpulse.http import Endpoints, start_server
 from dbpulse.logging import get_logger
-from dbpulse.settings import Settings, parse_listen
+from dbpulse.settings import ConfigError, Settings, parse_listen
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.multitarget import MultiTarget
 from dbpulse.sidecar.poller import Poller
@@ -118,7 +118,7 @@ class Sidecar:
 
     def endpoints(self) -> Endpoints:
         extra: dict[str, object] = {}
-        if self.target is not None:
+        if self.target is not None and self.settings.debug_endpoints:
             snapshot = self.target.snapshot
             extra["debug"] = lambda name: snapshot.debug(DEBUG_ALIASES.get(name) or name)
             extra["debug_names"] = lambda: [*snapshot.collector_names(), *DEBUG_ALIASES]
@@ -161,7 +161,12 @@ def run_sidecar(settings: Settings) -> int:
     sidecar = Sidecar.build(settings)
     host, port = parse_listen(settings.listen)
     try:
-        server, _ = start_server(host, port, sidecar.endpoints())
+        server, _ = start_server(
+            host, port, sidecar.endpoints(), web_config_file=settings.web_config_file
+        )
+    except ConfigError:  # a bad web config: one line and exit 2, from the CLI
+        sidecar.close()
+        raise
     except OSError as exc:
         # The reason is the whole message; a traceback would only bury it.
         log.error(  # noqa: TRY400
@@ -178,7 +183,7 @@ def run_sidecar(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     sidecar.start()
-    address = f"http://{host}:{server.server_address[1]}"
+    address = f"{server.scheme}://{host}:{server.server_address[1]}"
     if sidecar.target is not None:
         log.info(
             "dbpulse sidecar started",
