@@ -13,6 +13,7 @@ from dbpulse.settings.listen import parse_listen
 from dbpulse.settings.probes import ProbeSettings
 from dbpulse.settings.targets import DiscoverySettings, TargetSettings
 from dbpulse.settings.telemetry import TelemetrySettings
+from dbpulse.settings.urlhosts import check_pattern
 from dbpulse.settings.yamlfile import YamlFileSource, config_file
 
 __all__ = ["Settings"]
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
     allow_dsn_in_url: bool = Field(
         default=False, description="accept /probe?target=<DSN> (off: only configured names)"
     )
+    dsn_in_url_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts a /probe DSN may name: host or host:port, * globs; empty: none",
+    )
+    dsn_in_url_max_connections: int = Field(
+        default=4, ge=1, le=100, description="connections all /probe DSNs may hold together"
+    )
     targets_idle_timeout: float = Field(
         default=600.0, gt=0, description="drop a target's poller when not probed this long"
     )
@@ -119,6 +127,11 @@ class Settings(BaseSettings):
                     f"targets: {target.name!r} needs a dsn, or a host and a top-level dsn_template"
                 )
         return self
+
+    @field_validator("dsn_in_url_hosts")
+    @classmethod
+    def _check_dsn_in_url_hosts(cls, value: list[str]) -> list[str]:
+        return [check_pattern(pattern) for pattern in value]
 
     @field_validator("listen")
     @classmethod
