@@ -117,7 +117,7 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def _probe(url: str, target: str) -> tuple[int, str]:
-    return _get(f"{url}/probe?target={urllib.request.quote(target, safe='')}")
+    return _get(f"{url}/probe?target={urllib.parse.quote(target, safe='')}")
 
 
 @pytest.fixture
