@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, at_least
 from dbpulse.settings.collectors import CollectorsSettings
+from dbpulse.settings.dsncheck import check_dsn
 from dbpulse.settings.listen import parse_listen
 from dbpulse.settings.probes import ProbeSettings
 from dbpulse.settings.targets import DiscoverySettings, TargetSettings
@@ -27,6 +29,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,  # as in Strict: NaN passes every bound
     )
 
     dsn: SecretStr | None = Field(
@@ -95,6 +98,16 @@ class Settings(BaseSettings):
     )
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
+    @field_validator("interval")
+    @classmethod
+    def _check_min_interval(cls, value: float | None) -> float | None:
+        return at_least(MIN_INTERVAL, value)
+
+    @field_validator("connect_timeout")
+    @classmethod
+    def _check_min_timeout(cls, value: float | None) -> float | None:
+        return at_least(MIN_TIMEOUT, value)
+
     @field_validator("probes", "targets")
     @classmethod
     def _check_unique_names(
@@ -106,6 +119,11 @@ class Settings(BaseSettings):
             what = "probe" if info.field_name == "probes" else "target"
             raise ValueError(f"{what} names must be unique: {', '.join(duplicates)}")
         return value
+
+    @field_validator("dsn")
+    @classmethod
+    def _check_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_dsn(value)
 
     @field_validator("dsn_template")
     @classmethod
