@@ -9,6 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,10 +138,15 @@ def served(pg: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.mark.parametrize("served", [{"dsn_in_url_hosts": [FAKE_HOST]}], indirect=True)
 def test_ambient_pgpassword_never_reaches_a_host_named_in_the_url(
-    served: str, fake_pg: FakePostgres, monkeypatch: pytest.MonkeyPatch
+    served: str, fake_pg: FakePostgres, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A server named in /probe's URL asks for a password and never gets PGPASSWORD (or any)."""
+    """A server named in /probe's URL asks for a password and never gets PGPASSWORD,
+    a PGPASSFILE entry matching it, or any other."""
     monkeypatch.setenv("PGPASSWORD", "ambient-secret-pw")
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text("*:*:*:*:pgpass-secret-pw\n", encoding="utf-8")
+    pgpass.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
     target = f"postgresql://dbpulse@{FAKE_HOST}:{fake_pg.port}/postgres"
     status, _ = _probe(served, target)
     assert status == 200

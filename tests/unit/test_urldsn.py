@@ -99,3 +99,11 @@ def test_resolve_turns_a_refusal_into_404_text() -> None:
     settings = load_settings(allow_dsn_in_url=True, dsn_in_url_hosts=["db.internal"])
     with pytest.raises(UnknownTarget, match="Unix sockets"):
         resolve(settings, "host=/tmp user=postgres", None, {})
+
+
+def test_password_file_is_never_added_to_a_url_dsn() -> None:
+    """password_file's password goes to configured targets only, never to a URL DSN."""
+    settings = load_settings(allow_dsn_in_url=True, dsn_in_url_hosts=["db.internal"])
+    spec = resolve(settings, "postgresql://mon@db.internal/app", "file-secret", {})
+    assert conninfo_to_dict(spec.dsn)["password"] == ""
+    assert "file-secret" not in spec.dsn
