@@ -188,7 +188,10 @@ def test_a_unix_socket_target_is_refused_even_when_every_host_is_allowed(
     indirect=True,
 )
 def test_junk_url_dsns_cannot_starve_a_configured_target(served: str) -> None:
-    """Ten URL DSNs fill only their own budget (then 503); the configured target still gets 200."""
+    """100 DSNs off the allowlist cost nothing (404); ten allowed ones fill only their own
+    budget (then 503); the configured target still gets 200."""
+    refused = {_probe(served, f"postgresql://u@10.255.0.{i}/x")[0] for i in range(100)}
+    assert refused == {404}
     answers = [_probe(served, f"postgresql://u@{FAKE_HOST}:{port}/x")[0] for port in range(1, 11)]
     assert answers[:4] == [200] * 4
     assert set(answers[4:]) == {503}
