@@ -86,6 +86,14 @@ def test_host_patterns_glob_the_host_and_pin_the_port() -> None:
     assert not host_allowed("db.internal.evil.example", "5432", HOSTS)
 
 
+def test_loopback_hosts_need_a_pattern_that_names_them() -> None:
+    """localhost, 127.x and ::1 (often trusted by local servers) never match a glob."""
+    for host in ("localhost", "127.0.0.1", "127.1.2.3", "::1"):
+        assert not host_allowed(host, "5432", ["*", "127.*", "*:5432"])
+    assert host_allowed("127.0.0.2", "5432", ["127.0.0.2"])
+    assert host_allowed("localhost", "5432", ["localhost:5432"])
+
+
 def test_bad_patterns_are_config_errors() -> None:
     """A socket path or a non-numeric port in dsn_in_url_hosts fails at load."""
     with pytest.raises(ConfigError, match="sockets are refused"):
