@@ -198,3 +198,6 @@ def test_junk_url_dsns_cannot_starve_a_configured_target(served: str) -> None:
     status, text = _probe(served, "main")
     assert status == 200
     assert "pg_up" in text
+    _, metrics = _get(f"{served}/metrics")
+    assert 'dbpulse_targets_connections{state="url_reserved"} 4.0' in metrics
+    assert 'dbpulse_targets_connections{state="reserved"} 1.0' in metrics

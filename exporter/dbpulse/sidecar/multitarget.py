@@ -201,6 +201,7 @@ class MultiTarget:
         with self._lock:
             runtimes = list(self._runtimes.values())
             used = self._budget.used
+            url_used = self._url_budget.used
         if self.build_info:
             yield gauge(
                 "dbpulse_build_info", "dbpulse version", [([__version__], 1.0)], ["version"]
@@ -209,7 +210,13 @@ class MultiTarget:
         yield gauge(
             "dbpulse_targets_connections",
             "connections reserved by targets, and the max_connections_total budget",
-            [(["reserved"], used), (["budget"], self._budget.total)],
+            [
+                (["reserved"], used),
+                (["budget"], self._budget.total),
+                # /probe DSNs: their own budget (dsn_in_url_max_connections)
+                (["url_reserved"], url_used),
+                (["url_budget"], self._url_budget.total),
+            ],
             ["state"],
         )
         yield gauge(
