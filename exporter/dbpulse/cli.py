@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dbpulse import __version__
 from dbpulse.logging import configure_logging
-from dbpulse.settings import ConfigError, Settings, load_settings
+from dbpulse.settings import ConfigError, Settings, load_settings, read_yaml
 
 EXIT_USAGE = 2
 
@@ -85,8 +85,20 @@ def _cmd_sidecar(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    load_settings(args.file)
+    settings = load_settings(args.file)
     print(f"{args.file}: ok")
+    # Valid is not the same as useful: say what an empty or DSN-less file leaves open
+    # (still exit 0: the DSN often comes from a Secret, as DBPULSE_DSN, not the file).
+    if not read_yaml(args.file):
+        print(
+            f"{args.file}: note: sets nothing; every setting keeps its default "
+            f"(listen {settings.listen}, interval {settings.interval:g} s, all collectors)"
+        )
+    if settings.dsn is None and not settings.targets:
+        print(
+            f"{args.file}: note: no dsn and no targets: `dbpulse sidecar` also needs "
+            "--dsn or DBPULSE_DSN"
+        )
     return 0
 
 

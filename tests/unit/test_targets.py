@@ -66,9 +66,14 @@ def test_dsn_in_url_is_refused_by_default_and_never_echoed() -> None:
 
 def test_dsn_in_url_when_allowed_is_named_without_password() -> None:
     """With allow_dsn_in_url a DSN target is accepted and named host:port/dbname."""
-    spec = resolve(_settings(allow_dsn_in_url=True), "postgresql://u:pw@h:5433/db", None)
+    settings = _settings(allow_dsn_in_url=True, dsn_in_url_hosts=["h"])
+    spec = resolve(settings, "postgresql://u:pw@h:5433/db", None)
     assert spec.name == "h:5433/db"
-    assert spec.dsn == "postgresql://u:pw@h:5433/db"
+    # The DSN is rebuilt (urldsn.py): the same server, user, password and database.
+    parts = conninfo_to_dict(spec.dsn)
+    wanted = conninfo_to_dict("postgresql://u:pw@h:5433/db")
+    assert {key: parts[key] for key in wanted} == wanted
+    assert spec.from_url
 
 
 def test_database_dsn_swaps_only_the_database() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from dbpulse.settings.base import Strict
+from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, at_least
 
 __all__ = [
     "COLLECTOR_NAMES",
@@ -40,6 +40,16 @@ class CollectorSettings(Strict):
         gt=0,
         description="drop its series when the last success is older; default 3 x interval",
     )
+
+    @field_validator("interval")
+    @classmethod
+    def _check_min_interval(cls, value: float | None) -> float | None:
+        return at_least(MIN_INTERVAL, value)
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_min_timeout(cls, value: float | None) -> float | None:
+        return at_least(MIN_TIMEOUT, value)
 
 
 class StatementsSettings(CollectorSettings):

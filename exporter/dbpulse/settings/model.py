@@ -8,11 +8,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, at_least
 from dbpulse.settings.collectors import CollectorsSettings
+from dbpulse.settings.dsncheck import check_dsn
 from dbpulse.settings.listen import parse_listen
 from dbpulse.settings.probes import ProbeSettings
 from dbpulse.settings.targets import DiscoverySettings, TargetSettings
 from dbpulse.settings.telemetry import TelemetrySettings
+from dbpulse.settings.urlhosts import check_pattern
 from dbpulse.settings.yamlfile import YamlFileSource, config_file
 
 __all__ = ["Settings"]
@@ -26,6 +29,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,  # as in Strict: NaN passes every bound
     )
 
     dsn: SecretStr | None = Field(
@@ -80,6 +84,13 @@ class Settings(BaseSettings):
     allow_dsn_in_url: bool = Field(
         default=False, description="accept /probe?target=<DSN> (off: only configured names)"
     )
+    dsn_in_url_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts a /probe DSN may name: host or host:port, * globs; empty: none",
+    )
+    dsn_in_url_max_connections: int = Field(
+        default=4, ge=1, le=100, description="connections all /probe DSNs may hold together"
+    )
     targets_idle_timeout: float = Field(
         default=600.0, gt=0, description="drop a target's poller when not probed this long"
     )
@@ -94,6 +105,16 @@ class Settings(BaseSettings):
     )
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
+    @field_validator("interval")
+    @classmethod
+    def _check_min_interval(cls, value: float | None) -> float | None:
+        return at_least(MIN_INTERVAL, value)
+
+    @field_validator("connect_timeout")
+    @classmethod
+    def _check_min_timeout(cls, value: float | None) -> float | None:
+        return at_least(MIN_TIMEOUT, value)
+
     @field_validator("probes", "targets")
     @classmethod
     def _check_unique_names(
@@ -105,6 +126,11 @@ class Settings(BaseSettings):
             what = "probe" if info.field_name == "probes" else "target"
             raise ValueError(f"{what} names must be unique: {', '.join(duplicates)}")
         return value
+
+    @field_validator("dsn")
+    @classmethod
+    def _check_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_dsn(value)
 
     @field_validator("dsn_template")
     @classmethod
@@ -126,6 +152,11 @@ class Settings(BaseSettings):
                     f"targets: {target.name!r} needs a dsn, or a host and a top-level dsn_template"
                 )
         return self
+
+    @field_validator("dsn_in_url_hosts")
+    @classmethod
+    def _check_dsn_in_url_hosts(cls, value: list[str]) -> list[str]:
+        return [check_pattern(pattern) for pattern in value]
 
     @field_validator("listen")
     @classmethod

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from dbpulse.settings.base import Strict
+from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, at_least
 
 __all__ = ["ProbeSettings"]
 
@@ -41,6 +41,16 @@ class ProbeSettings(Strict):
     total_column: str | None = Field(
         default=None, description="column with the total amount of work, for a progress bar"
     )
+
+    @field_validator("interval")
+    @classmethod
+    def _check_min_interval(cls, value: float | None) -> float | None:
+        return at_least(MIN_INTERVAL, value)
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_min_timeout(cls, value: float | None) -> float | None:
+        return at_least(MIN_TIMEOUT, value)
 
     @field_validator("name")
     @classmethod

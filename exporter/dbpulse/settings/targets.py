@@ -6,7 +6,8 @@ import re
 
 from pydantic import Field, SecretStr, field_validator
 
-from dbpulse.settings.base import Strict
+from dbpulse.settings.base import MIN_INTERVAL, Strict, at_least
+from dbpulse.settings.dsncheck import check_dsn
 
 __all__ = ["DiscoverySettings", "TargetSettings"]
 
@@ -30,6 +31,11 @@ class TargetSettings(Strict):
         default=None, description="poll every database of this server; default discovery.enabled"
     )
 
+    @field_validator("dsn")
+    @classmethod
+    def _check_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_dsn(value)
+
     @field_validator("name")
     @classmethod
     def _check_target_name(cls, value: str) -> str:
@@ -51,11 +57,19 @@ class DiscoverySettings(Strict):
         default_factory=list, description="regexes; a database matching one is skipped"
     )
     interval: float = Field(
-        default=300.0, gt=0, le=86400, description="seconds between database list refreshes"
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="seconds between database list refreshes",
     )
     max_databases: int = Field(
         default=50, ge=1, le=10000, description="databases polled per server (one connection each)"
     )
+
+    @field_validator("interval")
+    @classmethod
+    def _check_min_interval(cls, value: float | None) -> float | None:
+        return at_least(MIN_INTERVAL, value)
 
     @field_validator("include", "exclude")
     @classmethod

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from dbpulse.settings.base import Strict
+from dbpulse.settings.base import MIN_TIMEOUT, Strict, at_least
 
 __all__ = ["TelemetrySettings"]
 
@@ -41,3 +41,8 @@ class TelemetrySettings(Strict):
         gt=0,
         description="an active query older than this in pg_stat_activity becomes a span",
     )
+
+    @field_validator("timeout", "slow_query_seconds")
+    @classmethod
+    def _check_min_timeout(cls, value: float | None) -> float | None:
+        return at_least(MIN_TIMEOUT, value)

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, YamlConfigSettingsSource
 
 from dbpulse.settings.errors import ConfigError
 
-__all__ = ["YamlFileSource", "config_file", "read_yaml", "using_file"]
+__all__ = ["MAX_DEPTH", "YamlFileSource", "config_file", "read_yaml", "too_deep", "using_file"]
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "dbpulse_config_file", default=None
@@ -50,6 +50,55 @@ def _unreadable(path: Path, reason: str) -> ConfigError:
     return ConfigError([("", f"cannot read config file: {reason}")], str(path))
 
 
+# Deeper than any dbpulse setting nests (collectors.statements.x is 3): deeper input is a
+# mistake or an attack, and would exhaust Python's recursion limit in PyYAML or pydantic.
+MAX_DEPTH = 32
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping: PyYAML keeps the last one
+    silently, so the first (perhaps the one being edited) would be ignored."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *base" merges; its keys may be overridden on purpose
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # unhashable: the base class raises its own error for it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and mappings nest in ``value`` (iterative: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def too_deep(source: str) -> ConfigError:
+    return ConfigError([("", f"nested too deeply (more than {MAX_DEPTH} levels)")], source)
+
+
 def read_yaml(path: Path | Traversable) -> dict[str, Any]:
     """Load a YAML mapping, turning every failure into a ConfigError naming the file."""
     try:
@@ -59,7 +108,9 @@ def read_yaml(path: Path | Traversable) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise _unreadable(Path(str(path)), f"not UTF-8 ({exc.reason})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise too_deep(str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -67,6 +118,8 @@ def read_yaml(path: Path | Traversable) -> dict[str, Any]:
         raise ConfigError([("", f"{problem}{where}")], str(path)) from exc
     if data is None:
         return {}
+    if _depth(data) > MAX_DEPTH:
+        raise too_deep(str(path))
     if not isinstance(data, dict):
         raise ConfigError([("", "top level must be a mapping of settings")], str(path))
     bad_keys = [repr(key) for key in data if not isinstance(key, str)]

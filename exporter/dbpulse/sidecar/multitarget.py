@@ -66,6 +66,10 @@ class MultiTarget:
         self._clock = clock
         self._registry = TargetRegistry(settings.targets_idle_timeout)
         self._budget = Budget(settings.max_connections_total)
+        # DSNs from /probe's URL draw from their own budget: junk DSNs cannot starve
+        # the configured targets (they only fill this one, then get 503).
+        self._url_budget = Budget(settings.dsn_in_url_max_connections)
+        self._budgets: dict[str, Budget] = {}
         self._runtimes: dict[str, TargetRuntime] = {}
         self._job_ids: dict[str, list[str]] = {}
         self._lock = threading.Lock()
@@ -110,7 +114,7 @@ class MultiTarget:
                 runtime = self._runtimes.pop(key)
                 self._scheduler.remove(self._job_ids.pop(key, []))
                 self._registry.forget(key)
-                self._budget.release_prefix(f"{key}\x00")
+                self._budgets.pop(key, self._budget).release_prefix(f"{key}\x00")
                 runtime.close()
                 dropped.append(runtime.spec.name)
         for name in dropped:
@@ -148,11 +152,10 @@ class MultiTarget:
                 self._registry.touch(key, now)
                 return runtime, False
             spec = resolve(self._settings, key, read_password(self._settings.password_file))
-            if not self._budget.reserve(f"{key}\x00server", spec.max_connections):
-                raise BudgetExhausted(
-                    f"connection budget exhausted: max_connections_total="
-                    f"{self._budget.total} held by {len(self._runtimes)} targets"
-                )
+            budget = self._url_budget if spec.from_url else self._budget
+            if not budget.reserve(f"{key}\x00server", spec.max_connections):
+                raise BudgetExhausted(self._exhausted(spec.from_url))
+            self._budgets[key] = budget
             runtime = TargetRuntime(
                 spec,
                 self._settings,
@@ -165,13 +168,24 @@ class MultiTarget:
         self._log.info("target added", target=spec.name, discovery=runtime.discovers)
         return runtime, True
 
+    def _exhausted(self, from_url: bool) -> str:
+        if from_url:
+            return (
+                "connection budget for DSNs in the URL exhausted: dsn_in_url_max_connections="
+                f"{self._url_budget.total}"
+            )
+        return (
+            f"connection budget exhausted: max_connections_total="
+            f"{self._budget.total} held by {len(self._runtimes)} targets"
+        )
+
     def _reserve(self, key: str, sub: str) -> bool:
         with self._lock:
-            return self._budget.reserve(f"{key}\x00{sub}", 1)
+            return self._budgets.get(key, self._budget).reserve(f"{key}\x00{sub}", 1)
 
     def _release(self, key: str, sub: str) -> None:
         with self._lock:
-            self._budget.release(f"{key}\x00{sub}")
+            self._budgets.get(key, self._budget).release(f"{key}\x00{sub}")
 
     # -- self metrics (/metrics in multi-target mode; all live: served per scrape) ----
 
@@ -187,6 +201,7 @@ class MultiTarget:
         with self._lock:
             runtimes = list(self._runtimes.values())
             used = self._budget.used
+            url_used = self._url_budget.used
         if self.build_info:
             yield gauge(
                 "dbpulse_build_info", "dbpulse version", [([__version__], 1.0)], ["version"]
@@ -195,7 +210,13 @@ class MultiTarget:
         yield gauge(
             "dbpulse_targets_connections",
             "connections reserved by targets, and the max_connections_total budget",
-            [(["reserved"], used), (["budget"], self._budget.total)],
+            [
+                (["reserved"], used),
+                (["budget"], self._budget.total),
+                # /probe DSNs: their own budget (dsn_in_url_max_connections)
+                (["url_reserved"], url_used),
+                (["url_budget"], self._url_budget.total),
+            ],
             ["state"],
         )
         yield gauge(

@@ -8,14 +8,16 @@ do the I/O around these decisions.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbpulse.dsn import target_name
 from dbpulse.settings import Settings, TargetSettings
+from dbpulse.sidecar.urldsn import RefusedDsn, safe_url_dsn
 
 # Collectors that read the connected database's own catalog; with discovery they run once
 # per database. Everything else reads cluster-wide views and runs once per server.
@@ -34,10 +36,20 @@ class TargetSpec:
     dsn: str
     max_connections: int
     discovery: bool
+    # A DSN from /probe's URL: drawn from its own connection budget.
+    from_url: bool = False
 
 
-def resolve(settings: Settings, name: str, password: str | None) -> TargetSpec:
-    """The spec for ``/probe?target=name``; raises UnknownTarget with a message to show."""
+def resolve(
+    settings: Settings,
+    name: str,
+    password: str | None,
+    environ: Mapping[str, str] = os.environ,
+) -> TargetSpec:
+    """The spec for ``/probe?target=name``; raises UnknownTarget with a message to show.
+
+    A DSN in the URL never gets ``password``: it is rebuilt by ``urldsn.safe_url_dsn``.
+    """
     for target in settings.targets:
         if target.name == name:
             return TargetSpec(
@@ -49,11 +61,16 @@ def resolve(settings: Settings, name: str, password: str | None) -> TargetSpec:
                 ),
             )
     if settings.allow_dsn_in_url and _looks_like_dsn(name):
+        try:
+            dsn = safe_url_dsn(name, settings.dsn_in_url_hosts, environ)
+        except RefusedDsn as exc:
+            raise UnknownTarget(str(exc)) from None
         return TargetSpec(
             name=target_name(name),
-            dsn=name,
+            dsn=dsn,
             max_connections=1,
             discovery=settings.discovery.enabled,
+            from_url=True,
         )
     known = ", ".join(sorted(t.name for t in settings.targets)) or "none configured"
     hint = "" if settings.allow_dsn_in_url else " (DSNs in the URL are refused)"
