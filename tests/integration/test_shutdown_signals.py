@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,7 +26,6 @@ import psycopg
 import pytest
 import yaml
 from dbpulse.localpg import LocalPostgres, free_port
-from psycopg.conninfo import conninfo_to_dict
 
 from tests.integration.collector_helpers import wait_for
 from tests.integration.test_faults_network import FreezableProxy
@@ -91,6 +91,21 @@ class Lab:
             proxy.freeze()
         self.stack.callback(proxy.close)
         return proxy
+
+
+def _database(pg: LocalPostgres, stack: contextlib.ExitStack) -> str:
+    """A database for one round: its backends are that round's alone (a frozen link's
+    orphans, still in their query on the server, stay in theirs); dropped at the end."""
+    name = f"shutdown_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    stack.callback(drop)
+    return name
 
 
 def _kill(side: SidecarProcess) -> None:
@@ -209,11 +224,10 @@ def _signal_and_wait(side: SidecarProcess, sig: signal.Signals) -> tuple[int, fl
 
 
 def test_signals_at_random_moments_stop_the_sidecar_in_every_state(
-    pg: LocalPostgres, fresh_db: str, tmp_path: Path
+    pg: LocalPostgres, tmp_path: Path
 ) -> None:
     """SIGTERM/SIGINT at seeded random moments in every state: exit 0 within 5 s, no backend left on a reachable server."""
     rng = random.Random(SEED)  # noqa: S311 - reproducible moments, not secrets
-    dbname = str(conninfo_to_dict(fresh_db)["dbname"])
     plan = STATES * ROUNDS
     rng.shuffle(plan)
     timings: list[str] = []
@@ -221,7 +235,7 @@ def test_signals_at_random_moments_stop_the_sidecar_in_every_state(
         sig = rng.choice([signal.SIGTERM, signal.SIGINT])
         delay = rng.uniform(0.0, 1.5)
         with contextlib.ExitStack() as stack:
-            lab = Lab(pg, dbname, tmp_path, stack)
+            lab = Lab(pg, _database(pg, stack), tmp_path, stack)
             case = state(lab)
             time.sleep(delay)  # the random moment: wherever the sidecar's threads are now
             code, took = _signal_and_wait(case.side, sig)
