@@ -1,0 +1,92 @@
+"""The sidecar's stop machinery: a signal caught by any thread, and a closing budget."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import pytest
+from dbpulse.sidecar.shutdown import Budget, StopSignal
+
+
+@pytest.fixture
+def restored_handlers() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def _waiting(frame: FrameType | None) -> bool:
+    return (
+        frame is not None
+        and frame.f_code.co_name == "wait"
+        and "threading" in (frame.f_code.co_filename)
+    )
+
+
+@pytest.mark.usefixtures("restored_handlers")
+def test_a_signal_delivered_to_another_thread_stops_the_wait() -> None:
+    """SIGTERM that the kernel hands to a worker thread still ends StopSignal.wait() (an untimed Event.wait never woke for it)."""
+    signals = StopSignal()
+    signals.install()
+    rescued = threading.Event()
+    worker_done = threading.Event()
+
+    def worker() -> None:
+        # Sent while the main thread runs bytecode, the signal would be handled at once:
+        # wait until it is blocked in the wait (its top frame is threading's wait()).
+        main = threading.main_thread().ident or 0
+        while not _waiting(sys._current_frames().get(main)):
+            time.sleep(0.01)
+        time.sleep(0.3)  # past the check: inside the lock's C-level wait
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # to this thread only
+        # Only if the main thread never acted on it: wake it directly, and say so.
+        if not signals.stop.wait(10):
+            rescued.set()
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+        worker_done.set()
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    signals.wait()
+    worker_done.wait()
+    assert signals.received == "SIGTERM"
+    assert not rescued.is_set(), "the main thread acted only on a signal sent to it"
+
+
+@pytest.mark.usefixtures("restored_handlers")
+def test_sigint_stops_the_wait_too() -> None:
+    """SIGINT is a stop request like SIGTERM, not a KeyboardInterrupt mid-shutdown."""
+    signals = StopSignal()
+    signals.install()
+    signal.raise_signal(signal.SIGINT)
+    signals.wait()
+    assert signals.received == "SIGINT"
+
+
+def test_budget_abandons_a_step_that_hangs_and_runs_the_next() -> None:
+    """A closing step still blocked when the budget is spent is named and left behind; later steps still run."""
+    budget = Budget(0.3)
+    never = threading.Event()
+    ran: list[str] = []
+    assert not budget.run("frozen poll", never.wait)
+    assert budget.run("connections", lambda: ran.append("connections"))
+    assert ran == ["connections"]
+    assert budget.abandoned == ["frozen poll"]
+    never.set()
+
+
+def test_budget_step_that_raises_does_not_stop_the_others() -> None:
+    """A failing step is logged and counted done; it never raises into the shutdown."""
+    budget = Budget(2.0)
+
+    def broken() -> None:
+        raise RuntimeError("pool already closed")
+
+    assert budget.run("broken", broken)
+    assert budget.abandoned == []
