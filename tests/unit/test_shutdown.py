@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -90,3 +91,24 @@ def test_budget_step_that_raises_does_not_stop_the_others() -> None:
 
     assert budget.run("broken", broken)
     assert budget.abandoned == []
+
+
+STUCK_CHILD = """
+import threading
+from dbpulse.logging import configure_logging
+from dbpulse.sidecar.shutdown import exit_if_stuck
+configure_logging("info", "json")
+threading.Thread(target=threading.Event().wait, name="frozen-poll").start()  # not a daemon
+exit_if_stuck(0)
+raise SystemExit(3)  # not reached when the thread is seen
+"""
+
+
+def test_exit_if_stuck_leaves_a_blocked_non_daemon_thread_behind() -> None:
+    """A non-daemon thread that never ends (which the interpreter would join forever) is named in the log and the process exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-c", STUCK_CHILD], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "exiting with threads still running" in done.stderr
+    assert "frozen-poll" in done.stderr
