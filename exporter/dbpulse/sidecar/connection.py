@@ -230,6 +230,8 @@ class ConnectionManager:
                     )
                     yield conn
             except psycopg.Error as exc:
+                if self._closing.is_set():  # cancelled or cut by interrupt(): not a fault
+                    raise Unavailable("shutting down") from exc
                 if alarm.fired:
                     message = f"no answer from the server within {limit:g}s (network stall?)"
                     self._gate.lost(message)
@@ -239,11 +241,11 @@ class ConnectionManager:
                 alarm.cancel()
                 self._in_flight.discard(alarm)
         finally:
-            # A lock or statement timeout leaves the connection usable: still up.
-            if conn.broken or conn.closed:
-                self._mark(up=False, reason="connection lost")
-            else:
-                self._mark(up=True)
+            # A lock or statement timeout leaves the connection usable: still up. Once
+            # closing, a cut connection says nothing about the server.
+            if not self._closing.is_set():
+                lost = conn.broken or conn.closed
+                self._mark(up=not lost, reason="connection lost" if lost else "")
             self._pool.putconn(conn)  # a broken one is discarded and replaced by the pool
 
     def begin_close(self) -> None:
