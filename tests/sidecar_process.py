@@ -51,7 +51,7 @@ class SidecarProcess:
 
     def __init__(
         self,
-        dsn: str,
+        dsn: str | None,
         interval: float = 0.5,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
@@ -64,8 +64,7 @@ class SidecarProcess:
                 "-m",
                 "dbpulse",
                 "sidecar",
-                "--dsn",
-                dsn,
+                *(["--dsn", dsn] if dsn is not None else []),  # None: targets from --config
                 "--listen",
                 f"127.0.0.1:{self.port}",
                 "--interval",

@@ -28,7 +28,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from dbpulse.dsn import redact, remember
 from dbpulse.logging import get_logger
 from dbpulse.sidecar.backoff import Backoff
-from dbpulse.sidecar.deadline import WATCHDOG
+from dbpulse.sidecar.deadline import WATCHDOG, Alarm
 from dbpulse.sidecar.gate import DictRow, Gate, gated_connection_class
 
 __all__ = ["Backoff", "Conn", "ConnectionManager", "Unavailable"]
@@ -110,6 +110,7 @@ class ConnectionManager:
         self._lock_timeout_ms = max(1, int(lock_timeout * 1000))
         self._acquire_timeout = acquire_timeout
         self._closing = threading.Event()
+        self._in_flight: set[Alarm] = set()
         self._opened = False
         self._open_lock = threading.Lock()
         self._up: bool | None = None
@@ -215,6 +216,7 @@ class ConnectionManager:
             # of them plus connect_timeout of slack before calling the link frozen.
             limit = 2 * statement_timeout + max(1.0, self._connect_timeout)
             alarm = WATCHDOG.arm(conn, limit)
+            self._in_flight.add(alarm)
             try:
                 with conn.transaction():
                     conn.execute("SET TRANSACTION READ ONLY")
@@ -228,6 +230,8 @@ class ConnectionManager:
                     )
                     yield conn
             except psycopg.Error as exc:
+                if self._closing.is_set():  # cancelled or cut by interrupt(): not a fault
+                    raise Unavailable("shutting down") from exc
                 if alarm.fired:
                     message = f"no answer from the server within {limit:g}s (network stall?)"
                     self._gate.lost(message)
@@ -235,17 +239,39 @@ class ConnectionManager:
                 raise
             finally:
                 alarm.cancel()
+                self._in_flight.discard(alarm)
         finally:
-            # A lock or statement timeout leaves the connection usable: still up.
-            if conn.broken or conn.closed:
-                self._mark(up=False, reason="connection lost")
-            else:
-                self._mark(up=True)
+            # A lock or statement timeout leaves the connection usable: still up. Once
+            # closing, a cut connection says nothing about the server.
+            if not self._closing.is_set():
+                lost = conn.broken or conn.closed
+                self._mark(up=not lost, reason="connection lost" if lost else "")
             self._pool.putconn(conn)  # a broken one is discarded and replaced by the pool
 
     def begin_close(self) -> None:
         """Refuse new polls; those waiting for a connection give up at once."""
         self._closing.set()
+
+    def interrupt(self, cut_after: float) -> None:
+        """Shutdown: cancel the statements in flight; cut their sockets after ``cut_after``.
+
+        A reachable server ends them at once, so their connections return to the pool and
+        close() can say goodbye to the server; over a frozen link the cancel never arrives
+        and cutting the socket is what frees the poll's thread.
+        """
+        self._closing.set()
+        alarms = list(self._in_flight)
+        if not alarms:
+            return
+        WATCHDOG.hurry(alarms, cut_after)
+        for alarm in alarms:
+            # One thread each: a cancel opens a connection, which a frozen link holds.
+            threading.Thread(
+                target=alarm.cancel_query,
+                args=(cut_after,),
+                name="dbpulse-cancel",
+                daemon=True,
+            ).start()
 
     def close(self) -> None:
         """Close idle connections now; ones in use close when their poll returns them."""

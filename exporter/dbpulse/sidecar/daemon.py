@@ -8,11 +8,9 @@ runtimes and to ``MultiTarget``'s budget.
 
 from __future__ import annotations
 
-import signal
-import threading
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
-from types import FrameType
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
@@ -26,12 +24,17 @@ from dbpulse.sidecar.multitarget import MultiTarget
 from dbpulse.sidecar.poller import Poller
 from dbpulse.sidecar.runtime import TargetRuntime
 from dbpulse.sidecar.scheduling import Scheduler
+from dbpulse.sidecar.shutdown import Budget, StopSignal, exit_if_stuck
 from dbpulse.sidecar.snapshot import Snapshot
 from dbpulse.sidecar.targets import TargetSpec
 from dbpulse.sidecar.tracing import SidecarTracing
 
 # /debug/blocking is the name users look for; the data belongs to the locks collector.
 DEBUG_ALIASES = {"blocking": "locks"}
+
+# On shutdown, how long a poll in flight has to end after its cancel before its socket is
+# cut: a reachable server answers a cancel in milliseconds, a frozen link never does.
+CUT_AFTER = 1.0
 
 
 @dataclass
@@ -139,16 +142,25 @@ class Sidecar:
             self.multi.start()
         self.scheduler.start()
 
-    def close(self) -> None:
-        # Queued polls fail fast and running jobs stop between collectors, so stopping
-        # the scheduler waits for at most one collector per lane.
+    def close(self, budget: Budget | None = None) -> list[str]:
+        """Stop polling and close connections within ``budget``; returns what it abandoned.
+
+        Polls in flight are cancelled (a reachable server ends them at once, so their
+        connections can be closed properly) and, over a frozen link, their sockets are cut
+        after ``CUT_AFTER``; a step that still hangs is left to its daemon thread.
+        """
+        budget = budget or Budget()
         if self.target is not None:
-            self.target.begin_close()
+            self.target.interrupt(CUT_AFTER)
         if self.multi is not None:
-            self.multi.begin_close()
-        self.scheduler.shutdown()
+            self.multi.interrupt(CUT_AFTER)
+        budget.run("scheduler", self.scheduler.shutdown)
         if self.tracing is not None:  # after the last poll: end open spans, flush
-            self.tracing.close()
+            budget.run("tracing", self.tracing.close)
+        budget.run("connections", self._close_connections)
+        return budget.abandoned
+
+    def _close_connections(self) -> None:
         if self.target is not None:
             self.target.close()
         if self.multi is not None:
@@ -158,6 +170,8 @@ class Sidecar:
 def run_sidecar(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     log = get_logger()
+    signals = StopSignal()
+    signals.install()  # before anything starts: a signal during start-up stops it too
     sidecar = Sidecar.build(settings)
     host, port = parse_listen(settings.listen)
     try:
@@ -174,16 +188,27 @@ def run_sidecar(settings: Settings) -> int:
         )
         sidecar.close()
         return 2
-    stop = threading.Event()
+    if not signals.stop.is_set():
+        sidecar.start()
+        _log_started(sidecar, f"{server.scheme}://{host}:{server.server_address[1]}")
+    signals.wait()
+    started = time.monotonic()
+    budget = Budget()
+    # The server stops beside the sidecar: a /probe it is answering needs no poll.
+    http_stopped = budget.start("http", server.shutdown)
+    sidecar.close(budget)
+    http_stopped()
+    log.info(
+        "stopped",
+        seconds=round(time.monotonic() - started, 3),
+        abandoned=budget.abandoned or None,
+    )
+    exit_if_stuck(0)
+    return 0
 
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        stop.set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    sidecar.start()
-    address = f"{server.scheme}://{host}:{server.server_address[1]}"
+def _log_started(sidecar: Sidecar, address: str) -> None:
+    log = get_logger()
     if sidecar.target is not None:
         log.info(
             "dbpulse sidecar started",
@@ -195,10 +220,6 @@ def run_sidecar(settings: Settings) -> int:
     if sidecar.multi is not None:
         log.info(
             "dbpulse sidecar started",
-            targets=[t.name for t in settings.targets],
+            targets=[t.name for t in sidecar.settings.targets],
             listen=f"{address}/probe?target=NAME",
         )
-    stop.wait()
-    server.shutdown()
-    sidecar.close()
-    return 0

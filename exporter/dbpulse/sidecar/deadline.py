@@ -12,6 +12,7 @@ One watchdog thread serves every transaction of the process (not a timer thread 
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
@@ -50,6 +51,14 @@ class Alarm:
     def done(self) -> bool:
         return self._done
 
+    def cancel_query(self, timeout: float) -> None:
+        """Ask the server to cancel the statement in flight (a new connection: may hang)."""
+        if self._done:
+            return
+        # Unreachable or already idle: the deadline cuts the socket anyway.
+        with contextlib.suppress(psycopg.Error):
+            self._conn.cancel_safe(timeout=timeout)
+
 
 def _shut_down(conn: psycopg.Connection[object]) -> None:
     try:
@@ -84,6 +93,16 @@ class Watchdog:
                 self._thread.start()
             self._cond.notify()
         return alarm
+
+    def hurry(self, alarms: list[Alarm], seconds: float) -> None:
+        """Shutdown: these alarms fire within ``seconds`` (each keeps an earlier due)."""
+        due = time.monotonic() + seconds
+        with self._cond:
+            for alarm in alarms:
+                if not alarm.done and alarm.due > due:
+                    alarm.due = due  # its old heap entry fires as a no-op later
+                    heapq.heappush(self._heap, (due, next(self._order), alarm))
+            self._cond.notify()
 
     def _run(self) -> None:
         while True:

@@ -73,6 +73,7 @@ class MultiTarget:
         self._runtimes: dict[str, TargetRuntime] = {}
         self._job_ids: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self._closing = False  # shutting down: no new target (and no new connection)
         self._log = get_logger()
         # Without a scheduler handed in (the sidecar's), this instance owns its own.
         self._owns_scheduler = scheduler is None
@@ -90,9 +91,18 @@ class MultiTarget:
     def begin_close(self) -> None:
         """Jobs see closed and stop between collectors; queued polls fail fast."""
         with self._lock:
+            self._closing = True
             closing = list(self._runtimes.values())
         for runtime in closing:
             runtime.begin_close()
+
+    def interrupt(self, cut_after: float) -> None:
+        """Shutdown: every target's polls in flight end (``TargetRuntime.interrupt``)."""
+        with self._lock:
+            self._closing = True
+            closing = list(self._runtimes.values())
+        for runtime in closing:
+            runtime.interrupt(cut_after)
 
     def stop(self) -> None:
         self.begin_close()
@@ -151,6 +161,8 @@ class MultiTarget:
             if runtime is not None:
                 self._registry.touch(key, now)
                 return runtime, False
+            if self._closing:
+                raise BudgetExhausted("shutting down")
             spec = resolve(self._settings, key, read_password(self._settings.password_file))
             budget = self._url_budget if spec.from_url else self._budget
             if not budget.reserve(f"{key}\x00server", spec.max_connections):

@@ -202,6 +202,16 @@ class TargetRuntime:
         """Jobs stop between collectors; a queued poll fails fast instead of connecting."""
         self.closed = True
         self.connections.begin_close()
+        self.first_poll.set()  # a /probe waiting for the first poll answers now
+
+    def interrupt(self, cut_after: float) -> None:
+        """Shutdown: end the polls in flight (``ConnectionManager.interrupt``)."""
+        self.begin_close()
+        managers = [self.connections]
+        if self.discovery is not None:
+            managers += [db.connections for db in list(self.discovery.databases.values())]
+        for manager in managers:
+            manager.interrupt(cut_after)
 
     def close(self) -> None:
         """Close idle connections now; a job still running closes its own when it ends."""
