@@ -89,9 +89,10 @@ def test_bad_environment_is_one_line_and_exit_2(
 def test_variables_dbpulse_documents_or_kubernetes_injects_are_not_settings(
     tmp_path: Path,
 ) -> None:
-    """DBPULSE_PG_BINDIR (tests) and Kubernetes service links (DBPULSE_SERVICE_HOST...) pass."""
+    """DBPULSE_PG_BINDIR, the suite's DBPULSE_TEST_* knobs and Kubernetes service links pass."""
     env = {
         "DBPULSE_PG_BINDIR": "/usr/lib/postgresql/15/bin",
+        "DBPULSE_TEST_SQL_FUZZ_EXAMPLES": "10000",
         "DBPULSE_SERVICE_HOST": "10.0.0.1",
         "DBPULSE_SERVICE_PORT": "9189",
         "DBPULSE_SERVICE_PORT_METRICS": "9189",

@@ -17,6 +17,9 @@ PREFIX = "DBPULSE_"
 
 # Read by dbpulse outside the settings: the PostgreSQL the tests start (localpg.py).
 NOT_SETTINGS = frozenset({"DBPULSE_PG_BINDIR"})
+# The test suite's own knobs (e.g. DBPULSE_TEST_SQL_FUZZ_EXAMPLES): a long fuzz run must
+# not turn every sidecar the same suite starts into a configuration error.
+TEST_KNOBS = "DBPULSE_TEST_"
 
 # Kubernetes service links: a Service named dbpulse (or dbpulse-*) gives every pod in its
 # namespace DBPULSE_SERVICE_HOST, DBPULSE_PORT_9189_TCP_ADDR and the like.
@@ -33,7 +36,12 @@ def unknown_variables(environ: Mapping[str, str], fields: Iterable[str]) -> list
     found = []
     for name in environ:
         upper = name.upper()
-        if not upper.startswith(PREFIX) or upper in NOT_SETTINGS or _SERVICE_LINK.match(upper):
+        if (
+            not upper.startswith(PREFIX)
+            or upper in NOT_SETTINGS
+            or upper.startswith(TEST_KNOBS)
+            or _SERVICE_LINK.match(upper)
+        ):
             continue
         if upper[len(PREFIX) :].split("__", 1)[0].lower() not in known:
             found.append(name)

@@ -2,7 +2,7 @@
 
 The oracle is PostgreSQL's own lexer run again over the output: whatever went in (cut
 literals, stray quotes, NULs, unbalanced comments), what comes out scans as code and
-placeholders only. ``DBPULSE_SQL_FUZZ_EXAMPLES`` sets the examples per test (default
+placeholders only. ``DBPULSE_TEST_SQL_FUZZ_EXAMPLES`` sets the examples per test (default
 300, a quick pass in the suite); the recorded long run is in benchmarks/README.md.
 """
 
@@ -21,7 +21,7 @@ from pglast.parser import scan
 
 from tests.unit.sql.literals import statement
 
-EXAMPLES = int(os.environ.get("DBPULSE_SQL_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("DBPULSE_TEST_SQL_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
 
 _FRAGMENTS = st.sampled_from(
