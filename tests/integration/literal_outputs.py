@@ -13,7 +13,7 @@ import io
 import logging
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
@@ -64,12 +64,18 @@ class Outputs:
     _log_seen: int = 0
     errors: list[BaseException] = field(default_factory=list)
 
-    def run(self, sql: str) -> None:
-        """Execute ``sql`` in the application while the sidecar polls what sees it running."""
+    def run(
+        self, sql: str, *, autocommit: bool = False, on_poll: Callable[[], object] | None = None
+    ) -> None:
+        """Execute ``sql`` in the application while the sidecar polls what sees it running.
+
+        ``on_poll`` runs after each round of polls (e.g. to release a lock once seen).
+        """
+        options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
 
         def execute() -> None:
             try:
-                with self.engine.connect() as conn:
+                with self.engine.connect().execution_options(**options) as conn:
                     # No parameters: sent as written (simple protocol, no bind-marker parsing).
                     conn.exec_driver_sql(sql, execution_options={"no_parameters": True})
                     conn.commit()
@@ -82,6 +88,8 @@ class Outputs:
         def finished() -> bool:
             for name in POLLED:
                 self.sidecar.poller.run_once(name)
+            if on_poll is not None:
+                on_poll()
             return not worker.is_alive()
 
         wait_for(finished, timeout=30, interval=0.02)
