@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -56,6 +57,7 @@ class Outputs:
     engine: Engine
     instrumentation: Instrumentation
     registry: CollectorRegistry
+    app_provider: TracerProvider
     app_spans: InMemorySpanExporter
     sidecar: Sidecar
     sidecar_spans: InMemorySpanExporter
@@ -99,8 +101,11 @@ class Outputs:
 
     def _get(self, path: str) -> str:
         url = f"http://127.0.0.1:{self.port}{path}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return bytes(resp.read()).decode("utf-8", "replace")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return bytes(resp.read()).decode("utf-8", "replace")
+        except urllib.error.HTTPError as err:  # e.g. /readyz 503 before the first poll
+            return bytes(err.read()).decode("utf-8", "replace")
 
     def debug_names(self) -> list[str]:
         names = self.sidecar.endpoints().debug_names
@@ -170,6 +175,7 @@ def outputs(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Outputs]:
             engine,
             inst,
             registry,
+            provider,
             app_spans,
             sidecar,
             sidecar_spans,

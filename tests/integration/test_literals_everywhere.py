@@ -9,11 +9,14 @@ blocking, index builds) and the in-process statement and slow-query spans.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from dbpulse import query_counter
+from dbpulse.inprocess.scope import scope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,6 +114,28 @@ def test_blocking_and_index_build_texts_leak_nowhere(fresh_db: str, rig: Outputs
     assert "UPDATE t SET id = id WHERE id <> ?" in found["in-process spans"]
 
 
+def test_repeated_statements_and_query_counter_leak_nowhere(rig: Outputs) -> None:
+    """An N+1 report (log line, span event) and query_counter's statements hold no constant."""
+    sql = "SELECT id FROM t WHERE id <> 4111111111111117 AND 'nplusone-secret' <> ''"
+    tracer = rig.app_provider.get_tracer("app")
+    with (
+        tracer.start_as_current_span("request"),
+        scope(unit_of_work=True),
+        query_counter() as counter,
+        rig.engine.connect() as conn,
+    ):
+        for _ in range(6):  # past the default threshold of 5
+            conn.exec_driver_sql(sql, execution_options={"no_parameters": True})
+    rig.sidecar.poller.run_all_once()  # selects the statement
+    rig.sidecar.poller.run_once("statements")  # reads its text
+    found = rig.texts()
+    found["query_counter"] = "\n".join(counter.statements)
+    assert _leaks(found, ["4111111111111117", "nplusone-secret"]) == []
+    assert '"N+1 query pattern"' in found["logs"]
+    assert "db.n_plus_one" in found["in-process spans"]
+    assert len(counter.statements) == 6
+
+
 # Constants PostgreSQL 15 reads as one constant (0x.., 0o.., 1_000 are PostgreSQL 16's).
 NUMBERS = ["4111111111111112", "987654321", "31415.926535", "271828e10", "1.41421356E-7"]
 BITS = ["B'1011001110001111'", "X'deadbeefcafe717a78'"]  # X'..' holds MARK's hex
@@ -145,7 +170,11 @@ LEAK = re.compile(
     "|".join([MARK, r"qz(?:\\{1,2}|!|#)0078", *map(re.escape, NUMBERS), "1011001110001111"]),
     re.IGNORECASE,
 )
-LIMITS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 25 keeps the module under a minute; DBPULSE_LITERAL_EXAMPLES sets a longer run.
+EXAMPLES = int(os.environ.get("DBPULSE_LITERAL_EXAMPLES", "25"))
+LIMITS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def test_generated_literals_leak_nowhere(rig: Outputs) -> None:
