@@ -136,6 +136,18 @@ def test_repeated_statements_and_query_counter_leak_nowhere(rig: Outputs) -> Non
     assert len(counter.statements) == 6
 
 
+def test_a_rejected_statement_leaks_nowhere(rig: Outputs) -> None:
+    """The server's error names the value (invalid input ... "failsecret"): no output repeats it."""
+    # The cast fails after the sleep (a subquery is not folded), so the sidecar sees it run.
+    rig.run(f"SELECT (SELECT 'failsecret-77' FROM {SLEEP})::int")
+    assert [type(e).__name__ for e in rig.errors] == ["DataError"]
+    assert "failsecret" in str(rig.errors[0])  # the application's exception does hold it
+    found = rig.texts()
+    assert _leaks(found, ["failsecret"]) == []
+    assert "psycopg.errors.InvalidTextRepresentation" in found["in-process spans"]
+    assert "SELECT (SELECT ? FROM pg_sleep(?))::int" in found["sidecar spans"]
+
+
 # Constants PostgreSQL 15 reads as one constant (0x.., 0o.., 1_000 are PostgreSQL 16's).
 NUMBERS = ["4111111111111112", "987654321", "31415.926535", "271828e10", "1.41421356E-7"]
 BITS = ["B'1011001110001111'", "X'deadbeefcafe717a78'"]  # X'..' holds MARK's hex
