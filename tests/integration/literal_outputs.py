@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from sqlalchemy import Engine, create_engine
 
 from tests.integration.collector_helpers import wait_for
@@ -37,6 +38,8 @@ from tests.integration.inprocess.conftest import sqlalchemy_url
 from tests.logging_state import restored_logging
 
 SIDECAR_SLOW_SECONDS = 0.1  # a statement sleeping longer is a sidecar slow-query span
+# prometheus_client leaves this one untyped.
+openmetrics_text: Callable[[CollectorRegistry], bytes] = openmetrics.generate_latest
 POLLED = ("slow_queries", "activity", "locks", "progress")  # what sees a running statement
 
 
@@ -118,6 +121,8 @@ class Outputs:
         for name in self.debug_names():
             found[f"/debug/{name}"] = self._get(f"/debug/{name}")
         found["in-process metrics"] = generate_latest(self.registry).decode()
+        # OpenMetrics carries the slow observations' exemplars as well.
+        found["in-process openmetrics"] = openmetrics_text(self.registry).decode()
         tracing = self.sidecar.tracing
         assert tracing is not None
         tracing.telemetry.tracer_provider.force_flush()

@@ -79,6 +79,7 @@ def test_the_statements_issue_13_names_leak_nowhere(rig: Outputs) -> None:
         assert span_name in found["sidecar spans"]
     assert "SELECT pg_sleep(?), ? AS a, ? AS b" in found["sidecar spans"]
     assert "SELECT pg_sleep(?), ? AS a, ? AS b" in found["in-process spans"]
+    assert "trace_id=" in found["in-process openmetrics"]  # slow observations' exemplars
 
 
 def test_blocking_and_index_build_texts_leak_nowhere(fresh_db: str, rig: Outputs) -> None:
