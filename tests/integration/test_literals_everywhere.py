@@ -44,6 +44,7 @@ def rig(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Outputs]:
         yield found
 
 
+CUT = "cutsecret-" * 120  # 1200 bytes: spans the 1024-byte cut
 # The statements issue 13 names, each kept by pg_stat_statements with its constants.
 ISSUE = [
     "CALL proc(4111111111111112)",
@@ -53,8 +54,17 @@ ISSUE = [
     f"EXPLAIN ANALYZE SELECT {SLEEP}, * FROM t WHERE id <> 4111111111111114",
     f"SELECT /* commentsecret=hunter2comment */ {SLEEP}",
     f"SELECT {SLEEP}, N'C:\\data\\' AS a, 'after-backslash-secret' AS b",
+    # pg_stat_activity cuts a statement at track_activity_query_size (1024 bytes): here
+    # inside a string constant, then inside a comment; the unterminated rest must go too.
+    # (New query shapes: the sidecar names them from pg_stat_activity, not from
+    # pg_stat_statements' text of an earlier statement with the same query_id.)
+    f"SELECT {SLEEP} AS cut_in_string, '{CUT}'",
+    f"SELECT {SLEEP}, 1 IN (2, 3) AS cut_in_comment /* {CUT} */",
 ]
-ISSUE_SECRETS = ["4111111111111112", "987654", "4111111111111114", "hunter2", "after-backslash"]
+ISSUE_SECRETS = [
+    *["4111111111111112", "987654", "4111111111111114", "hunter2", "after-backslash"],
+    "cutsecret",
+]
 
 
 def _leaks(found: dict[str, str], secrets: list[str]) -> list[tuple[str, str]]:
@@ -80,6 +90,9 @@ def test_the_statements_issue_13_names_leak_nowhere(rig: Outputs) -> None:
     assert "SELECT pg_sleep(?), ? AS a, ? AS b" in found["sidecar spans"]
     assert "SELECT pg_sleep(?), ? AS a, ? AS b" in found["in-process spans"]
     assert "trace_id=" in found["in-process openmetrics"]  # slow observations' exemplars
+    # The cut texts were read from pg_stat_activity: the cut-off rest is one placeholder.
+    assert "SELECT pg_sleep(?) AS cut_in_string, ?\n" in found["sidecar spans"]
+    assert "AS cut_in_comment ?\n" in found["sidecar spans"]
 
 
 def test_blocking_and_index_build_texts_leak_nowhere(fresh_db: str, rig: Outputs) -> None:
