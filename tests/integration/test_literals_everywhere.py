@@ -24,13 +24,13 @@ from tests.integration.literal_outputs import Outputs, outputs
 from tests.unit.sql.literals import MARK, comment, dollar_string, escape_string, secret
 from tests.unit.sql.literals import unicode_string as unicode_escape_string
 
-SLEEP = "pg_sleep(0.3)"  # longer than the sidecar's slow threshold: seen as a slow query
+SLEEP = "pg_sleep(0.5)"  # longer than the sidecar's slow threshold: seen as a slow query
 SETUP = [
     "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
     "CREATE TABLE t (id int8)",
     "INSERT INTO t VALUES (1)",
-    "CREATE PROCEDURE proc(n int8) LANGUAGE sql AS $$ SELECT pg_sleep(0.3) $$",
-    "CREATE PROCEDURE lit_proc(s text) LANGUAGE sql AS $$ SELECT pg_sleep(0.3) $$",
+    "CREATE PROCEDURE proc(n int8) LANGUAGE sql AS $$ SELECT pg_sleep(0.5) $$",
+    "CREATE PROCEDURE lit_proc(s text) LANGUAGE sql AS $$ SELECT pg_sleep(0.5) $$",
 ]
 
 
@@ -109,11 +109,18 @@ def test_blocking_and_index_build_texts_leak_nowhere(fresh_db: str, rig: Outputs
         holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         holder.execute("SELECT 1")  # an old snapshot: the index build waits for it
 
+        rounds: list[bool] = []
+
         def build_seen() -> None:
-            tracing = rig.sidecar.tracing
-            assert tracing is not None
-            if tracing.tracer.open_episodes() >= 2:  # its slow query and its index build
+            # Released one round of polls after the build is in the progress view, so the
+            # progress collector has certainly seen it waiting.
+            if rounds:
                 holder.commit()
+                return
+            with psycopg.connect(fresh_db, autocommit=True) as watcher:
+                row = watcher.execute("SELECT count(*) FROM pg_stat_progress_create_index")
+                if (row.fetchone() or (0,))[0]:
+                    rounds.append(True)
 
         rig.run(
             "CREATE INDEX CONCURRENTLY t_idx ON t (id) WHERE id <> 4111111111111116",
