@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.multitarget import MultiTarget
 
 from tests.integration.collector_helpers import wait_for
+from tests.integration.probe_helpers import get, serve_multi
 
 
 class Clock:
@@ -26,34 +24,11 @@ class Clock:
         return self.now
 
 
-def _serve(multi: MultiTarget) -> tuple[str, Callable[[], None]]:
-    server, _ = start_server(
-        "127.0.0.1",
-        0,
-        Endpoints(registry=multi, probe=multi.probe),  # type: ignore[arg-type]
-    )
-    multi.start()
-
-    def stop() -> None:
-        server.shutdown()
-        multi.stop()
-
-    return f"http://127.0.0.1:{server.server_address[1]}", stop
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def _wait(url: str, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
     """The first 200 answer from ``url`` that satisfies ``predicate``."""
 
     def ready() -> str | None:
-        status, text = _get(url)
+        status, text = get(url)
         return text if status == 200 and predicate(text) else None
 
     found: str = wait_for(ready, timeout=timeout, interval=0.2)
@@ -71,23 +46,23 @@ def _multi(pg: LocalPostgres, clock: Clock | None = None, **extra: Any) -> Multi
 
 @pytest.fixture
 def served(pg: LocalPostgres) -> Iterator[str]:
-    url, stop = _serve(_multi(pg))
+    url, stop = serve_multi(_multi(pg))
     yield url
     stop()
 
 
 def test_probe_refuses_bad_requests_with_clear_4xx(served: str) -> None:
     """No target is 400, an unknown name or a DSN is 404 naming the configured targets, a bad collector 400."""
-    status, body = _get(f"{served}/probe")
+    status, body = get(f"{served}/probe")
     assert (status, body) == (400, "exactly one target= parameter is required\n")
-    status, body = _get(f"{served}/probe?target=other")
+    status, body = get(f"{served}/probe?target=other")
     assert status == 404
     assert "unknown target 'other'" in body
     assert "configured targets: main" in body
-    status, body = _get(f"{served}/probe?target=postgresql://u:pw@10.0.0.1/x")
+    status, body = get(f"{served}/probe?target=postgresql://u:pw@10.0.0.1/x")
     assert status == 404
     assert "pw" not in body
-    status, body = _get(f"{served}/probe?target=main&collectors=activity,nonsense")
+    status, body = get(f"{served}/probe?target=main&collectors=activity,nonsense")
     assert status == 400
     assert "unknown collectors: nonsense" in body
 
@@ -104,7 +79,7 @@ def test_probe_serves_the_target_and_filters_collectors(served: str) -> None:
     assert "pg_stat_activity_count" in only
     assert "pg_locks_count" not in only
     assert 'collector="locks"' not in only
-    status, metrics = _get(f"{served}/metrics")
+    status, metrics = get(f"{served}/metrics")
     assert status == 200
     assert "dbpulse_targets_active 1.0" in metrics
 
@@ -112,13 +87,13 @@ def test_probe_serves_the_target_and_filters_collectors(served: str) -> None:
 def test_a_target_over_the_connection_budget_gets_503(pg: LocalPostgres) -> None:
     """With max_connections_total 1 the second target is refused with 503, the first keeps working."""
     targets = [{"name": "a", "dsn": pg.dsn}, {"name": "b", "dsn": pg.dsn}]
-    url, stop = _serve(_multi(pg, targets=targets, max_connections_total=1))
+    url, stop = serve_multi(_multi(pg, targets=targets, max_connections_total=1))
     try:
-        assert _get(f"{url}/probe?target=a")[0] == 200
-        status, body = _get(f"{url}/probe?target=b")
+        assert get(f"{url}/probe?target=a")[0] == 200
+        status, body = get(f"{url}/probe?target=b")
         assert status == 503
         assert "connection budget exhausted" in body
-        assert _get(f"{url}/probe?target=a")[0] == 200
+        assert get(f"{url}/probe?target=a")[0] == 200
     finally:
         stop()
 
@@ -138,7 +113,7 @@ def test_idle_target_is_dropped_and_its_connection_closed(pg: LocalPostgres, fre
     datname = fresh_db.rsplit("/", 1)[1]
     clock = Clock()
     multi = _multi(pg, clock, targets=[{"name": "idle", "dsn": fresh_db}], targets_idle_timeout=60)
-    url, stop = _serve(multi)
+    url, stop = serve_multi(multi)
     try:
         _wait(f"{url}/probe?target=idle", lambda t: 'pg_up{target="idle"} 1.0' in t)
         wait_for(lambda: _backends(pg, datname) == 1)
@@ -147,7 +122,7 @@ def test_idle_target_is_dropped_and_its_connection_closed(pg: LocalPostgres, fre
         clock.now = 61.0
         assert multi.sweep() == ["idle"]
         wait_for(lambda: _backends(pg, datname) == 0)
-        assert "dbpulse_targets_active 0.0" in _get(f"{url}/metrics")[1]
+        assert "dbpulse_targets_active 0.0" in get(f"{url}/metrics")[1]
         # Probed again, it comes back.
         _wait(f"{url}/probe?target=idle", lambda t: 'pg_up{target="idle"} 1.0' in t)
     finally:
@@ -170,7 +145,7 @@ def test_discovery_polls_each_database_and_follows_drops(pg: LocalPostgres) -> N
         discovery={"include": [f"{prefix}_.*"], "interval": 0.5},
         collectors={"migrations": {"interval": 1}},
     )
-    url, stop = _serve(multi)
+    url, stop = serve_multi(multi)
     try:
         probe = f"{url}/probe?target=srv"
         text = _wait(

@@ -8,17 +8,17 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.multitarget import MultiTarget
 
 from tests.integration.collector_helpers import wait_for
+from tests.integration.probe_helpers import get, serve_multi
 
 FAKE_HOST = "127.0.0.2"
 SSL_REQUEST = 80877103
@@ -94,31 +94,8 @@ def fake_pg() -> Iterator[FakePostgres]:
     fake.close()
 
 
-def _serve(multi: MultiTarget) -> tuple[str, Callable[[], None]]:
-    server, _ = start_server(
-        "127.0.0.1",
-        0,
-        Endpoints(registry=multi, probe=multi.probe),  # type: ignore[arg-type]
-    )
-    multi.start()
-
-    def stop() -> None:
-        server.shutdown()
-        multi.stop()
-
-    return f"http://127.0.0.1:{server.server_address[1]}", stop
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def _probe(url: str, target: str) -> tuple[int, str]:
-    return _get(f"{url}/probe?target={urllib.parse.quote(target, safe='')}")
+    return get(f"{url}/probe?target={urllib.parse.quote(target, safe='')}")
 
 
 @pytest.fixture
@@ -131,7 +108,7 @@ def served(pg: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
         first_probe_wait=0.5,
         **extra,
     )
-    url, stop = _serve(MultiTarget(settings))
+    url, stop = serve_multi(MultiTarget(settings))
     yield url
     stop()
 
@@ -164,7 +141,7 @@ def test_a_host_outside_the_allowlist_is_never_contacted(
     status, body = _probe(served, f"postgresql://dbpulse@{FAKE_HOST}:{fake_pg.port}/postgres")
     assert status == 404
     assert "dsn_in_url_hosts" in body
-    _, metrics = _get(f"{served}/metrics")
+    _, metrics = get(f"{served}/metrics")
     assert "dbpulse_targets_active 0.0" in metrics
     assert fake_pg.connections == 0
 
@@ -178,7 +155,7 @@ def test_a_unix_socket_target_is_refused_even_when_every_host_is_allowed(
     status, body = _probe(served, target)
     assert status == 404
     assert "socket" in body
-    _, metrics = _get(f"{served}/metrics")
+    _, metrics = get(f"{served}/metrics")
     assert "dbpulse_targets_active 0.0" in metrics
 
 
@@ -198,6 +175,6 @@ def test_junk_url_dsns_cannot_starve_a_configured_target(served: str) -> None:
     status, text = _probe(served, "main")
     assert status == 200
     assert "pg_up" in text
-    _, metrics = _get(f"{served}/metrics")
+    _, metrics = get(f"{served}/metrics")
     assert 'dbpulse_targets_connections{state="url_reserved"} 4.0' in metrics
     assert 'dbpulse_targets_connections{state="reserved"} 1.0' in metrics
