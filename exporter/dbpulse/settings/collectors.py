@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, at_least
+from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, floor
 
 __all__ = [
     "COLLECTOR_NAMES",
@@ -41,15 +41,9 @@ class CollectorSettings(Strict):
         description="drop its series when the last success is older; default 3 x interval",
     )
 
-    @field_validator("interval")
-    @classmethod
-    def _check_min_interval(cls, value: float | None) -> float | None:
-        return at_least(MIN_INTERVAL, value)
+    _check_min_interval = floor(MIN_INTERVAL, "interval")
 
-    @field_validator("timeout")
-    @classmethod
-    def _check_min_timeout(cls, value: float | None) -> float | None:
-        return at_least(MIN_TIMEOUT, value)
+    _check_min_timeout = floor(MIN_TIMEOUT, "timeout")
 
 
 class StatementsSettings(CollectorSettings):

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, at_least
+from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, floor
 from dbpulse.settings.collectors import CollectorsSettings
 from dbpulse.settings.dsncheck import check_dsn
 from dbpulse.settings.listen import parse_listen
@@ -105,15 +105,9 @@ class Settings(BaseSettings):
     )
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
-    @field_validator("interval")
-    @classmethod
-    def _check_min_interval(cls, value: float | None) -> float | None:
-        return at_least(MIN_INTERVAL, value)
+    _check_min_interval = floor(MIN_INTERVAL, "interval")
 
-    @field_validator("connect_timeout")
-    @classmethod
-    def _check_min_timeout(cls, value: float | None) -> float | None:
-        return at_least(MIN_TIMEOUT, value)
+    _check_min_timeout = floor(MIN_TIMEOUT, "connect_timeout")
 
     @field_validator("probes", "targets")
     @classmethod

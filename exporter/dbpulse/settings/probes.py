@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, at_least
+from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, floor
 
 __all__ = ["ProbeSettings"]
 
@@ -42,15 +42,9 @@ class ProbeSettings(Strict):
         default=None, description="column with the total amount of work, for a progress bar"
     )
 
-    @field_validator("interval")
-    @classmethod
-    def _check_min_interval(cls, value: float | None) -> float | None:
-        return at_least(MIN_INTERVAL, value)
+    _check_min_interval = floor(MIN_INTERVAL, "interval")
 
-    @field_validator("timeout")
-    @classmethod
-    def _check_min_timeout(cls, value: float | None) -> float | None:
-        return at_least(MIN_TIMEOUT, value)
+    _check_min_timeout = floor(MIN_TIMEOUT, "timeout")
 
     @field_validator("name")
     @classmethod

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, SecretStr, field_validator
 
-from dbpulse.settings.base import MIN_INTERVAL, Strict, at_least
+from dbpulse.settings.base import MIN_INTERVAL, Strict, floor
 from dbpulse.settings.dsncheck import check_dsn
 
 __all__ = ["DiscoverySettings", "TargetSettings"]
@@ -66,10 +66,7 @@ class DiscoverySettings(Strict):
         default=50, ge=1, le=10000, description="databases polled per server (one connection each)"
     )
 
-    @field_validator("interval")
-    @classmethod
-    def _check_min_interval(cls, value: float | None) -> float | None:
-        return at_least(MIN_INTERVAL, value)
+    _check_min_interval = floor(MIN_INTERVAL, "interval")
 
     @field_validator("include", "exclude")
     @classmethod

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from dbpulse.settings.base import MIN_TIMEOUT, Strict, at_least
+from dbpulse.settings.base import MIN_TIMEOUT, Strict, floor
 
 __all__ = ["TelemetrySettings"]
 
@@ -42,7 +42,4 @@ class TelemetrySettings(Strict):
         description="an active query older than this in pg_stat_activity becomes a span",
     )
 
-    @field_validator("timeout", "slow_query_seconds")
-    @classmethod
-    def _check_min_timeout(cls, value: float | None) -> float | None:
-        return at_least(MIN_TIMEOUT, value)
+    _check_min_timeout = floor(MIN_TIMEOUT, "timeout", "slow_query_seconds")
