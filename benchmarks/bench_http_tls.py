@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from dbpulse.http import Endpoints, MetricsServer, start_server
 from prometheus_client import CollectorRegistry, Gauge
 
+from dbpulse.http import Endpoints, MetricsServer, start_server
 from tests.tlscerts import bcrypt_hash, write_pki
 
 RESULTS = Path(__file__).parent / "results" / "http_tls.md"

@@ -56,12 +56,13 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
 import sqlalchemy  # noqa: E402 - after the path tweak, run from anywhere
+from prometheus_client import CollectorRegistry  # noqa: E402
+from sqlalchemy import Connection, Engine, create_engine, event, text  # noqa: E402
+
 from dbpulse import __version__, instrument  # noqa: E402
 from dbpulse.inprocess.scope import scope  # noqa: E402
 from dbpulse.localpg import LocalPostgres, PostgresNotFound  # noqa: E402
 from dbpulse.logging import configure_logging  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
-from sqlalchemy import Connection, Engine, create_engine, event, text  # noqa: E402
 
 RESULTS_MD = HERE / "results" / "inprocess.md"
 RESULTS_JSON = HERE / "results" / "inprocess.json"

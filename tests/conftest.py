@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import structlog
-from dbpulse.localpg import LocalPostgres
 from hypothesis import settings
+
+from dbpulse.localpg import LocalPostgres
 
 # CI (CI=true) replays the same examples every run, so a red build always reproduces; a
 # developer's run explores new ones (and `make test` on a laptop finds new bugs).

@@ -13,8 +13,9 @@ import urllib.request
 from collections.abc import Callable
 
 import psycopg
-from dbpulse.localpg import free_port
 from prometheus_client.parser import text_string_to_metric_families
+
+from dbpulse.localpg import free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

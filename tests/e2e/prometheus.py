@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dbpulse.localpg import free_port
 
+from dbpulse.localpg import free_port
 from tests.integration.collector_helpers import wait_for
 
 

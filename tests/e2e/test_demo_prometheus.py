@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from dbpulse.localpg import free_port
 
+from dbpulse.localpg import free_port
 from tests.e2e.prometheus import Prometheus
 from tests.integration.collector_helpers import wait_for
 from tests.scripts import load_script

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbpulse.http import Endpoints, start_server
 from prometheus_client import CollectorRegistry, Gauge
 
+from dbpulse.http import Endpoints, start_server
 from tests.e2e.prometheus import Prometheus
 from tests.integration.collector_helpers import wait_for
 

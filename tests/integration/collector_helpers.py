@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from dbpulse.sidecar.base import BuildResult, Collector, Context
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.databases import DatabaseList
 from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
-from psycopg.conninfo import conninfo_to_dict
 
 APP_NAME = "dbpulse-test"
 

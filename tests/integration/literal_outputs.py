@@ -19,13 +19,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from dbpulse import telemetry
-from dbpulse.http import start_server
-from dbpulse.inprocess.instrumentation import Instrumentation, instrument
-from dbpulse.logging import configure_logging
-from dbpulse.settings import load_settings
-from dbpulse.sidecar.collectors import statements_select
-from dbpulse.sidecar.daemon import Sidecar
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -33,6 +26,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from sqlalchemy import Engine, create_engine
 
+from dbpulse import telemetry
+from dbpulse.http import start_server
+from dbpulse.inprocess.instrumentation import Instrumentation, instrument
+from dbpulse.logging import configure_logging
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.collectors import statements_select
+from dbpulse.sidecar.daemon import Sidecar
 from tests.integration.collector_helpers import wait_for
 from tests.integration.inprocess.conftest import sqlalchemy_url
 from tests.logging_state import restored_logging

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import psycopg
+
 from dbpulse.sidecar.collectors.activity import ActivityCollector
 from dbpulse.sidecar.collectors.locks import LocksCollector
-
 from tests.integration.collector_helpers import (
     APP_NAME,
     background,

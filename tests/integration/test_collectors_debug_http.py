@@ -7,11 +7,11 @@ import urllib.request
 from typing import Any
 
 import psycopg
+
 from dbpulse.http import start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.daemon import Sidecar
-
 from tests.integration.collector_helpers import background, wait_for
 
 SECRET = "hunter2-do-not-leak"

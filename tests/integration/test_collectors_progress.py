@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import psycopg
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.base import BuildResult
 from dbpulse.sidecar.collectors.progress import ProgressCollector
-
 from tests.integration.collector_helpers import background, dbname, runner, samples, wait_for
 
 WAITING = "waiting for old snapshots"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.collectors import activity, locks, progress
 from dbpulse.sidecar.connection import ConnectionManager

@@ -7,6 +7,8 @@ import uuid
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.base import BuildResult, CollectorError
@@ -15,8 +17,6 @@ from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.daemon import Sidecar
 from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
-from prometheus_client import CollectorRegistry, generate_latest
-
 from tests.integration.collector_helpers import dbname, runner, samples
 
 LIGHT = "SELECT 1 FROM pg_sleep(0.2)"

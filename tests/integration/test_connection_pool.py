@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
-
 from tests.integration.collector_helpers import wait_for
 from tests.integration.test_faults_network import SilentServer
 

@@ -12,8 +12,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from dbpulse.localpg import free_port
 
+from dbpulse.localpg import free_port
 from tests.integration.collector_helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from dbpulse.cli import main
 from dbpulse.localpg import LocalPostgres, free_port
-
 from tests.integration.collector_helpers import wait_for
 
 

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dbpulse.inprocess import lint, transactions
-from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, exc, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 from structlog.testing import capture_logs
 
+from dbpulse.inprocess import lint, transactions
+from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from tests.integration.inprocess.conftest import sqlalchemy_url
 from tests.integration.inprocess.models import User, seed
 

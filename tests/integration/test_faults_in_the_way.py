@@ -6,10 +6,10 @@ import threading
 import time
 
 import psycopg
+
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
-
 from tests.integration.test_faults_network import SqlCollector
 
 

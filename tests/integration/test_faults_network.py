@@ -18,13 +18,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.base import BuildResult, Context, Rows, query
 from dbpulse.sidecar.collectors.database import DatabaseCollector
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
-from prometheus_client import CollectorRegistry, generate_latest
 
 
 class SilentServer:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dbpulse.localpg import LocalPostgres
 
+from dbpulse.localpg import LocalPostgres
 from tests.sidecar_process import BackendCounter, Samples, SidecarProcess, fetch, value
 
 COLLECTORS = ("activity", "statements", "locks", "progress", "database", "migrations")

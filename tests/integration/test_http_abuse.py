@@ -7,6 +7,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.base import Collector
@@ -15,7 +17,6 @@ from dbpulse.sidecar.collectors.database import DatabaseCollector
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
-from prometheus_client import CollectorRegistry
 
 HANDLER_TIMEOUT = 10  # start_server(request_timeout=...)'s default
 

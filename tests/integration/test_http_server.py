@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from prometheus_client import CollectorRegistry, Gauge
+
 from dbpulse.http import Endpoints, MetricsServer, start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import Settings
 from dbpulse.sidecar.daemon import Sidecar
-from prometheus_client import CollectorRegistry, Gauge
-
 from tests.integration.collector_helpers import wait_for
 from tests.unit.test_http_exposition import Counting, Generation
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dbpulse.http import Endpoints, MetricsServer, start_server
 from prometheus_client import CollectorRegistry, Gauge
 
+from dbpulse.http import Endpoints, MetricsServer, start_server
 from tests.integration.collector_helpers import wait_for
 from tests.tlscerts import TLS_ONLY, Pki, bcrypt_hash, https_get, issue, make_ca, write_pki
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dbpulse.http import Endpoints, MetricsServer, start_server
 from prometheus_client import CollectorRegistry
 
+from dbpulse.http import Endpoints, MetricsServer, start_server
 from tests.tlscerts import TLS_ONLY, Pki, issue, write_pki
 
 

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from dbpulse import query_counter
-from dbpulse.inprocess.scope import scope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dbpulse import query_counter
+from dbpulse.inprocess.scope import scope
 from tests.integration.literal_outputs import Outputs, outputs
 from tests.unit.sql.literals import MARK, comment, dollar_string, escape_string, secret
 from tests.unit.sql.literals import unicode_string as unicode_escape_string

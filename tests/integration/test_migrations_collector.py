@@ -7,13 +7,14 @@ import time
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from dbpulse.settings import MigrationsSettings
 from dbpulse.sidecar.collectors.migrations import MigrationsCollector
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.poller import Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 SCHEMA = """
 CREATE TABLE parent (id int PRIMARY KEY);

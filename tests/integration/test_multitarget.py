@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.multitarget import MultiTarget
-
 from tests.integration.collector_helpers import wait_for
 from tests.integration.probe_helpers import get, serve_multi
 
@@ -171,8 +171,9 @@ def test_discovery_polls_each_database_and_follows_drops(pg: LocalPostgres) -> N
 
 def test_single_target_and_targets_share_one_process(pg: LocalPostgres) -> None:
     """With dsn and targets both set, /metrics keeps the single target and /probe serves the rest."""
-    from dbpulse.sidecar.daemon import Sidecar
     from prometheus_client import generate_latest
+
+    from dbpulse.sidecar.daemon import Sidecar
 
     settings = load_settings(dsn=pg.dsn, targets=[{"name": "other", "dsn": pg.dsn}])
     sidecar = Sidecar.build(settings)

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+
 from dbpulse.localpg import LocalPostgres, free_port
 
 PASSWORD = "pw-Mult1Target"

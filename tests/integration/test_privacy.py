@@ -10,11 +10,6 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import structlog
-from dbpulse.inprocess.instrumentation import instrument
-from dbpulse.localpg import LocalPostgres
-from dbpulse.logging import configure_logging
-from dbpulse.settings import load_settings
-from dbpulse.sidecar.daemon import Sidecar
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -22,6 +17,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine, exc, text
 from structlog.testing import capture_logs
 
+from dbpulse.inprocess.instrumentation import instrument
+from dbpulse.localpg import LocalPostgres
+from dbpulse.logging import configure_logging
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.daemon import Sidecar
 from tests.integration.collector_helpers import wait_for
 from tests.sidecar_process import SidecarProcess, fetch, value
 

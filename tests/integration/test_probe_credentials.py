@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.multitarget import MultiTarget
-
 from tests.integration.collector_helpers import wait_for
 from tests.integration.probe_helpers import get, serve_multi
 

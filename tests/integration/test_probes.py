@@ -6,10 +6,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from dbpulse.settings import load_settings
-from dbpulse.sidecar.daemon import Sidecar
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.daemon import Sidecar
 
 BACKFILL = {
     "name": "backfill",

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
 from dbpulse.dsn import target_name
 from dbpulse.localpg import free_port
 from dbpulse.logging import configure_logging, get_logger
-
 from tests.logging_state import restored_logging
 from tests.sidecar_process import SidecarProcess, fetch
 

@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from dbpulse.localpg import LocalPostgres, free_port
 
+from dbpulse.localpg import LocalPostgres, free_port
 from tests.integration.collector_helpers import wait_for
 from tests.integration.test_faults_network import FreezableProxy
 from tests.sidecar_process import Samples, SidecarProcess, fetch, value

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from prometheus_client import CollectorRegistry, generate_latest
+
 from dbpulse.localpg import LocalPostgres, free_port
 from dbpulse.settings import COLLECTOR_NAMES, load_settings
 from dbpulse.sidecar.base import BuildResult, Context, Rows, query
@@ -16,8 +18,6 @@ from dbpulse.sidecar.runtime import TargetRuntime
 from dbpulse.sidecar.scheduling import Scheduler
 from dbpulse.sidecar.snapshot import Snapshot
 from dbpulse.sidecar.targets import TargetSpec
-from prometheus_client import CollectorRegistry, generate_latest
-
 from tests.integration.collector_helpers import one_target_poller, wait_for
 
 

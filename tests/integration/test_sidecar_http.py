@@ -6,11 +6,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.collectors.database import DatabaseCollector
-from prometheus_client import CollectorRegistry
-
 from tests.integration.collector_helpers import one_target_poller
 
 

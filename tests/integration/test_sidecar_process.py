@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dbpulse.localpg import LocalPostgres, free_port
 
+from dbpulse.localpg import LocalPostgres, free_port
 from tests.sidecar_process import SidecarProcess, fetch
 
 PASSWORD = "pw-Sup3rSecret"

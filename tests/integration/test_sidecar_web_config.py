@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from dbpulse.http import start_server
 
+from dbpulse.http import start_server
 from tests.tlscerts import TLS_ONLY, Pki, bcrypt_hash, https_get, write_pki
 
 
@@ -104,8 +104,9 @@ def test_serve_metrics_in_process_takes_the_web_config(tmp_path: Path) -> None:
     import urllib.error
     import urllib.request
 
-    from dbpulse.http import serve_metrics
     from prometheus_client import CollectorRegistry, Gauge
+
+    from dbpulse.http import serve_metrics
 
     registry = CollectorRegistry(auto_describe=False)
     Gauge("app_gauge", "an application value", registry=registry).set(5)

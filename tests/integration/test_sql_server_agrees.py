@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.collectors.statements import scrub_text
 from dbpulse.sidecar.scrub import literal_free
 from dbpulse.sql import normalize, scrub
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.unit.sql.literals import MARK, dollar_string, escape_string, secret, unicode_string
 
 SERVER = settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -12,10 +12,10 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from dbpulse.settings import load_settings
-from dbpulse.sidecar.daemon import Sidecar
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.daemon import Sidecar
 from tests.integration.collector_helpers import background, wait_for
 
 SECRET = "secret-literal-42"

@@ -5,14 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from dbpulse.inprocess.instrumentation import instrument
-from dbpulse.inprocess.middleware import DBPulseASGIMiddleware
-from dbpulse.settings import load_settings
-from dbpulse.sidecar.collectors import create_enabled
-from dbpulse.sidecar.connection import ConnectionManager
-from dbpulse.sidecar.poller import Poller, Schedule
-from dbpulse.sidecar.snapshot import Snapshot
-from dbpulse.sidecar.tracing import SidecarTracer
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,6 +17,14 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from dbpulse.inprocess.instrumentation import instrument
+from dbpulse.inprocess.middleware import DBPulseASGIMiddleware
+from dbpulse.settings import load_settings
+from dbpulse.sidecar.collectors import create_enabled
+from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.snapshot import Snapshot
+from dbpulse.sidecar.tracing import SidecarTracer
 from tests.integration.collector_helpers import wait_for
 from tests.integration.inprocess.conftest import sqlalchemy_url
 from tests.otel import attrs, times

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from dbpulse.cli import main
 from dbpulse.localpg import free_port
-
 from tests.integration.collector_helpers import wait_for
 from tests.integration.watch_screen import Screen
 

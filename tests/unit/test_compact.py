@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dbpulse.sidecar.compact import compact
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+
+from dbpulse.sidecar.compact import compact
 
 
 def _families() -> list[Metric]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dbpulse.sidecar.base import BuildResult, Context
-from dbpulse.sidecar.collectors.database import DatabaseCollector
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
+
+from dbpulse.sidecar.base import BuildResult, Context
+from dbpulse.sidecar.collectors.database import DatabaseCollector
 
 
 class _Fixed:

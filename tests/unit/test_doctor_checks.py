@@ -7,6 +7,7 @@ from dataclasses import replace
 from io import StringIO
 
 import pytest
+
 from dbpulse.doctor.checks import (
     check_fk_missing_index,
     check_idle_in_transaction_timeout,

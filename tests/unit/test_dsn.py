@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dbpulse.dsn import forget, redact, target_name
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import psycopg
-from dbpulse.dsn import forget, redact, target_name
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
+
+from dbpulse.dsn import forget, redact, target_name
 
 # Printable ASCII plus space: every character a hand-typed password might hold.
 PASSWORDS = st.text(

@@ -6,11 +6,12 @@ import gzip
 import zlib
 from collections.abc import Hashable, Iterator
 
-from dbpulse.http import Endpoints
-from dbpulse.http.exposition import MAX_ENTRIES, Exposition
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+
+from dbpulse.http import Endpoints
+from dbpulse.http.exposition import MAX_ENTRIES, Exposition
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 

@@ -8,8 +8,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from dbpulse.logging import configure_logging, get_logger
 
+from dbpulse.logging import configure_logging, get_logger
 from tests.logging_state import restored_logging
 
 

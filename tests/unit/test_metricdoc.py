@@ -8,11 +8,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 from dbpulse.docgen.layout import LIMIT, MISSING, missing_notes, read_module, render_layout
 from dbpulse.docgen.origins import Construction, Frame, choose_origins, record_origins
 from dbpulse.metricdoc import END, LAYOUT_END, LAYOUT_START, START, render_table, splice
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 def test_render_table_names_types_and_labels() -> None:

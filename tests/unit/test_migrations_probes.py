@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from dbpulse.settings import ConfigError, ProbeSettings, load_settings
 from dbpulse.sidecar.base import CollectorError
 from dbpulse.sidecar.probes import build_probe, create_probes

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from dbpulse.sidecar.base import Context
 from dbpulse.sidecar.collectors.progress import ProgressCollector, progress_ratio, queries_for
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dbpulse.settings import ConfigError, load_settings, parse_listen
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from dbpulse.settings import ConfigError, load_settings, parse_listen
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "dbpulse.example.yaml"
 

@@ -16,6 +16,11 @@ from typing import Any
 import annotated_types
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+
 from dbpulse.settings import (
     CollectorsSettings,
     ConfigError,
@@ -23,10 +28,6 @@ from dbpulse.settings import (
     Settings,
     load_settings,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pydantic import BaseModel, SecretStr
-from pydantic.fields import FieldInfo
 
 BASE_PROBE = {"name": "p", "sql": "SELECT 1 AS n"}
 

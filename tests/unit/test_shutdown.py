@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 import pytest
+
 from dbpulse.sidecar.shutdown import Budget, StopSignal
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
 from dbpulse.sidecar.base import BuildResult
 from dbpulse.sidecar.connection import Backoff
 from dbpulse.sidecar.snapshot import Snapshot
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 
 
 class Clock:

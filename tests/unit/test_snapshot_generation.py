@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dbpulse.sidecar.base import BuildResult
-from dbpulse.sidecar.snapshot import Snapshot
 from prometheus_client.core import GaugeMetricFamily
 
+from dbpulse.sidecar.base import BuildResult
+from dbpulse.sidecar.snapshot import Snapshot
 from tests.unit.test_snapshot import Clock
 
 

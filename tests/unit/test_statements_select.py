@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dbpulse.sidecar.collectors.statements_families import FAMILIES
-from dbpulse.sidecar.collectors.statements_select import select, statement_capacity
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from dbpulse.sidecar.collectors.statements_families import FAMILIES
+from dbpulse.sidecar.collectors.statements_select import select, statement_capacity
 
 
 def _k(queryid: int) -> tuple[int, int, int]:

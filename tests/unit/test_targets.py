@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.core import GaugeMetricFamily
+from psycopg.conninfo import conninfo_to_dict
+
 from dbpulse.settings import ConfigError, Settings, load_settings
 from dbpulse.sidecar.multitarget import merge_families
 from dbpulse.sidecar.targets import (
@@ -17,8 +20,6 @@ from dbpulse.sidecar.targets import (
     resolve,
     select_databases,
 )
-from prometheus_client.core import GaugeMetricFamily
-from psycopg.conninfo import conninfo_to_dict
 
 TEMPLATE = "postgresql://monitor@{host}:{port}/{dbname}"
 

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpExporter,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, TraceFlags
+
 from dbpulse.settings import TelemetrySettings, load_settings
 from dbpulse.sidecar.base import BuildResult, Context
 from dbpulse.sidecar.collectors.progress import ProgressCollector
@@ -15,17 +26,6 @@ from dbpulse.tracecontext import (
     format_traceparent,
     parse_traceparent,
 )
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-    OTLPSpanExporter as GrpcExporter,
-)
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-    OTLPSpanExporter as HttpExporter,
-)
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanContext, TraceFlags
-
 from tests.otel import attrs
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

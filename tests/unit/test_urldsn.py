@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+
 from dbpulse.settings import ConfigError, load_settings
 from dbpulse.settings.urlhosts import host_allowed
 from dbpulse.sidecar.targets import UnknownTarget, resolve
 from dbpulse.sidecar.urldsn import RefusedDsn, safe_url_dsn
-from psycopg.conninfo import conninfo_to_dict
 
 HOSTS = ["db.internal", "10.0.3.*:5432", "[fd00::1]"]
 

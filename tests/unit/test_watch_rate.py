@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from dbpulse.watch.rate import RateWindow, estimate, format_duration, format_rate
 from hypothesis import given
 from hypothesis import strategies as st
+
+from dbpulse.watch.rate import RateWindow, estimate, format_duration, format_rate
 
 
 def test_counting_up_gives_rate_and_eta() -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dbpulse.http.auth import Guard
 from dbpulse.http.tlscontext import build_context
 from dbpulse.http.webconfig import load_web_config, parse_duration
 from dbpulse.http.webreload import WebSource
 from dbpulse.settings import ConfigError
-
 from tests.tlscerts import bcrypt_hash, issue, make_ca
 
 

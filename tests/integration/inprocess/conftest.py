@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 import pytest
-from dbpulse.inprocess import queries, tracing
-from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine
 
+from dbpulse.inprocess import queries, tracing
+from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from tests.clock import ManualClock
 
 

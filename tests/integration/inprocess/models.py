@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dbpulse.demo.models import Base, Post, User
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+
+from dbpulse.demo.models import Base, Post, User
 
 __all__ = ["Post", "User", "seed"]
 

@@ -11,12 +11,12 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
-from dbpulse.inprocess.instrumentation import instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, exc, select, text
 from sqlalchemy.pool import QueuePool
 from structlog.testing import capture_logs
 
+from dbpulse.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
 from tests.integration.inprocess.models import User, seed
 
@@ -158,12 +158,13 @@ def test_async_starlette_endpoint_with_async_engine(
     """An async endpoint awaiting an AsyncEngine is counted per request by the ASGI middleware."""
     from contextlib import asynccontextmanager
 
-    from dbpulse.inprocess.middleware import DBPulseASGIMiddleware
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
     from starlette.testclient import TestClient
+
+    from dbpulse.inprocess.middleware import DBPulseASGIMiddleware
 
     engine = create_async_engine(pg_url)
     inst = instrument(engine, registry=registry)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from dbpulse.inprocess.instrumentation import instrument
-from dbpulse.inprocess.pool import PoolHooks
 from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy import create_engine, text
 
+from dbpulse.inprocess.instrumentation import instrument
+from dbpulse.inprocess.pool import PoolHooks
 from tests.integration.inprocess.conftest import value
 
 

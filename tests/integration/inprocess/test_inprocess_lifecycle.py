@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import dbpulse
 import pytest
-from dbpulse.inprocess import nplusone
-from dbpulse.inprocess.instrumentation import instrument
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, QueuePool
 from structlog.testing import capture_logs
 
+import dbpulse
+from dbpulse.inprocess import nplusone
+from dbpulse.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
 
 POOL_EVENTS = ("detach", "invalidate")

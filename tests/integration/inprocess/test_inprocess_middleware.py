@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import flask
-from dbpulse import query_counter
-from dbpulse.inprocess.middleware import DBPulseASGIMiddleware, DBPulseWSGIMiddleware
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
@@ -15,6 +13,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
+from dbpulse import query_counter
+from dbpulse.inprocess.middleware import DBPulseASGIMiddleware, DBPulseWSGIMiddleware
 from tests.integration.inprocess.conftest import Instrumented, value
 from tests.integration.inprocess.models import User, seed
 

@@ -6,13 +6,13 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
-from dbpulse.inprocess.nplusone import NPlusOneError
-from dbpulse.inprocess.scope import scope
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from structlog.testing import capture_logs
 
+from dbpulse.inprocess.nplusone import NPlusOneError
+from dbpulse.inprocess.scope import scope
 from tests.integration.inprocess.conftest import Instrumented, value
 from tests.integration.inprocess.models import Post, User, seed
 

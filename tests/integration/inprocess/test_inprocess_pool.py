@@ -6,11 +6,11 @@ import threading
 
 import psycopg
 import pytest
-from dbpulse.inprocess import pool as pool_hooks
 from prometheus_client import CollectorRegistry
 from sqlalchemy import exc, text
 from sqlalchemy.pool import NullPool, Pool, QueuePool, StaticPool
 
+from dbpulse.inprocess import pool as pool_hooks
 from tests.clock import ManualClock
 from tests.integration.collector_helpers import wait_for
 from tests.integration.inprocess.conftest import Instrumented, value

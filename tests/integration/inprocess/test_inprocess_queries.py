@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from dbpulse.inprocess import queries
 from prometheus_client import CollectorRegistry
 from sqlalchemy import bindparam, column, exc, select, table, text
 from sqlalchemy.pool import StaticPool
 from structlog.testing import capture_logs
 
+from dbpulse.inprocess import queries
 from tests.clock import ManualClock
 from tests.integration.inprocess.conftest import Instrumented, add_sleep_ms, value
 from tests.otel import attrs, times

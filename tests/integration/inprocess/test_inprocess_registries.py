@@ -10,14 +10,14 @@ from pathlib import Path
 
 import prometheus_client
 import pytest
-from dbpulse.inprocess import lint
-from dbpulse.inprocess.instrumentation import instrument
-from dbpulse.localpg import LocalPostgres
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from structlog.testing import capture_logs
 
+from dbpulse.inprocess import lint
+from dbpulse.inprocess.instrumentation import instrument
+from dbpulse.localpg import LocalPostgres
 from tests.integration.inprocess.conftest import value
 
 

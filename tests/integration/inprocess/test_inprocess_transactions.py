@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from dbpulse.inprocess import transactions
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from dbpulse.inprocess import transactions
 from tests.clock import ManualClock
 from tests.integration.inprocess.conftest import Instrumented, value
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbpulse.inprocess import compat
 from sqlalchemy import ForeignKey, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import Pool, QueuePool, SingletonThreadPool, StaticPool
+
+from dbpulse.inprocess import compat
 
 
 def test_pool_settings_are_read_as_configured() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from dbpulse.inprocess.fingerprint import OPERATIONS, fingerprint, normalize, strip_comments
 from hypothesis import given
 from hypothesis import strategies as st
+
+from dbpulse.inprocess.fingerprint import OPERATIONS, fingerprint, normalize, strip_comments
 
 
 @pytest.mark.parametrize(

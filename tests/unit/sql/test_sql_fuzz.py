@@ -12,13 +12,13 @@ import os
 import re
 
 import pytest
-from dbpulse.sql import fingerprint, normalize, scrub
-from dbpulse.sql.pieces import Kind
-from dbpulse.sql.text import pieces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pglast.parser import scan
 
+from dbpulse.sql import fingerprint, normalize, scrub
+from dbpulse.sql.pieces import Kind
+from dbpulse.sql.text import pieces
 from tests.unit.sql.literals import statement
 
 EXAMPLES = int(os.environ.get("DBPULSE_TEST_SQL_FUZZ_EXAMPLES", "300"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dbpulse.sql import comments, fingerprint, normalize, scrub, strip_comments
 from dbpulse.sql.pieces import Kind
 from dbpulse.sql.text import pieces

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from dbpulse.sidecar.collectors.statements import scrub_text
-from dbpulse.sidecar.scrub import literal_free
-from dbpulse.sql import fingerprint, normalize, scrub
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dbpulse.sidecar.collectors.statements import scrub_text
+from dbpulse.sidecar.scrub import literal_free
+from dbpulse.sql import fingerprint, normalize, scrub
 from tests.unit.sql.literals import MARK, constant, statement
 
 # What a leak looks like: the marker, or a run of digits/hex that only constants hold
