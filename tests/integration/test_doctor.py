@@ -207,3 +207,73 @@ def test_role_flag_reads_that_roles_settings(
     assert found["statement_timeout"]["level"] == "ok"
     assert found["statement_timeout"]["detail"] == "from ALTER ROLE ... IN DATABASE"
     assert found["idle_in_transaction_session_timeout"]["level"] == "warning"
+
+
+def _app_role_dsn(pg: LocalPostgres, fresh_db: str) -> tuple[str, str]:
+    """An application's login role (no superuser, no pg_monitor) owning nothing; its DSN."""
+    role = "app_" + fresh_db.rsplit("_", 1)[1]
+    with psycopg.connect(pg.dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'app-pw'")
+    return role, pg.dsn_for(fresh_db.rsplit("/", 1)[1], user=role, password="app-pw")
+
+
+def _drop_role(pg: LocalPostgres, role: str) -> None:
+    with psycopg.connect(pg.dsn, autocommit=True) as admin:
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_app_role_is_told_cannot_see_not_absent(
+    fresh_db: str, capsys: pytest.CaptureFixture[str], pg: LocalPostgres
+) -> None:
+    """As the app's own role, a loaded pg_stat_statements is not called "not loaded"."""
+    _tidy(fresh_db)
+    role, app_dsn = _app_role_dsn(pg, fresh_db)
+    try:
+        with psycopg.connect(app_dsn) as app:  # the app reads the view itself
+            assert app.execute("SELECT count(*) FROM pg_stat_statements").fetchone()
+        code, found = _doctor(capsys, "--dsn", app_dsn)
+    finally:
+        _drop_role(pg, role)
+    assert code == 0
+    pss = found["pg_stat_statements"]
+    assert "not loaded" not in pss["title"]
+    assert "restart" not in pss["fix"]
+    assert pss["title"] == "pg_stat_statements is loaded and installed"
+    # Other roles' statement texts are hidden from it: say which grant shows them.
+    assert pss["level"] == "info"
+    assert f'GRANT pg_read_all_stats TO "{role}";' in pss["fix"]
+    # Other sessions' transactions are invisible too: an "ok" would be a guess.
+    lt = found["long_transactions"]
+    assert lt["level"] == "info"
+    assert f'GRANT pg_read_all_stats TO "{role}";' in lt["fix"]
+
+
+def test_app_role_without_the_extension_cannot_tell_if_loaded(
+    fresh_db: str, capsys: pytest.CaptureFixture[str], pg: LocalPostgres
+) -> None:
+    """No extension and shared_preload_libraries unreadable: "cannot see", with the grant."""
+    role, app_dsn = _app_role_dsn(pg, fresh_db)
+    try:
+        code, found = _doctor(capsys, "--dsn", app_dsn)
+    finally:
+        _drop_role(pg, role)
+    assert code == 0
+    pss = found["pg_stat_statements"]
+    assert pss["level"] == "warning"
+    assert "not loaded" not in pss["title"]
+    assert "cannot see" in pss["title"]
+    assert f'GRANT pg_read_all_settings TO "{role}";' in pss["fix"]
+    assert "CREATE EXTENSION pg_stat_statements;" in pss["fix"]
+
+
+def test_unknown_role_is_an_error_not_a_missing_timeout(
+    fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--role nosuchrole: an error finding "role ... does not exist", exit 1, no timeout advice."""
+    code, found = _doctor(capsys, "--dsn", fresh_db, "--role", "nosuchrole")
+    assert code == 1
+    assert found["role"]["level"] == "error"
+    assert found["role"]["title"] == "role nosuchrole does not exist"
+    assert found["statement_timeout"]["level"] == "info"
+    assert "no statement_timeout" not in found["statement_timeout"]["title"]
+    assert "ALTER ROLE" not in found["statement_timeout"]["fix"]

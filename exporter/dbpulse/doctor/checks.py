@@ -1,16 +1,21 @@
 """Every doctor check, in report order; the check modules' names, importable from here.
 
 The checks themselves live by what they look at: ``config_checks`` (server and role
-settings) and ``database_checks`` (schema and open transactions); ``findings`` holds
-the result type they share.
+settings), ``database_checks`` (schema and open transactions) and ``access_checks``
+(what the doctor's role may see, so "cannot see" is not reported as "absent");
+``findings`` holds the result type they share.
 """
 
 from __future__ import annotations
 
+from dbpulse.doctor.access_checks import (
+    check_long_transactions_visible,
+    check_pg_stat_statements,
+    check_role,
+)
 from dbpulse.doctor.config_checks import (
     POOL_HEADROOM,
     check_idle_in_transaction_timeout,
-    check_pg_stat_statements,
     check_pool,
     check_statement_timeout,
     parse_duration_ms,
@@ -50,6 +55,7 @@ __all__ = [
     "check_not_valid_constraints",
     "check_pg_stat_statements",
     "check_pool",
+    "check_role",
     "check_statement_timeout",
     "check_tables_without_pk",
     "exit_code",
@@ -67,8 +73,14 @@ def run_checks(
     plan: PoolPlan | None,
     long_transaction_seconds: float = LONG_TRANSACTION_SECONDS,
 ) -> list[Finding]:
-    """Every check, in the order the report shows them."""
+    """Every check, in the order the report shows them.
+
+    A role that does not exist leads the report as an error (exit code 1): the doctor was
+    asked about a role it cannot judge, and a typo must not pass a deploy gate.
+    """
+    role = check_role(facts)
     return [
+        *([role] if role else []),
         check_pool(facts, plan),
         check_statement_timeout(facts),
         check_idle_in_transaction_timeout(facts),
@@ -76,6 +88,8 @@ def run_checks(
         check_invalid_indexes(facts),
         check_not_valid_constraints(facts),
         check_fk_missing_index(facts),
-        check_long_transactions(facts, long_transaction_seconds),
+        check_long_transactions_visible(
+            facts, check_long_transactions(facts, long_transaction_seconds)
+        ),
         check_tables_without_pk(facts),
     ]

@@ -1,7 +1,7 @@
 """Checks of how the server and the application's role are configured.
 
 Pool sizing against ``max_connections``, the role's timeouts as a new session resolves
-them, and whether pg_stat_statements is there to read. Pure: facts in, findings out.
+them. Pure: facts in, findings out.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ from dbpulse.doctor.findings import Finding, quote_ident
 # Above this share of the usable connections, a deploy (old and new pods side by side),
 # a migration or an operator's psql session tips the server over.
 POOL_HEADROOM = 0.8
+HEADROOM_WHY = (
+    "Target: pools within {share:.0%} of the usable connections ({target} of {usable}); "
+    "the other {spare} are headroom for what no pool counts: a rolling deploy's surge pods "
+    "opening pools before the old ones close, a migration, an operator's psql, monitoring. "
+    "Unlike the plain pool_size x workers <= max_connections - reserved, max_overflow and "
+    "replicas are counted: at peak every overflow connection is a real one."
+)
 
 # pg_settings sources that mean "this session's own value, not the server's".
 _SESSION_SOURCES = {"user", "database", "database user", "client", "session"}
@@ -86,8 +93,12 @@ def check_pool(facts: Facts, plan: PoolPlan | None) -> Finding:
         f"{plan.workers} x replicas {plan.replicas} = {plan.demand}; usable = max_connections "
         f"{max_conn} - reserved {reserved} = {usable}"
     )
+    target = int(usable * POOL_HEADROOM)
+    why = HEADROOM_WHY.format(
+        share=POOL_HEADROOM, target=target, usable=usable, spare=usable - target
+    )
     processes = plan.workers * plan.replicas
-    per_process = max(0, int(usable * POOL_HEADROOM) // processes)
+    per_process = max(0, target // processes)
     fix = (
         f"keep pool_size + max_overflow <= {per_process} per process, or raise "
         f"max_connections to at least {int(plan.demand / POOL_HEADROOM) + reserved} "
@@ -98,7 +109,7 @@ def check_pool(facts: Facts, plan: PoolPlan | None) -> Finding:
             "pool_sizing",
             "error",
             "connection pools can open more connections than the server accepts",
-            f"{formula}. At peak, checkouts fail with 'too many clients already'.",
+            f"{formula}. At peak, checkouts fail with 'too many clients already'. {why}",
             fix,
         )
     if plan.demand > usable * POOL_HEADROOM:
@@ -106,13 +117,15 @@ def check_pool(facts: Facts, plan: PoolPlan | None) -> Finding:
             "pool_sizing",
             "warning",
             f"connection pools use over {POOL_HEADROOM:.0%} of the usable connections",
-            f"{formula}. A rolling deploy runs old and new pods at once and needs headroom.",
+            f"{formula}. {why}",
             fix,
         )
-    return Finding("pool_sizing", "ok", "connection pools fit max_connections", formula)
+    return Finding("pool_sizing", "ok", "connection pools fit max_connections", f"{formula}. {why}")
 
 
 def _timeout_check(facts: Facts, name: str, title: str, why: str, suggested: str) -> Finding:
+    if not facts.role_exists:
+        return Finding(name, "info", f"{name} not checked: role {facts.role} does not exist")
     value, source = resolve_role_setting(name, facts.role_settings, facts.settings.get(name))
     millis = parse_duration_ms(value)
     role = quote_ident(facts.role)
@@ -146,29 +159,3 @@ def check_idle_in_transaction_timeout(facts: Facts) -> Finding:
         "a transaction left open by a crashed request keeps its locks and blocks VACUUM",
         "60s",
     )
-
-
-def check_pg_stat_statements(facts: Facts) -> Finding:
-    preload = facts.settings.get("shared_preload_libraries")
-    loaded = preload is not None and "pg_stat_statements" in [
-        lib.strip() for lib in preload.value.split(",")
-    ]
-    if not loaded:
-        return Finding(
-            "pg_stat_statements",
-            "warning",
-            "pg_stat_statements is not loaded",
-            "without it there is no per-query time, calls or I/O (the statements collector "
-            "and the slow-query dashboard stay empty)",
-            "add pg_stat_statements to shared_preload_libraries, restart, then "
-            "CREATE EXTENSION pg_stat_statements;",
-        )
-    if not facts.pg_stat_statements_installed:
-        return Finding(
-            "pg_stat_statements",
-            "warning",
-            f"pg_stat_statements is loaded but not installed in database {facts.datname}",
-            "the view is missing, so nothing can read the statistics",
-            "CREATE EXTENSION pg_stat_statements;",
-        )
-    return Finding("pg_stat_statements", "ok", "pg_stat_statements is loaded and installed")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 Row = dict[str, Any]
 
@@ -40,6 +40,11 @@ class PoolPlan:
         return (self.pool_size + self.max_overflow) * self.workers * self.replicas
 
 
+# What reading pg_stat_statements as the doctor's role did: the view's own answer to
+# "is it loaded?" when shared_preload_libraries is hidden from the role.
+StatementsProbe = Literal["readable", "not_loaded", "denied"]
+
+
 @dataclass(frozen=True)
 class Facts:
     target: str
@@ -49,11 +54,24 @@ class Facts:
     settings: dict[str, ServerSetting]
     role_settings: list[RoleSetting] = field(default_factory=list)
     pg_stat_statements_installed: bool = False
+    # None when the extension is not installed, so there was no view to read.
+    pg_stat_statements_probe: StatementsProbe | None = None
+    # The role the doctor connected as (``role`` may be another one, from --role): the
+    # grants that would let the doctor see more are for this one.
+    login_role: str = ""
+    # Member of pg_read_all_stats (or superuser): sees other roles' sessions and statements.
+    reads_all_stats: bool = True
+    # False when --role names a role the server does not have.
+    role_exists: bool = True
     invalid_indexes: list[Row] = field(default_factory=list)
     not_valid_constraints: list[Row] = field(default_factory=list)
     fk_missing_index: list[Row] = field(default_factory=list)
     long_transactions: list[Row] = field(default_factory=list)
     tables_without_pk: list[Row] = field(default_factory=list)
+
+    @property
+    def grantee(self) -> str:
+        return self.login_role or self.role
 
     def int_setting(self, name: str, default: int = 0) -> int:
         setting = self.settings.get(name)

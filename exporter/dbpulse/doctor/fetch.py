@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
-from dbpulse.doctor.facts import Facts, RoleSetting, Row, ServerSetting
+from dbpulse.doctor.facts import Facts, RoleSetting, Row, ServerSetting, StatementsProbe
 from dbpulse.dsn import target_name
 from dbpulse.errors import first_line
 from dbpulse.sidecar.collectors import migrations
@@ -25,9 +26,12 @@ WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_co
 SQL_IDENTITY = """
 SELECT current_database() AS datname, current_user AS role,
        current_setting('server_version_num')::int AS server_version,
-       EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')
-           AS pg_stat_statements_installed
+       (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_stat_statements') AS pg_stat_statements_schema,
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS reads_all_stats
 """
+
+SQL_ROLE_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(role)s) AS found"
 
 SQL_ROLE_SETTINGS = """
 SELECT s.setrole <> 0 AS for_role, s.setdatabase <> 0 AS for_database, s.setconfig
@@ -68,6 +72,22 @@ def _rows(conn: psycopg.Connection[Row], sql: str, params: Any = None) -> list[R
         return list(cur.fetchall())
 
 
+def _probe_statements(conn: psycopg.Connection[Row], schema: str | None) -> StatementsProbe | None:
+    """Read the view: its error is the one sure sign of "not loaded" to a role that may not
+    read shared_preload_libraries."""
+    if schema is None:
+        return None
+    query = sql.SQL("SELECT 1 FROM {}.pg_stat_statements LIMIT 1").format(sql.Identifier(schema))
+    try:
+        with conn.transaction():  # a savepoint: a failed read must not end the doctor's
+            conn.execute(query)
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        return "not_loaded"
+    except psycopg.errors.InsufficientPrivilege:
+        return "denied"
+    return "readable"
+
+
 def fetch_facts(
     dsn: str,
     *,
@@ -102,6 +122,8 @@ def fetch_facts(
             )
             identity = _rows(conn, SQL_IDENTITY)[0]
             checked_role = role or str(identity["role"])
+            role_exists = bool(_rows(conn, SQL_ROLE_EXISTS, {"role": checked_role})[0]["found"])
+            schema = identity["pg_stat_statements_schema"]
             limit = {"limit": ROW_LIMIT}
             return Facts(
                 target=target,
@@ -113,7 +135,11 @@ def fetch_facts(
                     RoleSetting(r["for_role"], r["for_database"], tuple(r["setconfig"] or ()))
                     for r in _rows(conn, SQL_ROLE_SETTINGS, {"role": checked_role})
                 ],
-                pg_stat_statements_installed=bool(identity["pg_stat_statements_installed"]),
+                pg_stat_statements_installed=schema is not None,
+                pg_stat_statements_probe=_probe_statements(conn, schema),
+                login_role=str(identity["role"]),
+                reads_all_stats=bool(identity["reads_all_stats"]),
+                role_exists=role_exists,
                 invalid_indexes=_rows(conn, migrations.SQL_INVALID_INDEXES, limit),
                 not_valid_constraints=_rows(conn, migrations.SQL_NOT_VALID_CONSTRAINTS, limit),
                 fk_missing_index=_rows(conn, migrations.SQL_FK_MISSING_INDEX, limit),
