@@ -6,8 +6,9 @@ from the same source as the in-process pool gauges (``PoolHooks.read`` when the 
 is instrumented), so the check and ``/metrics`` never disagree. A failed probe is a 503
 whose ``detail`` is one line naming the error, never the DSN or its password.
 
-``HealthASGIApp`` mounts as a Starlette/FastAPI ``Route``, ``HealthWSGIApp`` under Flask
-(``DispatcherMiddleware``) or any WSGI server. Neither raises into the application.
+``HealthASGIApp`` (Engine or AsyncEngine) mounts as a Starlette/FastAPI ``Route``,
+``HealthWSGIApp`` under Flask (``DispatcherMiddleware``) or any WSGI server. Neither
+raises into the application.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -27,13 +28,18 @@ from dbpulse.dsn import REDACTED, redact
 from dbpulse.inprocess.instrumentation import _INSTRUMENTED, _sync_engine
 from dbpulse.inprocess.metrics import PoolReading
 
+if TYPE_CHECKING:  # importing it at run time would need greenlet even for sync users
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
 __all__ = [
     "HealthASGIApp",
     "HealthWSGIApp",
     "check",
+    "check_async",
     "health_body",
     "pool_body",
     "probe",
+    "probe_async",
     "read_pool",
 ]
 
@@ -106,6 +112,11 @@ def _one_line(error: BaseException, engine: Engine) -> str:
     return reason[:_MAX_REASON]
 
 
+def _set_timeout(timeout: float) -> str:
+    # SET takes no bind parameters; the value is an int formatted here, never input.
+    return f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}"
+
+
 def probe(engine: Engine, timeout: float = DEFAULT_TIMEOUT) -> str | None:
     """Run ``SELECT 1`` on a pooled connection; None when it worked, else the reason.
 
@@ -115,12 +126,22 @@ def probe(engine: Engine, timeout: float = DEFAULT_TIMEOUT) -> str | None:
     try:
         with engine.connect() as conn, conn.begin():
             if engine.dialect.name == "postgresql":
-                # SET takes no bind parameters; the value is an int we formatted.
-                ms = max(1, int(timeout * 1000))
-                conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+                conn.execute(text(_set_timeout(timeout)))
             conn.execute(text("SELECT 1")).scalar_one()
     except Exception as error:  # noqa: BLE001 - a health check reports, never raises
         return _one_line(error, engine)
+    return None
+
+
+async def probe_async(engine: AsyncEngine, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+    """``probe`` for an AsyncEngine, on the event loop its driver's connections live on."""
+    try:
+        async with engine.connect() as conn, conn.begin():
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text(_set_timeout(timeout)))
+            (await conn.execute(text("SELECT 1"))).scalar_one()
+    except Exception as error:  # noqa: BLE001 - a health check reports, never raises
+        return _one_line(error, engine.sync_engine)
     return None
 
 
@@ -132,7 +153,23 @@ def check(engine: Any, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, dict[str,
         failure = probe(sync, timeout)
         return health_body(read_pool(sync), failure)
     except Exception as error:  # noqa: BLE001 - a health check reports, never raises
-        return 503, {"status": "unhealthy", "detail": f"Database unhealthy: {type(error).__name__}"}
+        return _broken(error)
+
+
+async def check_async(
+    engine: AsyncEngine, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[int, dict[str, Any]]:
+    """``check`` for an AsyncEngine; never raises."""
+    try:
+        failure = await probe_async(engine, timeout)
+        return health_body(read_pool(_sync_engine(engine)), failure)
+    except Exception as error:  # noqa: BLE001 - a health check reports, never raises
+        return _broken(error)
+
+
+def _broken(error: Exception) -> tuple[int, dict[str, Any]]:
+    """The check itself failed (not the database): 503 naming only the error's type."""
+    return 503, {"status": "unhealthy", "detail": f"Database unhealthy: {type(error).__name__}"}
 
 
 def _engine_only(engine: Any) -> Engine:
@@ -157,17 +194,27 @@ class HealthASGIApp:
 
     FastAPI/Starlette: ``app.router.routes.append(Route("/health/database",
     HealthASGIApp(engine)))`` (a Route whose endpoint is not a function is an ASGI app).
-    The sync probe runs in a worker thread, off the event loop.
+    A sync engine's probe runs in a worker thread, off the event loop; an AsyncEngine's
+    on the loop.
     """
 
-    def __init__(self, engine: Engine, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._engine = _engine_only(engine)
+    def __init__(self, engine: Engine | AsyncEngine, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._engine: Engine | None = None
+        self._async: AsyncEngine | None = None
+        # Duck-typed: isinstance(AsyncEngine) would import sqlalchemy.ext.asyncio.
+        if hasattr(engine, "sync_engine"):
+            self._async = cast("AsyncEngine", engine)
+        else:
+            self._engine = _engine_only(engine)
         self._timeout = timeout
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http":
             return
-        status, body = await asyncio.to_thread(check, self._engine, self._timeout)
+        if self._async is not None:
+            status, body = await check_async(self._async, self._timeout)
+        else:
+            status, body = await asyncio.to_thread(check, self._engine, self._timeout)
         payload = _encode(body)
         await send(
             {

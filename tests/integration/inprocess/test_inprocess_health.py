@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from typing import Any
 
+import httpx
 import pytest
 from flask import Flask
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -18,6 +21,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import dbpulse
 from dbpulse.inprocess.health import HealthASGIApp, HealthWSGIApp
+from dbpulse.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import Instrumented, value
 
 SEED_KEYS = {"status", "pool"}
@@ -166,7 +170,45 @@ def test_statement_timeout_does_not_stay_on_the_pooled_connection(
         assert conn.execute(text("SHOW statement_timeout")).scalar_one() == default
 
 
-def test_async_engine_is_refused_when_the_app_is_built() -> None:
-    """Not a sync Engine: TypeError at construction, never a 503 on every request."""
+def test_async_engine_over_asgi_matches_pool_and_gauges(
+    registry: CollectorRegistry, pg_url: str
+) -> None:
+    """An AsyncEngine (psycopg async) behind the ASGI app: 200 with its pool's numbers."""
+
+    async def main() -> tuple[int, dict[str, Any], dict[str, int], dict[str, float]]:
+        engine = create_async_engine(pg_url, pool_size=2, max_overflow=1)
+        inst = instrument(engine, registry=registry)
+        app = Starlette(routes=[Route("/health/database", HealthASGIApp(engine))])
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with engine.connect() as held:
+                await held.execute(text("SELECT 1"))
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                    response = await client.get("/health/database")
+                pool = engine.sync_engine.pool
+                assert isinstance(pool, QueuePool)
+                return (
+                    response.status_code,
+                    response.json(),
+                    _from_status(pool),
+                    _from_gauges(registry, inst.pool_name),
+                )
+        finally:
+            inst.uninstrument()
+            await engine.dispose()
+
+    status, body, from_status, gauges = asyncio.run(main())
+    assert status == 200, body
+    assert set(body) == SEED_KEYS
+    assert body["pool"] == from_status
+    assert {k: body["pool"][k] for k in gauges} == gauges
+    assert body["pool"]["checked_out"] == 1
+
+
+def test_wrong_engines_are_refused_when_the_app_is_built(pg_url: str) -> None:
+    """Not an engine, or an AsyncEngine for WSGI: TypeError at construction, not a 503 later."""
     with pytest.raises(TypeError):
         HealthASGIApp(object())  # type: ignore[arg-type]
+    engine = create_async_engine(pg_url)
+    with pytest.raises(TypeError):
+        HealthWSGIApp(engine)  # type: ignore[arg-type]
