@@ -161,10 +161,19 @@ async def check_async(
 ) -> tuple[int, dict[str, Any]]:
     """``check`` for an AsyncEngine; never raises."""
     try:
-        failure = await probe_async(engine, timeout)
+        try:
+            # The whole probe, checkout and connect included, gets the timeout: on a
+            # loop, cancelling it is safe (SQLAlchemy invalidates a cancelled connection).
+            failure = await asyncio.wait_for(probe_async(engine, timeout), timeout)
+        except TimeoutError:
+            failure = _late(timeout)
         return health_body(read_pool(_sync_engine(engine)), failure)
     except Exception as error:  # noqa: BLE001 - a health check reports, never raises
         return _broken(error)
+
+
+def _late(timeout: float) -> str:
+    return f"no answer within {timeout:g}s (checkout, connect or SELECT 1)"
 
 
 def _broken(error: Exception) -> tuple[int, dict[str, Any]]:
@@ -208,13 +217,28 @@ class HealthASGIApp:
             self._engine = _engine_only(engine)
         self._timeout = timeout
 
+    async def _check_sync(self, engine: Engine) -> tuple[int, dict[str, Any]]:
+        """``check`` in a worker thread, answered within the timeout even when the pool
+        is exhausted; a late thread finishes on its own and returns its connection."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(check, engine, self._timeout), self._timeout
+            )
+        except TimeoutError:
+            try:
+                return health_body(read_pool(engine), _late(self._timeout))
+            except Exception as error:  # noqa: BLE001 - a health check never raises
+                return _broken(error)
+
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http":
             return
         if self._async is not None:
             status, body = await check_async(self._async, self._timeout)
-        else:
-            status, body = await asyncio.to_thread(check, self._engine, self._timeout)
+        elif self._engine is not None:
+            status, body = await self._check_sync(self._engine)
+        else:  # unreachable: __init__ sets one of the two
+            return
         payload = _encode(body)
         await send(
             {

@@ -22,6 +22,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 import dbpulse
 from dbpulse.inprocess.health import HealthASGIApp, HealthWSGIApp
 from dbpulse.inprocess.instrumentation import instrument
+from tests.integration.collector_helpers import wait_for
 from tests.integration.inprocess.conftest import Instrumented, value
 
 SEED_KEYS = {"status", "pool"}
@@ -155,6 +156,29 @@ def test_terminated_backend_is_503_then_healthy_again(
     # The dead connection was invalidated; the next probe opens a fresh one.
     second = client.get("/health/database")
     assert second.status_code == 200, second.get_json()
+
+
+def test_exhausted_pool_answers_503_within_the_check_timeout(
+    pg_url: str, instrumented: Instrumented
+) -> None:
+    """No connection free (pool_timeout far away): ASGI answers 503 "no answer", not a hang."""
+    engine, _ = instrumented(pg_url, pool_size=1, max_overflow=0, pool_timeout=60)
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    app = Starlette(routes=[Route("/health/database", HealthASGIApp(engine, timeout=0.2))])
+    held = engine.connect()
+    # Released before the client's loop shuts down: that waits for the late probe thread.
+    with TestClient(app) as client:
+        try:
+            response = client.get("/health/database")
+        finally:
+            held.close()
+    body = response.json()
+    assert response.status_code == 503, body
+    assert body["detail"].startswith("Database unhealthy: no answer within 0.2s")
+    assert body["pool"]["checked_out"] == 1
+    # The late probe gets the released connection, runs and gives it back.
+    wait_for(lambda: pool.checkedout() == 0)
 
 
 def test_statement_timeout_does_not_stay_on_the_pooled_connection(
