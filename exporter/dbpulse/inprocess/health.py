@@ -27,6 +27,7 @@ from sqlalchemy.pool import QueuePool
 from dbpulse.dsn import REDACTED, redact
 from dbpulse.inprocess.instrumentation import _INSTRUMENTED, _sync_engine
 from dbpulse.inprocess.metrics import PoolReading
+from dbpulse.inprocess.scope import _CURRENT, PLUMBING
 
 if TYPE_CHECKING:  # importing it at run time would need greenlet even for sync users
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -123,6 +124,9 @@ def probe(engine: Engine, timeout: float = DEFAULT_TIMEOUT) -> str | None:
     PostgreSQL gets ``SET LOCAL statement_timeout`` inside the probe's own transaction,
     so the limit ends with it and never stays on the pooled connection.
     """
+    # Plumbing, like the pool's own connect queries: a probe every few seconds is not
+    # the application's traffic, so it is not counted in its statement metrics.
+    token = _CURRENT.set(PLUMBING)
     try:
         with engine.connect() as conn, conn.begin():
             if engine.dialect.name == "postgresql":
@@ -130,11 +134,14 @@ def probe(engine: Engine, timeout: float = DEFAULT_TIMEOUT) -> str | None:
             conn.execute(text("SELECT 1")).scalar_one()
     except Exception as error:  # noqa: BLE001 - a health check reports, never raises
         return _one_line(error, engine)
+    finally:
+        _CURRENT.reset(token)
     return None
 
 
 async def probe_async(engine: AsyncEngine, timeout: float = DEFAULT_TIMEOUT) -> str | None:
     """``probe`` for an AsyncEngine, on the event loop its driver's connections live on."""
+    token = _CURRENT.set(PLUMBING)  # not the application's traffic, as in ``probe``
     try:
         async with engine.connect() as conn, conn.begin():
             if engine.dialect.name == "postgresql":
@@ -142,6 +149,8 @@ async def probe_async(engine: AsyncEngine, timeout: float = DEFAULT_TIMEOUT) -> 
             (await conn.execute(text("SELECT 1"))).scalar_one()
     except Exception as error:  # noqa: BLE001 - a health check reports, never raises
         return _one_line(error, engine.sync_engine)
+    finally:
+        _CURRENT.reset(token)
     return None
 
 

@@ -229,6 +229,29 @@ def test_async_engine_over_asgi_matches_pool_and_gauges(
     assert body["pool"]["checked_out"] == 1
 
 
+def test_probe_statements_are_not_counted_as_the_applications(
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented
+) -> None:
+    """The probe's SET/SELECT 1 are plumbing: no statement metric moves, the app's still do."""
+    engine, _ = instrumented(pg_url, pool_size=1, max_overflow=0)
+
+    def statements() -> float:
+        return sum(
+            sample.value
+            for family in registry.collect()
+            if family.name == "db_client_operation_duration_seconds"
+            for sample in family.samples
+            if sample.name.endswith("_count")
+        )
+
+    status, _ = _wsgi_get(engine)
+    assert status == 200
+    assert statements() == 0
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert statements() == 1
+
+
 def test_wrong_engines_are_refused_when_the_app_is_built(pg_url: str) -> None:
     """Not an engine, or an AsyncEngine for WSGI: TypeError at construction, not a 503 later."""
     with pytest.raises(TypeError):
