@@ -15,9 +15,18 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
+    from dbpulse.inprocess.health import HealthASGIApp, HealthWSGIApp
     from dbpulse.inprocess.instrumentation import Instrumentation
 
-__all__ = ["Instrumentation", "__version__", "instrument", "query_counter", "serve_metrics"]
+__all__ = [
+    "HealthASGIApp",
+    "HealthWSGIApp",
+    "Instrumentation",
+    "__version__",
+    "instrument",
+    "query_counter",
+    "serve_metrics",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +35,10 @@ def __getattr__(name: str) -> Any:
         from dbpulse.inprocess import instrumentation
 
         return getattr(instrumentation, name)
+    if name in {"HealthASGIApp", "HealthWSGIApp"}:
+        from dbpulse.inprocess import health
+
+        return getattr(health, name)
     if name == "query_counter":
         from dbpulse.inprocess.scope import query_counter
 
