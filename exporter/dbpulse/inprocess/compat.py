@@ -32,6 +32,7 @@ __all__ = [
     "pool_max_overflow",
     "pool_open_connections",
     "pool_pre_ping",
+    "pool_queue",
     "pool_recycle",
     "static_pool_connected",
     "unproxied_engine",
@@ -65,6 +66,12 @@ def first_checkout_record(fairy: Any) -> Any | None:
 def pool_max_overflow(pool: QueuePool) -> int:
     """``max_overflow`` as configured (negative: unlimited); QueuePool has no getter."""
     return int(pool._max_overflow)
+
+
+def pool_queue(pool: QueuePool) -> Any:
+    """The queue a QueuePool keeps idle connections in (``_pool``), whose ``get`` is the
+    one place a QueuePool checkout waits; a thread-safe or asyncio-adapted queue."""
+    return pool._pool
 
 
 def pool_open_connections(pool: SingletonThreadPool) -> int:

@@ -8,7 +8,7 @@ Three things SQLAlchemy has no event for are caught with instance-attribute wrap
 
 - ``pool.connect``: a checkout that times out raises ``sqlalchemy.exc.TimeoutError``
   without calling ``handle_error``, and "callers waiting right now" needs the entry and
-  exit of every checkout;
+  exit of every checkout (for a QueuePool, of its queue's ``get``: see ``wrap_pool``);
 - ``pool.recreate``: ``engine.dispose()`` swaps in a new pool, which gets wrapped too;
 - ``dialect.connect``: the time spent opening a DBAPI connection.
 """
@@ -16,7 +16,6 @@ Three things SQLAlchemy has no event for are caught with instance-attribute wrap
 from __future__ import annotations
 
 import contextlib
-import math
 import weakref
 from collections.abc import Callable
 from time import perf_counter
@@ -26,19 +25,13 @@ from opentelemetry import trace
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import (
-    AssertionPool,
-    NullPool,
-    Pool,
-    QueuePool,
-    SingletonThreadPool,
-    StaticPool,
-)
+from sqlalchemy.pool import Pool, QueuePool
 
 from dbpulse.inprocess import compat
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet, PoolReading
 from dbpulse.inprocess.patching import Patcher, Switch
+from dbpulse.inprocess.poolreading import read_pool
 from dbpulse.inprocess.scope import _CURRENT, PLUMBING
 
 __all__ = ["PoolHooks"]
@@ -143,7 +136,18 @@ class PoolHooks:
         Wrappers rather than the pool's checkout/checkin events: a checkout listener
         moves every checkout onto SQLAlchemy's slower retry loop.
         """
-        self._patcher.wrap(pool, "connect", self._make_connect)
+        # A QueuePool counts a connection as checked out from the moment its queue hands
+        # it over (or overflow is reserved for a new one), well before connect() returns
+        # from a pre-ping or a connection opening. So its callers are pending only while
+        # inside the queue's get: counted around connect(), a caller in that window would
+        # be pending and used at once. Other pools never make a caller wait and are
+        # counted as used by our own list once connect() returns.
+        queued = isinstance(pool, QueuePool)
+        if isinstance(pool, QueuePool):
+            self._patcher.wrap(compat.pool_queue(pool), "get", self._make_queue_get)
+        self._patcher.wrap(
+            pool, "connect", lambda original, switch: self._make_connect(original, switch, queued)
+        )
         self._patcher.wrap(pool, compat.POOL_RETURN_CONN, self._make_return)
         self._patcher.wrap(pool, "recreate", self._make_recreate)
 
@@ -176,8 +180,25 @@ class PoolHooks:
 
         return recreate
 
-    def _make_connect(self, original: Callable[[], Any], switch: Switch) -> Callable[[], Any]:
+    def _make_queue_get(self, original: Callable[..., Any], switch: Switch) -> Callable[..., Any]:
         waiting = self._waiting
+
+        def get(*args: Any, **kwargs: Any) -> Any:
+            if not switch.on:
+                return original(*args, **kwargs)
+            waiting.append(None)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                waiting.pop()
+
+        return get
+
+    def _make_connect(
+        self, original: Callable[[], Any], switch: Switch, queued: bool
+    ) -> Callable[[], Any]:
+        # queued: the pool's queue wrapper counts the waiting (see wrap_pool).
+        waiting = None if queued else self._waiting
         out = self._out
         wait = self._wait
         timeouts = self._timeouts
@@ -188,7 +209,8 @@ class PoolHooks:
         def connect() -> Any:
             if not switch.on:
                 return original()
-            waiting.append(None)
+            if waiting is not None:
+                waiting.append(None)
             # Statements the pool runs while checking out (first-connect queries,
             # connect-event SETs) are plumbing, not the application's.
             token = _CURRENT.set(PLUMBING)
@@ -205,7 +227,8 @@ class PoolHooks:
             finally:
                 now = perf_counter()
                 _CURRENT.reset(token)
-                waiting.pop()
+                if waiting is not None:
+                    waiting.pop()
                 try:
                     wait.observe(now - t0)
                 except Exception as exc:  # noqa: BLE001 - hooks never raise into the app
@@ -253,46 +276,9 @@ class PoolHooks:
 
     # -- scrape-time reading -----------------------------------------------------------
 
-    def read(self) -> PoolReading | None:  # noqa: PLR0911 - one return per pool class
+    def read(self) -> PoolReading | None:
         """The pool's state now, from the pool's own counters where it keeps them."""
         engine = self._engine_ref()
         if engine is None:
             return None
-        pool = engine.pool
-        pending = len(self._waiting)
-        if isinstance(pool, QueuePool):  # includes AsyncAdaptedQueuePool
-            max_overflow = compat.pool_max_overflow(pool)
-            size = pool.size()
-            return PoolReading(
-                idle=pool.checkedin(),
-                used=pool.checkedout(),
-                max=size + max_overflow if max_overflow >= 0 else math.inf,
-                # overflow() starts at -pool_size: negative means "room left", not a count.
-                overflow=max(0, pool.overflow()),
-                pending=pending,
-            )
-        used = len(self._out)
-        if isinstance(pool, StaticPool):
-            has_conn = compat.static_pool_connected(pool)
-            used = min(used, 1)
-            return PoolReading(
-                idle=int(has_conn) - used if has_conn else 0,
-                used=used,
-                max=1,
-                overflow=0,
-                pending=pending,
-            )
-        if isinstance(pool, SingletonThreadPool):
-            open_conns = compat.pool_open_connections(pool)
-            return PoolReading(
-                idle=max(0, open_conns - used),
-                used=used,
-                max=pool.size,
-                overflow=0,
-                pending=pending,
-            )
-        if isinstance(pool, AssertionPool):
-            return PoolReading(idle=0, used=used, max=1, overflow=0, pending=pending)
-        if isinstance(pool, NullPool):
-            return PoolReading(idle=0, used=used, max=math.inf, overflow=0, pending=pending)
-        return PoolReading(idle=0, used=used, max=math.nan, overflow=0, pending=pending)
+        return read_pool(engine.pool, self._waiting, self._out)

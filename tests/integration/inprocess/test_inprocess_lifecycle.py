@@ -13,7 +13,7 @@ from sqlalchemy.pool import Pool, QueuePool
 from structlog.testing import capture_logs
 
 import dbpulse
-from dbpulse.inprocess import nplusone
+from dbpulse.inprocess import compat, nplusone
 from dbpulse.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
 
@@ -85,6 +85,7 @@ def test_uninstrument_removes_exactly_what_it_added(
         ("QueuePool", "connect"),
         ("QueuePool", "_return_conn"),
         ("QueuePool", "recreate"),
+        ("Queue", "get"),  # the pool's queue: where a checkout waits (pending)
         (type(dialect).__name__, "connect"),
         (type(dialect).__name__, "do_execute"),
         (type(dialect).__name__, "do_executemany"),
@@ -112,6 +113,9 @@ def test_uninstrument_removes_exactly_what_it_added(
     assert inst._patcher.installed() == []
     for name in ("connect", "_return_conn", "recreate"):
         assert name not in engine.pool.__dict__
+    for pool in (first_pool, engine.pool):
+        assert isinstance(pool, QueuePool)
+        assert "get" not in compat.pool_queue(pool).__dict__
     for name in ("connect", "do_execute", "do_executemany", "do_begin", "do_commit"):
         assert name not in dialect.__dict__
     assert not event.contains(Session, "do_orm_execute", nplusone._on_do_orm_execute)
