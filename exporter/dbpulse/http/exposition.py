@@ -189,7 +189,7 @@ class _Restricted:
     """``name[]``: the samples whose names are listed, as ``restricted_registry`` picks them.
 
     Done here because ``CollectorRegistry.restricted_registry`` skips collectors that
-    describe no names (the sidecar's snapshot, ``split_live``'s subsets) unless their
+    describe no names (the sidecar's snapshot and its cached and live parts) unless their
     registry was built with ``support_collectors_without_names``, which we do not own.
     """
 

@@ -160,6 +160,10 @@ class Snapshot:
     def _families(
         self, only: Callable[[str], bool] | None, *, cached: bool, live: bool
     ) -> Iterator[Metric]:
+        if not cached:  # the live part, at every scrape: no copy of the collectors' states
+            if live:
+                yield self._age_family()
+            return
         now = self._clock()
         with self._lock:
             states = {
@@ -168,24 +172,15 @@ class Snapshot:
                 if only is None or only(name)
             }
             up = self._up
-        if cached:
-            yield gauge(
-                "pg_up",
-                "1 when the last poll connected to the target",
-                [([self.target], 1.0 if up else 0.0)],
-                ["target"],
-            )
-            yield gauge(
-                "dbpulse_build_info", "dbpulse version", [([__version__], 1.0)], ["version"]
-            )
+        yield gauge(
+            "pg_up",
+            "1 when the last poll connected to the target",
+            [([self.target], 1.0 if up else 0.0)],
+            ["target"],
+        )
+        yield gauge("dbpulse_build_info", "dbpulse version", [([__version__], 1.0)], ["version"])
         if live:
-            yield gauge(
-                "dbpulse_snapshot_age_seconds",
-                "seconds since a poll last reached the database",
-                [([], self.snapshot_age())],
-            )
-        if not cached:
-            return
+            yield self._age_family()
         yield gauge(
             "dbpulse_collector_success",
             "1 when the collector's last run succeeded",
@@ -201,6 +196,13 @@ class Snapshot:
         for state in states.values():
             if _fresh(state, now):
                 yield from state.families
+
+    def _age_family(self) -> Metric:
+        return gauge(
+            "dbpulse_snapshot_age_seconds",
+            "seconds since a poll last reached the database",
+            [([], self.snapshot_age())],
+        )
 
 
 def _fresh(state: CollectorState, now: float) -> bool:
