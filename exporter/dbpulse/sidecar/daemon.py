@@ -120,20 +120,18 @@ class Sidecar:
         return self.multi.readiness() if self.multi is not None else (False, "no targets")
 
     def endpoints(self) -> Endpoints:
-        extra: dict[str, object] = {}
-        if self.target is not None and self.settings.debug_endpoints:
-            snapshot = self.target.snapshot
-            extra["debug"] = lambda name: snapshot.debug(DEBUG_ALIASES.get(name) or name)
-            extra["debug_names"] = lambda: [*snapshot.collector_names(), *DEBUG_ALIASES]
-        if self.multi is not None:
-            extra["probe"] = self.multi.probe
-        return Endpoints(
+        endpoints = Endpoints(
             registry=self.cached_registry,
             live_registry=self.live_registry,
             generation=self.generation,
             readiness=self.readiness,
-            **extra,  # type: ignore[arg-type]
+            probe=self.multi.probe if self.multi is not None else None,
         )
+        if self.target is not None and self.settings.debug_endpoints:
+            snapshot = self.target.snapshot
+            endpoints.debug = lambda name: snapshot.debug(DEBUG_ALIASES.get(name) or name)
+            endpoints.debug_names = lambda: [*snapshot.collector_names(), *DEBUG_ALIASES]
+        return endpoints
 
     def start(self) -> None:
         if self.target is not None:
