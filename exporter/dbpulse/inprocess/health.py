@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
 from dbpulse.dsn import REDACTED, redact
-from dbpulse.inprocess.instrumentation import _INSTRUMENTED, _sync_engine
+from dbpulse.inprocess.instrumentation import pool_reading, sync_engine
 from dbpulse.inprocess.metrics import PoolReading
 from dbpulse.inprocess.scope import _CURRENT, PLUMBING
 
@@ -89,8 +89,7 @@ def _reading_unhooked(engine: Engine) -> PoolReading:
 
 def read_pool(engine: Engine) -> dict[str, int]:
     """``pool_body`` for ``engine`` now, from the reader its pool gauges use."""
-    inst = _INSTRUMENTED.get(engine)
-    reading = inst._pool.read() if inst is not None and inst.active else None
+    reading = pool_reading(engine)
     if reading is None:
         reading = _reading_unhooked(engine)
     pool = engine.pool
@@ -158,7 +157,7 @@ def check(engine: Any, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, dict[str,
     """Probe, then read the pool (after the probe's connection is back, as a scrape
     would see it). Never raises: a failure to read the pool is a 503 too."""
     try:
-        sync = _sync_engine(engine)
+        sync = sync_engine(engine)
         failure = probe(sync, timeout)
         return health_body(read_pool(sync), failure)
     except Exception as error:  # noqa: BLE001 - a health check reports, never raises
@@ -176,7 +175,7 @@ async def check_async(
             failure = await asyncio.wait_for(probe_async(engine, timeout), timeout)
         except TimeoutError:
             failure = _late(timeout)
-        return health_body(read_pool(_sync_engine(engine)), failure)
+        return health_body(read_pool(sync_engine(engine)), failure)
     except Exception as error:  # noqa: BLE001 - a health check reports, never raises
         return _broken(error)
 
@@ -195,7 +194,7 @@ def _engine_only(engine: Any) -> Engine:
     run from the worker thread the probe uses, so it is refused when the app is built."""
     if not isinstance(engine, Engine):
         raise TypeError(f"the health check needs a sync Engine, got {type(engine)!r}")
-    return _sync_engine(engine)
+    return sync_engine(engine)
 
 
 def _encode(body: dict[str, Any]) -> bytes:

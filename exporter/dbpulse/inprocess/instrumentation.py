@@ -29,7 +29,7 @@ from dbpulse.inprocess import nplusone
 from dbpulse.inprocess.compat import unproxied_engine
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.lint import PoolConfig, findings, running_under_tests
-from dbpulse.inprocess.metrics import MetricSet, failure_counter, metric_set
+from dbpulse.inprocess.metrics import MetricSet, PoolReading, failure_counter, metric_set
 from dbpulse.inprocess.naming import default_pool_name, unique_name
 from dbpulse.inprocess.patching import Patcher
 from dbpulse.inprocess.pool import PoolHooks
@@ -38,14 +38,14 @@ from dbpulse.inprocess.tracing import target_of
 from dbpulse.inprocess.transactions import TransactionHooks
 from dbpulse.logging import get_logger
 
-__all__ = ["Instrumentation", "default_pool_name", "instrument"]
+__all__ = ["Instrumentation", "default_pool_name", "instrument", "pool_reading", "sync_engine"]
 
 _INSTRUMENTED: weakref.WeakKeyDictionary[Engine, Instrumentation] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 _LOG = logging.getLogger("dbpulse.inprocess")
 
 
-def _sync_engine(engine: Any) -> Engine:
+def sync_engine(engine: Any) -> Engine:
     # AsyncEngine wraps a sync Engine; importing sqlalchemy.ext.asyncio to check the type
     # would need greenlet even for sync users, so duck-type instead.
     sync = getattr(engine, "sync_engine", engine)
@@ -54,6 +54,12 @@ def _sync_engine(engine: Any) -> Engine:
     # engine.execution_options() returns an OptionEngine sharing the real one's pool.
     proxied = unproxied_engine(sync)
     return proxied if isinstance(proxied, Engine) else sync
+
+
+def pool_reading(engine: Engine) -> PoolReading | None:
+    """What ``engine``'s pool gauges read now; None when dbpulse does not instrument it."""
+    inst = _INSTRUMENTED.get(engine)
+    return inst._pool.read() if inst is not None and inst.active else None
 
 
 class Instrumentation:
@@ -218,7 +224,7 @@ def instrument(
     the sidecar (and the server's logs) can tell which trace issued it; both are off by
     default, and then the statement path does no tracing work.
     """
-    sync = _sync_engine(engine)
+    sync = sync_engine(engine)
     options: dict[str, Any] = {
         "slow_query_seconds": slow_query_seconds,
         "log_parameters": log_parameters,
