@@ -98,8 +98,10 @@ def start_server(
         threads=threads,
         max_connections=max_connections,
         request_timeout=request_timeout,
-        # Always: endpoints may gain a generation after start; it is read at each turn.
-        refresher=lambda: Refresher(app.exposition),
+        # Only where there is a cache to keep warm: without a generation (an application's
+        # serve_metrics) every scrape encodes anyway, and a thread waking five times a
+        # second inside the application would be pure cost.
+        refresher=(lambda: Refresher(app.exposition)) if endpoints.generation else None,
         tls=tls,
     )
 
