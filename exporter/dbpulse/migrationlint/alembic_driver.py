@@ -1,0 +1,128 @@
+"""Runs Alembic in a child process for the linter (``python -m ...alembic_driver``).
+
+A child, because the project's env.py configures logging, edits sys.path and imports the
+application: none of that should happen inside dbpulse. Two modes:
+
+- ``sql INI RANGE OUT``: ``alembic upgrade RANGE --sql`` with an output buffer that
+  records, for every chunk of SQL Alembic writes, the revision file and line of the
+  ``op.*`` call that wrote it (the innermost stack frame in a revision file) - so a
+  finding points at the line of Python that produced the statement.
+- ``run INI URL upgrade|downgrade TARGET``: one online step, for ``--roundtrip``.
+
+Exit 3 with a one-line reason on stderr when Alembic fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+# The line the parent shows: env.py's own logging writes to the same stderr.
+MARK = "dbpulse-alembic: "
+
+
+class _Recorder:
+    """A file-like object for Alembic's offline output that remembers who wrote what."""
+
+    def __init__(self, revision_files: dict[str, str], env_file: str) -> None:
+        self.revision_files = revision_files  # resolved path -> revision id
+        self.env_file = env_file
+        self.chunks: list[dict[str, Any]] = []
+
+    def write(self, text: str) -> int:
+        frame = sys._getframe(1)  # noqa: SLF001 - the caller chain is the point
+        where: tuple[str, int] | None = None
+        env: tuple[str, int] | None = None
+        while frame is not None:
+            path = str(Path(frame.f_code.co_filename).resolve())
+            if path in self.revision_files:
+                where = (path, frame.f_lineno)
+                break
+            if env is None and path == self.env_file:
+                env = (path, frame.f_lineno)
+            frame = frame.f_back  # type: ignore[assignment]
+        found = where or env
+        self.chunks.append(
+            {
+                "text": text,
+                "file": found[0] if found else None,
+                "line": found[1] if found else None,
+                "revision": self.revision_files.get(found[0]) if where and found else None,
+            }
+        )
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def _config(ini: str, url: str | None, buffer: object | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config(ini, output_buffer=buffer)
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    elif not cfg.get_main_option("sqlalchemy.url"):
+        # Offline mode never connects; the URL only picks the dialect.
+        cfg.set_main_option("sqlalchemy.url", "postgresql://")
+    return cfg
+
+
+def _sql(ini: str, rng: str, out: str) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_config(ini, None))
+    revisions = list(script.walk_revisions())
+    files = {str(Path(rev.path).resolve()): rev.revision for rev in revisions}
+    env_file = str((Path(script.dir) / "env.py").resolve())
+    recorder = _Recorder(files, env_file)
+    command.upgrade(_config(ini, None, recorder), rng, sql=True)
+    order = [rev.revision for rev in reversed(revisions)]
+    document = {
+        "chunks": recorder.chunks,
+        "revisions": {rev.revision: str(Path(rev.path).resolve()) for rev in revisions},
+        "order": order,
+        "heads": list(script.get_heads()),
+    }
+    Path(out).write_text(json.dumps(document), encoding="utf-8")
+
+
+def _run(ini: str, url: str, verb: str, target: str) -> None:
+    from alembic import command
+
+    cfg = _config(ini, url)
+    if verb == "upgrade":
+        command.upgrade(cfg, target)
+    else:
+        command.downgrade(cfg, target)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["sql"] and len(argv) == 4:
+            _sql(argv[1], argv[2], argv[3])
+        elif argv[:1] == ["run"] and len(argv) == 5:
+            _run(argv[1], argv[2], argv[3], argv[4])
+        else:
+            print("usage: sql INI RANGE OUT | run INI URL upgrade|downgrade TARGET", file=sys.stderr)
+            return 2
+    except ImportError as err:
+        print(f"{MARK}cannot import {err.name or err}: is Alembic installed?", file=sys.stderr)
+        return 3
+    except Exception as err:  # noqa: BLE001 - any failure of the user's project: one line
+        if "DBPULSE_DRIVER_TRACEBACK" in os.environ:
+            traceback.print_exc()
+        lines = str(err).strip().splitlines()
+        print(f"{MARK}{type(err).__name__}: {lines[0] if lines else ''}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
