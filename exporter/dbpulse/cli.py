@@ -169,6 +169,45 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_lint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "lint-migrations",
+        help="flag migrations that lock or rewrite tables; --roundtrip tests downgrades",
+    )
+    p.add_argument("paths", nargs="*", type=Path, help="SQL files or directories of them")
+    p.add_argument("--alembic", type=Path, metavar="INI", help="lint an Alembic project")
+    p.add_argument(
+        "--range", default="base:heads", help="Alembic revision range (default base:heads)"
+    )
+    p.add_argument("--dsn", help="optional: real table sizes, column types and server version")
+    p.add_argument("--pg-version", type=_count(9), help="server major version when no --dsn")
+    p.add_argument(
+        "--small-table-rows",
+        type=_count(0),
+        default=10_000,
+        help="with --dsn: rewrites of tables this small are info (default 10000 rows)",
+    )
+    p.add_argument(
+        "--assume-in-transaction",
+        action="store_true",
+        help="SQL files run inside a transaction (the tool applying them wraps each)",
+    )
+    p.add_argument("--format", choices=["table", "json", "github"])
+    p.add_argument(
+        "--roundtrip",
+        action="store_true",
+        help="upgrade, downgrade step by step, upgrade again on a throwaway database",
+    )
+    p.add_argument("--list-rules", action="store_true", help="print the rules and exit")
+    p.set_defaults(func=_cmd_lint)
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from dbpulse.migrationlint.command import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbpulse", description="PostgreSQL and SQLAlchemy observability for Prometheus"
@@ -180,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_doctor(sub)
     _add_watch(sub)
+    _add_lint(sub)
     return parser
 
 
