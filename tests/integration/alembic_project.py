@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ENV_PY = '''
+ENV_PY = """
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
@@ -37,7 +37,7 @@ if context.is_offline_mode():
     run_offline()
 else:
     run_online()
-'''
+"""
 
 HEADER = '''"""{doc}"""
 from alembic import op

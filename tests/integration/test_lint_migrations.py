@@ -21,7 +21,7 @@ from tests.integration.alembic_project import line_of, write_project
 
 FIXTURES = Path(__file__).resolve().parents[1] / "migration_fixtures"
 
-BASE = '''
+BASE = """
 def upgrade():
     op.create_table(
         "users",
@@ -41,9 +41,9 @@ def upgrade():
 def downgrade():
     op.drop_table("posts")
     op.drop_table("users")
-'''
+"""
 
-HAZARDS = '''
+HAZARDS = """
 def upgrade():
     op.add_column("users", sa.Column("verified", sa.Boolean(), nullable=False))
     op.create_index("ix_posts_title", "posts", ["title"])
@@ -57,9 +57,9 @@ def upgrade():
 
 def downgrade():
     pass
-'''
+"""
 
-SAFE = '''
+SAFE = """
 def upgrade():
     op.execute("SET lock_timeout = '5s'")
     op.add_column("users", sa.Column("email_verified", sa.Boolean(), nullable=True))
@@ -82,9 +82,9 @@ def downgrade():
     op.drop_index("ix_users_verified", table_name="users")
     op.alter_column("users", "email", type_=sa.String(20))
     op.drop_column("users", "email_verified")
-'''
+"""
 
-ADD_NICKNAME = '''
+ADD_NICKNAME = """
 def upgrade():
     op.add_column("users", sa.Column("nickname", sa.Text(), nullable=True))
     op.create_index("ix_users_email_nick", "users", ["email", "nickname"])
@@ -95,7 +95,7 @@ def downgrade():
     op.drop_index("ix_users_email_nick", table_name="users")
     {forget}op.drop_index("ix_users_legacy", table_name="users")
     op.drop_column("users", "nickname")
-'''
+"""
 
 
 def _lint(*argv: str) -> tuple[int, str]:

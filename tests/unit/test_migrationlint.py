@@ -242,7 +242,9 @@ def test_github_annotations_are_escaped_and_levelled() -> None:
     out = io.StringIO()
     write_github(out, findings)
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("::warning file=db/1%25.sql,line=1,title=dbpulse lock-timeout-missing::")
+    assert lines[0].startswith(
+        "::warning file=db/1%25.sql,line=1,title=dbpulse lock-timeout-missing::"
+    )
     assert lines[1].startswith("::error file=db/1%25.sql,line=1,")
     assert "Fix: multi-phase" in lines[1]
 
@@ -257,7 +259,14 @@ def test_json_report_has_stable_keys() -> None:
     assert document["exit_code"] == 1
     assert document["findings"][0]["rule"] == "vacuum-full-or-cluster"
     assert set(document["findings"][0]) == {
-        "rule", "level", "message", "fix", "file", "line", "unit", "statement",
+        "rule",
+        "level",
+        "message",
+        "fix",
+        "file",
+        "line",
+        "unit",
+        "statement",
     }
 
 
@@ -265,7 +274,9 @@ def test_readme_rule_table_maps_every_rule_to_squawk_and_strong_migrations() -> 
     """Each catalog rule has a README row naming the same squawk and strong_migrations rules."""
     text = README.read_text(encoding="utf-8")
     for rule in RULES:
-        row = next((line for line in text.splitlines() if line.startswith(f"| `{rule.name}`")), None)
+        row = next(
+            (line for line in text.splitlines() if line.startswith(f"| `{rule.name}`")), None
+        )
         assert row is not None, rule.name
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2] == (f"`{rule.squawk}`" if rule.squawk else "—"), rule.name

@@ -19,8 +19,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
-
+from typing import Any, TextIO, cast
 
 # The line the parent shows: env.py's own logging writes to the same stderr.
 MARK = "dbpulse-alembic: "
@@ -35,7 +34,7 @@ class _Recorder:
         self.chunks: list[dict[str, Any]] = []
 
     def write(self, text: str) -> int:
-        frame = sys._getframe(1)  # noqa: SLF001 - the caller chain is the point
+        frame = sys._getframe(1)
         where: tuple[str, int] | None = None
         env: tuple[str, int] | None = None
         while frame is not None:
@@ -64,7 +63,7 @@ class _Recorder:
 def _config(ini: str, url: str | None, buffer: object | None = None) -> Any:
     from alembic.config import Config
 
-    cfg = Config(ini, output_buffer=buffer)
+    cfg = Config(ini, output_buffer=cast("TextIO | None", buffer))
     if url is not None:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     elif not cfg.get_main_option("sqlalchemy.url"):
@@ -110,7 +109,9 @@ def main(argv: list[str]) -> int:
         elif argv[:1] == ["run"] and len(argv) == 5:
             _run(argv[1], argv[2], argv[3], argv[4])
         else:
-            print("usage: sql INI RANGE OUT | run INI URL upgrade|downgrade TARGET", file=sys.stderr)
+            print(
+                "usage: sql INI RANGE OUT | run INI URL upgrade|downgrade TARGET", file=sys.stderr
+            )
             return 2
     except ImportError as err:
         print(f"{MARK}cannot import {err.name or err}: is Alembic installed?", file=sys.stderr)

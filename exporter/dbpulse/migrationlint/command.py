@@ -42,9 +42,7 @@ def _context(args: argparse.Namespace, dsn: str | None) -> Context:
     return ctx
 
 
-def _sql_inputs(
-    paths: list[Path], assume_tx: bool
-) -> tuple[list[Statement], dict[str, list[str]]]:
+def _sql_inputs(paths: list[Path], assume_tx: bool) -> tuple[list[Statement], dict[str, list[str]]]:
     statements: list[Statement] = []
     files: dict[str, list[str]] = {}
     for path in sql_files(paths):

@@ -55,7 +55,12 @@ def downgrade_findings(units: Sequence[Unit]) -> list[tuple[Finding, int]]:
             continue
         found = hit("missing-downgrade", f"revision {unit.name}: downgrade() does nothing")
         finding = Finding(
-            found.rule, found.level, found.message, found.fix, unit.file, unit.downgrade_line,
+            found.rule,
+            found.level,
+            found.message,
+            found.fix,
+            unit.file,
+            unit.downgrade_line,
             unit.name,
         )
         out.append((finding, unit.downgrade_end or unit.downgrade_line))

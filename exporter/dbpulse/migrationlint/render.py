@@ -65,7 +65,9 @@ def write_table(
             what = Text(f.message, style="bold")
             if f.statement:
                 what.append("\n" + f.statement, style="dim")
-            where = f"{f.file}:{f.line}" + (f"\n{f.unit}" if f.unit and f.unit not in f.file else "")
+            where = f"{f.file}:{f.line}" + (
+                f"\n{f.unit}" if f.unit and f.unit not in f.file else ""
+            )
             table.add_row(
                 Text(f.level.upper(), style=_STYLE[f.level]), where, f.rule, what, Text(f.fix)
             )

@@ -95,7 +95,7 @@ def _url(dsn: str) -> str:
     """A SQLAlchemy URL for Alembic from a libpq DSN (keyword or URI form)."""
     from sqlalchemy.engine import URL
 
-    parts = conninfo_to_dict(dsn)
+    parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
     port = parts.pop("port", None)
     url = URL.create(
         "postgresql+psycopg",
@@ -104,7 +104,7 @@ def _url(dsn: str) -> str:
         host=parts.pop("host", None),
         port=int(port) if port else None,
         database=parts.pop("dbname", None),
-        query={k: str(v) for k, v in parts.items() if v is not None},
+        query=parts,
     )
     return url.render_as_string(hide_password=False)
 
@@ -121,7 +121,9 @@ def run(ini: Path, dsn: str, order: list[str], say: Callable[[str], None]) -> Ro
         return _roundtrip(ini, _with_dbname(dsn, name), order, say)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def _step(ini: Path, url: str, verb: str, target: str) -> str:
@@ -152,7 +154,9 @@ def _roundtrip(
             say(f"{action}: failed: {error}")
             return report
         changed = diff(before[index], snapshot(dsn))
-        detail = f"schema differs from before upgrade to {order[index]}: {changed}" if changed else ""
+        detail = (
+            f"schema differs from before upgrade to {order[index]}: {changed}" if changed else ""
+        )
         report.steps.append(Step(action, not changed, detail))
         say(f"{action}: {detail or 'ok'}")
         if changed:

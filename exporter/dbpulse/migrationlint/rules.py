@@ -57,7 +57,7 @@ def _option(options: tuple[ast.Node, ...] | None, name: str) -> bool:
     return any(isinstance(o, ast.DefElem) and o.defname == name for o in options or ())
 
 
-def strong_lock(node: ast.Node, ctx: Context) -> tuple[str, str] | None:
+def strong_lock(node: ast.Node, ctx: Context) -> tuple[str, str] | None:  # noqa: PLR0911 - one return per statement kind
     """(lock, table) when ``node`` waits for a lock that blocks writes on an existing table."""
     if isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
         table = relname(node.relation)
@@ -90,7 +90,7 @@ def strong_lock(node: ast.Node, ctx: Context) -> tuple[str, str] | None:
 
 def _object_name(obj: object) -> str:
     parts = obj if isinstance(obj, tuple) else (obj,)
-    names = [p.sval for p in parts if isinstance(p, ast.String)]
+    names = [p.sval or "" for p in parts if isinstance(p, ast.String)]
     return names[-1].lower() if names else ""
 
 
@@ -114,7 +114,9 @@ def _index(node: ast.IndexStmt, ctx: Context) -> list[Hit]:
     table = relname(node.relation)
     if node.concurrent:
         if ctx.in_transaction:
-            return [hit("concurrently-in-transaction", "CREATE INDEX CONCURRENTLY in a transaction")]
+            return [
+                hit("concurrently-in-transaction", "CREATE INDEX CONCURRENTLY in a transaction")
+            ]
         return []
     if table in ctx.created:
         return []
@@ -123,71 +125,74 @@ def _index(node: ast.IndexStmt, ctx: Context) -> list[Hit]:
     return [sized(ctx, table, hit("create-index-not-concurrently", message))]
 
 
+def _inline_constraint(table: str, name: str, con: ast.Constraint, ctx: Context) -> list[Hit]:
+    """REFERENCES / CHECK / UNIQUE written into ADD COLUMN: validated or built at once."""
+    if con.contype == ConstrType.CONSTR_FOREIGN:
+        found = hit(
+            "add-foreign-key-not-valid",
+            f"ADD COLUMN {name} ... REFERENCES validates at once (it cannot be NOT VALID inline)",
+            fix="add the column without REFERENCES, then ADD CONSTRAINT ... FOREIGN KEY ... "
+            "NOT VALID and VALIDATE CONSTRAINT in a separate transaction",
+        )
+    elif con.contype == ConstrType.CONSTR_CHECK:
+        found = hit("add-check-not-valid", f"ADD COLUMN {name} ... CHECK")
+    elif con.contype in {ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY}:
+        found = hit("add-unique-constraint", f"ADD COLUMN {name} ... UNIQUE")
+    else:
+        return []
+    return [sized(ctx, table, found)]
+
+
+def _default_rewrite(where: str, default: ast.Node, ctx: Context) -> Hit | None:
+    kind, func = volatility(default)
+    if kind == "volatile":
+        message = f"{where} DEFAULT calls volatile {func}(): every row is rewritten"
+        return hit("add-column-rewrite", message)
+    if kind == "unknown":
+        message = (
+            f"{where} DEFAULT calls {func}(): a rewrite if it is volatile "
+            "(check pg_proc.provolatile)"
+        )
+        return hit("add-column-rewrite", message, level="warning")
+    if ctx.server_major is not None and ctx.server_major < 11:
+        return hit("add-column-rewrite", f"{where} DEFAULT rewrites the table before PostgreSQL 11")
+    return None
+
+
 def _add_column(table: str, col: ast.ColumnDef, ctx: Context) -> list[Hit]:
     hits: list[Hit] = []
     name = col.colname or "?"
+    where = f"{table}.{name}"
     ctype = column_type(col.typeName) if col.typeName is not None else None
     if ctype is not None and ctype.name == _JSON:
-        hits.append(hit("add-json-column", f"column {table}.{name} is json"))
+        hits.append(hit("add-json-column", f"column {where} is json"))
     if table in ctx.created:
         return hits
-    not_null = False
-    default: ast.Node | None = None
-    fills = ""  # why every existing row gets a value computed per row
-    for con in col.constraints or ():
-        if not isinstance(con, ast.Constraint):
-            continue
-        if con.contype == ConstrType.CONSTR_NOTNULL:
-            not_null = True
-        elif con.contype == ConstrType.CONSTR_DEFAULT:
-            default = con.raw_expr
-        elif con.contype == ConstrType.CONSTR_IDENTITY:
-            fills = "an identity column"
-        elif con.contype == ConstrType.CONSTR_GENERATED and con.generated_kind == "s":
-            fills = "a stored generated column"
-        elif con.contype == ConstrType.CONSTR_FOREIGN:
-            hits.append(
-                sized(
-                    ctx,
-                    table,
-                    hit(
-                        "add-foreign-key-not-valid",
-                        f"ADD COLUMN {name} ... REFERENCES validates at once (it cannot be NOT "
-                        "VALID inline)",
-                        fix="add the column without REFERENCES, then ADD CONSTRAINT ... FOREIGN "
-                        "KEY ... NOT VALID and VALIDATE CONSTRAINT in a separate transaction",
-                    ),
-                )
-            )
-        elif con.contype == ConstrType.CONSTR_CHECK:
-            hits.append(
-                sized(ctx, table, hit("add-check-not-valid", f"ADD COLUMN {name} ... CHECK"))
-            )
-        elif con.contype in {ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY}:
-            hits.append(
-                sized(ctx, table, hit("add-unique-constraint", f"ADD COLUMN {name} ... UNIQUE"))
-            )
+    constraints = [c for c in col.constraints or () if isinstance(c, ast.Constraint)]
+    kinds = {c.contype for c in constraints}
+    default = next(
+        (c.raw_expr for c in constraints if c.contype == ConstrType.CONSTR_DEFAULT), None
+    )
+    fills = ""  # why every existing row gets a value computed for it: a rewrite
+    if ConstrType.CONSTR_IDENTITY in kinds:
+        fills = "an identity column"
+    if any(
+        c.contype == ConstrType.CONSTR_GENERATED and c.generated_kind == "s" for c in constraints
+    ):
+        fills = "a stored generated column"
     if ctype is not None and ctype.name in SERIAL_TYPES:
         fills = f"a {ctype.name} column (nextval() default)"
-    if fills:
-        hits.append(sized(ctx, table, hit("add-column-rewrite", f"{table}.{name} is {fills}")))
-    elif default is not None:
-        kind, func = volatility(default)
-        if kind == "volatile":
-            message = f"{table}.{name} DEFAULT calls volatile {func}(): every row is rewritten"
-            hits.append(sized(ctx, table, hit("add-column-rewrite", message)))
-        elif kind == "unknown":
-            message = (
-                f"{table}.{name} DEFAULT calls {func}(): a rewrite if it is volatile "
-                "(check pg_proc.provolatile)"
-            )
-            hits.append(sized(ctx, table, hit("add-column-rewrite", message, level="warning")))
-        elif ctx.server_major is not None and ctx.server_major < 11:
-            message = f"{table}.{name} DEFAULT rewrites the table before PostgreSQL 11"
-            hits.append(sized(ctx, table, hit("add-column-rewrite", message)))
-    if not_null and default is None and not fills:
-        message = f"{table}.{name} NOT NULL without a DEFAULT fails if {table} has any row"
-        hits.append(sized(ctx, table, hit("add-column-not-null-no-default", message), empty_only=True))
+    for con in constraints:
+        hits.extend(_inline_constraint(table, name, con, ctx))
+    rewrite = hit("add-column-rewrite", f"{where} is {fills}") if fills else None
+    if rewrite is None and default is not None:
+        rewrite = _default_rewrite(where, default, ctx)
+    if rewrite is not None:
+        hits.append(sized(ctx, table, rewrite))
+    if ConstrType.CONSTR_NOTNULL in kinds and default is None and not fills:
+        message = f"{where} NOT NULL without a DEFAULT fails if {table} has any row"
+        found = hit("add-column-not-null-no-default", message)
+        hits.append(sized(ctx, table, found, empty_only=True))
     return hits
 
 
@@ -235,7 +240,7 @@ def _add_constraint(table: str, con: ast.Constraint, ctx: Context) -> list[Hit]:
     return []
 
 
-def _alter_cmd(table: str, cmd: ast.AlterTableCmd, ctx: Context) -> list[Hit]:
+def _alter_cmd(table: str, cmd: ast.AlterTableCmd, ctx: Context) -> list[Hit]:  # noqa: PLR0911 - one return per sub-command
     sub = cmd.subtype
     if sub == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
         return _add_column(table, cmd.def_, ctx)
@@ -256,10 +261,13 @@ def _alter_cmd(table: str, cmd: ast.AlterTableCmd, ctx: Context) -> list[Hit]:
             else "no validated CHECK (" + col + " IS NOT NULL) precedes it"
         )
         return [sized(ctx, table, hit("set-not-null-without-check", f"{table}.{col}: {why}"))]
-    if sub == AlterTableType.AT_ValidateConstraint and ctx.in_transaction:
-        if col in ctx.not_valid_in_tx:
-            message = f"VALIDATE CONSTRAINT {col} in the transaction that added it on {table}"
-            return [hit("validate-in-same-transaction", message)]
+    if (
+        sub == AlterTableType.AT_ValidateConstraint
+        and ctx.in_transaction
+        and col in ctx.not_valid_in_tx
+    ):
+        message = f"VALIDATE CONSTRAINT {col} in the transaction that added it on {table}"
+        return [hit("validate-in-same-transaction", message)]
     if sub == AlterTableType.AT_DropColumn:
         return [hit("drop-column", f"DROP COLUMN {table}.{col}")]
     return []
@@ -318,7 +326,9 @@ def _maintenance(node: ast.Node, ctx: Context) -> list[Hit]:
         return [hit("vacuum-full-or-cluster", f"CLUSTER {relname(node.relation)}".strip())]
     if isinstance(node, ast.ReindexStmt):
         if not _option(node.params, "concurrently"):
-            return [hit("reindex-not-concurrently", f"REINDEX {node.name or relname(node.relation)}")]
+            return [
+                hit("reindex-not-concurrently", f"REINDEX {node.name or relname(node.relation)}")
+            ]
         if ctx.in_transaction:
             return [hit("concurrently-in-transaction", "REINDEX CONCURRENTLY in a transaction")]
     return []

@@ -30,8 +30,8 @@ def _pieces(text: str) -> list[tuple[int, int]]:
         stripped = text.strip()
         if not stripped:
             return []
-        start = text.index(stripped[0])
-        return [(start, start + len(stripped))]  # unreadable: one statement, it will fail
+        at = text.index(stripped[0])
+        return [(at, at + len(stripped))]  # unreadable: one statement, it will fail
     pieces: list[tuple[int, int]] = []
     start: int | None = None
     end = 0

@@ -85,19 +85,19 @@ class ColumnType:
 
 
 def column_type(type_name: ast.TypeName) -> ColumnType:
-    names = [n.sval for n in type_name.names or () if isinstance(n, ast.String)]
+    names = [n.sval or "" for n in type_name.names or () if isinstance(n, ast.String)]
     name = names[-1].lower() if names else "?"
     name = _ALIASES.get(name, name)
     mods: list[int] = []
     for mod in type_name.typmods or ():
         if isinstance(mod, ast.A_Const) and isinstance(mod.val, ast.Integer):
-            mods.append(mod.val.ival)
+            mods.append(mod.val.ival or 0)
     if type_name.arrayBounds:
         name += "[]"
     return ColumnType(name, tuple(mods))
 
 
-def rewrites(old: ColumnType, new: ColumnType) -> bool:
+def rewrites(old: ColumnType, new: ColumnType) -> bool:  # noqa: PLR0911 - one return per safe cast
     """True when ``ALTER COLUMN TYPE old -> new`` (no USING) rewrites the table."""
     if old == new:
         return False
@@ -145,7 +145,7 @@ def volatility(expr: ast.Node) -> tuple[Volatility, str]:
     for node in _walk(expr):
         if not isinstance(node, ast.FuncCall):
             continue
-        names = [n.sval for n in node.funcname or () if isinstance(n, ast.String)]
+        names = [n.sval or "" for n in node.funcname or () if isinstance(n, ast.String)]
         name = names[-1].lower() if names else "?"
         if name in VOLATILE_FUNCTIONS:
             return ("volatile", name)

@@ -86,7 +86,7 @@ def _set_value_on(node: ast.VariableSetStmt) -> bool:
             if isinstance(val, ast.Integer):
                 return val.ival != 0
             if isinstance(val, ast.String):
-                return val.sval.strip() not in {"0", "0ms", "0s", ""}
+                return (val.sval or "").strip() not in {"0", "0ms", "0s", ""}
     return True
 
 
@@ -97,9 +97,30 @@ def not_null_column(expr: ast.Node | None) -> str | None:
         and expr.nulltesttype == NullTestType.IS_NOT_NULL
         and isinstance(expr.arg, ast.ColumnRef)
     ):
-        fields = [f.sval for f in expr.arg.fields or () if isinstance(f, ast.String)]
+        fields = [f.sval or "" for f in expr.arg.fields or () if isinstance(f, ast.String)]
         return fields[-1].lower() if fields else None
     return None
+
+
+def _added_constraint(
+    ctx: Context,
+    table: str,
+    con: ast.Constraint,
+    *,
+    not_valid: set[str],
+    pending: dict[str, tuple[str, str]],
+    checks: set[tuple[str, str]],
+) -> None:
+    """Record an ADD CONSTRAINT into the sets being built (``_advance_alter``'s helper)."""
+    name = (con.conname or "").lower()
+    column = not_null_column(con.raw_expr) if con.contype == ConstrType.CONSTR_CHECK else None
+    if con.skip_validation:
+        if ctx.in_transaction and name:
+            not_valid.add(name)
+        if column and name:
+            pending[name] = (table, column)
+    elif column:
+        checks.add((table, column))
 
 
 def _advance_alter(ctx: Context, node: ast.AlterTableStmt) -> Context:
@@ -122,18 +143,9 @@ def _advance_alter(ctx: Context, node: ast.AlterTableStmt) -> Context:
         elif cmd.subtype == AlterTableType.AT_AddConstraint and isinstance(
             cmd.def_, ast.Constraint
         ):
-            con = cmd.def_
-            name = (con.conname or "").lower()
-            column = (
-                not_null_column(con.raw_expr) if con.contype == ConstrType.CONSTR_CHECK else None
+            _added_constraint(
+                ctx, table, cmd.def_, not_valid=not_valid, pending=pending, checks=checks
             )
-            if con.skip_validation:
-                if ctx.in_transaction and name:
-                    not_valid.add(name)
-                if column and name:
-                    pending[name] = (table, column)
-            elif column:
-                checks.add((table, column))
         elif cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name:
             found = pending.pop(cmd.name.lower(), None)
             if found:
@@ -156,7 +168,7 @@ def _advance_create(ctx: Context, node: ast.CreateStmt) -> Context:
     return replace(ctx, created=ctx.created | {table}, column_types=types)
 
 
-def advance(ctx: Context, node: ast.Node, *, warned: bool = False) -> Context:
+def advance(ctx: Context, node: ast.Node, *, warned: bool = False) -> Context:  # noqa: PLR0911 - one return per statement kind
     """The context after ``node``; ``warned``: the rules just reported a missing lock_timeout."""
     if warned:
         ctx = replace(ctx, lock_warned=True)
