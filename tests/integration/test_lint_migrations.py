@@ -1,4 +1,6 @@
 """``dbpulse lint-migrations`` end to end: SQL fixtures, a real Alembic project, --dsn, --roundtrip."""
+# layout-note: the Alembic revisions as strings first, then tests in the order of the README
+# section: SQL files and exit codes, the Alembic project, --dsn, --roundtrip.
 
 from __future__ import annotations
 
