@@ -86,6 +86,34 @@ def downgrade():
     op.drop_column("users", "email_verified")
 """
 
+SEED_PHASES = """
+def upgrade():
+    op.execute("SET lock_timeout = '5s'")
+    connection = op.get_bind()
+    batch_size = 10000
+    while True:
+        result = connection.execute(
+            sa.text(
+                "UPDATE users SET email_verified = false WHERE id IN ("
+                "SELECT id FROM users WHERE email_verified IS NULL ORDER BY id LIMIT :batch_size)"
+            ),
+            {"batch_size": batch_size},
+        )
+        if result.rowcount == 0:
+            break
+    null_count = connection.execute(
+        sa.text("SELECT COUNT(*) FROM users WHERE email_verified IS NULL")
+    ).scalar()
+    if null_count > 0:
+        raise Exception(f"Cannot add NOT NULL: {null_count} NULL values remain")
+    connection.execute(sa.text("UPDATE posts SET headline = 'x'"))
+    op.create_index("ix_posts_user", "posts", ["user_id"], postgresql_concurrently=True)
+
+
+def downgrade():
+    pass
+"""
+
 ADD_NICKNAME = """
 def upgrade():
     op.add_column("users", sa.Column("nickname", sa.Text(), nullable=True))
@@ -214,6 +242,21 @@ def test_alembic_project_findings_point_at_the_op_call_lines(tmp_path: Path) -> 
     assert files == {"r2.py"}
     narrowing = next(f for f in document["findings"] if f["rule"] == "alter-column-type-rewrite")
     assert "varchar(50) -> varchar(20)" in narrowing["message"]
+
+
+def test_alembic_get_bind_statements_are_linted_offline(tmp_path: Path) -> None:
+    """The seed's get_bind() batch loop and NULL count run offline; what they execute is linted."""
+    ini = write_project(
+        tmp_path, [("r1", BASE), ("r2", HAZARDS), ("r3", SAFE), ("r4", SEED_PHASES)]
+    )
+    code, document = _json("--alembic", str(ini), "--range", "r3:r4")
+    assert code == 1
+    got = [(f["unit"], f["rule"], f["line"]) for f in document["findings"]]
+    assert got == [
+        ("r4", "whole-table-update", line_of(ini, "r4", "UPDATE posts")),
+        ("r4", "concurrently-in-transaction", line_of(ini, "r4", "ix_posts_user")),
+        ("r4", "missing-downgrade", line_of(ini, "r4", "def downgrade")),
+    ]
 
 
 def test_alembic_range_lints_only_the_revisions_in_it(tmp_path: Path) -> None:

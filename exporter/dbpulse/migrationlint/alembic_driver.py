@@ -60,6 +60,82 @@ class _Recorder:
         return None
 
 
+class _NoRows:
+    """What a statement run through the offline bind returns: nothing, so loops end.
+
+    The seed's batched backfill stops when ``rowcount == 0`` and its NOT NULL check reads
+    ``scalar()`` as the count of NULLs left: 0 lets both run through once, offline.
+    """
+
+    rowcount = 0
+
+    def scalar(self) -> int:
+        return 0
+
+    scalar_one = scalar
+
+    def scalar_one_or_none(self) -> None:
+        return None
+
+    def first(self) -> None:
+        return None
+
+    def fetchone(self) -> None:
+        return None
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    all = fetchall
+
+    def scalars(self) -> _NoRows:
+        return self
+
+    mappings = scalars
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+class _OfflineBind:
+    """``op.get_bind()`` under ``--sql``: runs each statement into the offline output.
+
+    Alembic's own offline bind emits the statement but returns None, so any migration that
+    reads a result (a batch loop, a sanity count) crashes ``upgrade --sql``. This one binds
+    the parameters as literals, emits through ``op.execute`` (so the recorder sees the
+    revision line) and returns ``_NoRows``.
+    """
+
+    def __init__(self, operations: Any) -> None:
+        self._operations = operations
+        self.dialect = operations.get_context().dialect
+
+    def execute(self, statement: Any, parameters: Any = None, *args: Any, **kw: Any) -> _NoRows:
+        import sqlalchemy as sa
+        from sqlalchemy.sql.elements import TextClause
+
+        if isinstance(statement, str):
+            statement = sa.text(statement)
+        if isinstance(parameters, dict) and parameters:
+            if isinstance(statement, TextClause):
+                statement = statement.bindparams(**parameters)
+            else:
+                statement = statement.params(**parameters)
+        self._operations.execute(statement)
+        return _NoRows()
+
+    def exec_driver_sql(self, statement: str, *args: Any, **kw: Any) -> _NoRows:
+        self._operations.execute(statement)
+        return _NoRows()
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"op.get_bind().{name} is not available in offline (--sql) mode")
+
+
+def _offline_bind(operations: Any) -> _OfflineBind:
+    return _OfflineBind(operations)
+
+
 def _config(ini: str, url: str | None, buffer: object | None = None) -> Any:
     from alembic.config import Config
 
@@ -74,8 +150,10 @@ def _config(ini: str, url: str | None, buffer: object | None = None) -> Any:
 
 def _sql(ini: str, rng: str, out: str) -> None:
     from alembic import command
+    from alembic.operations import Operations
     from alembic.script import ScriptDirectory
 
+    Operations.get_bind = _offline_bind  # type: ignore[assignment,method-assign]
     script = ScriptDirectory.from_config(_config(ini, None))
     revisions = list(script.walk_revisions())
     files = {str(Path(rev.path).resolve()): rev.revision for rev in revisions}

@@ -5,8 +5,8 @@ fix (``catalog``). Tables this migration created are exempt from the lock and re
 rules: nobody else can be using them yet. With ``--dsn`` the context knows table sizes,
 and a rewrite or scan of a small table drops to level info.
 """
-# layout-note: one function per statement kind, dispatched by ``check``; ALTER TABLE's
-# sub-commands each get their own helper because most hazards live there.
+# layout-note: one function per statement kind, dispatched by ``check``;
+# layout-note: ALTER TABLE's sub-commands get their own helpers (most hazards live there).
 
 from __future__ import annotations
 
