@@ -349,3 +349,29 @@ def test_roundtrip_reports_a_downgrade_that_fails(pg: LocalPostgres, tmp_path: P
     failed = text.strip().splitlines()[-1]
     assert failed.startswith("roundtrip: FAILED at downgrade r2 -> r1: ")
     assert "no_such_column" in failed
+
+
+ENUM_TABLE = """
+def upgrade():
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("state", sa.Enum("queued", "done", name="job_state")),
+    )
+
+
+def downgrade():
+    op.drop_table("jobs")
+"""
+
+
+def test_roundtrip_names_the_enum_type_a_drop_table_leaves_behind(
+    pg: LocalPostgres, tmp_path: Path
+) -> None:
+    """op.drop_table keeps sa.Enum's type: the downgrade step is reported with that type."""
+    ini = write_project(tmp_path, [("r1", ENUM_TABLE)])
+    code, text = _lint("--alembic", str(ini), "--roundtrip", "--dsn", pg.dsn)
+    assert code == 1
+    failed = text.strip().splitlines()[-1]
+    assert failed.startswith("roundtrip: FAILED at downgrade r1 -> base")
+    assert "+ type public.job_state enum (queued, done)" in failed

@@ -2,7 +2,9 @@
 
 The database is created on the DSN's server and dropped afterwards. Before each upgrade
 step the schema is snapshotted from the catalog (tables, columns with types, nullability
-and defaults, indexes, constraints); after that step's downgrade it must be the same.
+and defaults, indexes, constraints, and the enum types, sequences and views a downgrade
+most often forgets: ``op.drop_table`` leaves a ``sa.Enum``'s type behind); after that
+step's downgrade it must be the same.
 The first step that fails or differs is the report.
 """
 
@@ -46,6 +48,19 @@ SELECT 'constraint ' || n.nspname || '.' || c.relname || ' ' || k.conname || ' '
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {user_schemas} AND c.relname <> 'alembic_version'
+UNION ALL
+SELECT 'type ' || n.nspname || '.' || t.typname || ' enum ('
+       || string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) || ')'
+FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
+JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE {user_schemas}
+GROUP BY n.nspname, t.typname
+UNION ALL
+SELECT CASE c.relkind WHEN 'S' THEN 'sequence ' ELSE 'view ' END
+       || n.nspname || '.' || c.relname
+       || CASE WHEN c.relkind = 'S' THEN '' ELSE ' ' || pg_get_viewdef(c.oid) END
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('S', 'v', 'm') AND {user_schemas}
 """.format(
     user_schemas="n.nspname NOT IN ('pg_catalog', 'information_schema') "
     "AND n.nspname !~ '^pg_toast'"
@@ -120,10 +135,12 @@ def run(ini: Path, dsn: str, order: list[str], say: Callable[[str], None]) -> Ro
     try:
         return _roundtrip(ini, _with_dbname(dsn, name), order, say)
     finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(drop)
+        except psycopg.Error as err:
+            say(f"could not drop the throwaway database {name}: {first_line(err)}")
 
 
 def _step(ini: Path, url: str, verb: str, target: str) -> str:
