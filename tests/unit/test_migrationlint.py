@@ -1,4 +1,6 @@
 """lint-migrations' pure parts: rules over the fixture migrations, context, ignores, output."""
+# layout-note: fixture pairs first (the decision matrix), then context-dependent rules,
+# layout-note: ignores, downgrade detection, output formats and the README table.
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from dbpulse.cli import build_parser
 from dbpulse.migrationlint.alembic_source import empty_downgrade
 from dbpulse.migrationlint.catalog import BY_NAME, RULES
+from dbpulse.migrationlint.command import run
 from dbpulse.migrationlint.engine import exit_code, lint
 from dbpulse.migrationlint.model import Finding
 from dbpulse.migrationlint.render import write_github, write_json
@@ -282,3 +286,27 @@ def test_readme_rule_table_maps_every_rule_to_squawk_and_strong_migrations() -> 
         assert cells[2] == (f"`{rule.squawk}`" if rule.squawk else "—"), rule.name
         expected_sm = f"`{rule.strong_migrations}`" if rule.strong_migrations else "—"
         assert cells[3] == expected_sm, rule.name
+
+
+def test_list_rules_prints_every_rule() -> None:
+    """--list-rules prints one line per catalog rule with its level, and exits 0."""
+    out = io.StringIO()
+    code = run(build_parser().parse_args(["lint-migrations", "--list-rules"]), out=out)
+    assert code == 0
+    assert [line.split("\t")[:2] for line in out.getvalue().splitlines()] == [
+        [rule.name, rule.level] for rule in RULES
+    ]
+
+
+def test_github_actions_default_to_annotations(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Inside GitHub Actions, with no --format, the output is workflow annotations."""
+    sql = tmp_path / "m.sql"
+    sql.write_text("VACUUM FULL t;\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("DBPULSE_DSN", raising=False)
+    out = io.StringIO()
+    code = run(build_parser().parse_args(["lint-migrations", str(sql)]), out=out)
+    assert code == 1
+    assert out.getvalue().startswith("::error file=")

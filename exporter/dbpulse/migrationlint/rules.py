@@ -81,6 +81,14 @@ def strong_lock(node: ast.Node, ctx: Context) -> tuple[str, str] | None:  # noqa
         names = [_object_name(o) for o in node.objects or ()]
         existing = [n for n in names if n not in ctx.created]
         return ("ACCESS EXCLUSIVE", existing[0]) if existing else None
+    if (
+        isinstance(node, ast.DropStmt)
+        and node.removeType == ObjectType.OBJECT_INDEX
+        and not node.concurrent
+    ):
+        names = [_object_name(o) for o in node.objects or ()]
+        existing = [n for n in names if n not in ctx.created_indexes]
+        return ("ACCESS EXCLUSIVE", f"the table of index {existing[0]}") if existing else None
     if isinstance(node, ast.TruncateStmt):
         tables = [relname(r) for r in node.relations or () if isinstance(r, ast.RangeVar)]
         existing = [t for t in tables if t not in ctx.created]
