@@ -179,6 +179,7 @@ def _add_lint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--range", default="base:heads", help="Alembic revision range (default base:heads)"
     )
+    p.add_argument("--python", help="the project's Python (where Alembic and its models import)")
     p.add_argument("--dsn", help="optional: real table sizes, column types and server version")
     p.add_argument("--pg-version", type=_count(9), help="server major version when no --dsn")
     p.add_argument(

@@ -375,3 +375,11 @@ def test_roundtrip_names_the_enum_type_a_drop_table_leaves_behind(
     failed = text.strip().splitlines()[-1]
     assert failed.startswith("roundtrip: FAILED at downgrade r1 -> base")
     assert "+ type public.job_state enum (queued, done)" in failed
+
+
+def test_missing_project_python_is_one_line_exit_2(tmp_path: Path) -> None:
+    """--python naming no interpreter: exit 2 with one line saying which."""
+    ini = write_project(tmp_path, [("r1", BASE)])
+    line = _one_line_error(_cli("--alembic", str(ini), "--python", str(tmp_path / "nopython")))
+    assert "cannot run" in line
+    assert "nopython" in line

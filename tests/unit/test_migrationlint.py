@@ -310,3 +310,17 @@ def test_github_actions_default_to_annotations(
     code = run(build_parser().parse_args(["lint-migrations", str(sql)]), out=out)
     assert code == 1
     assert out.getvalue().startswith("::error file=")
+
+
+def test_with_dsn_a_table_an_earlier_migration_creates_counts_as_empty() -> None:
+    """A table not in the catalog yet, created by an earlier revision of the run: 0 rows."""
+    created = parse_text("CREATE TABLE jobs (id int, state text);", "a.sql", "a")
+    index = parse_text(
+        "SET lock_timeout = '1s'; CREATE INDEX jobs_state ON jobs (state);", "b.sql", "b"
+    )
+    findings = lint(created + index, [], {}, Context(live=True))
+    assert [(f.rule, f.level) for f in findings] == [("create-index-not-concurrently", "info")]
+    filled = parse_text("INSERT INTO jobs SELECT 1, 'x';", "a2.sql", "a2")
+    findings = lint(created + filled + index, [], {}, Context(live=True))
+    assert [f.level for f in findings] == ["error"]
+    assert [f.level for f in lint(created + index, [], {}, Context())] == ["error"]

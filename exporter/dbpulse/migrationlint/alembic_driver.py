@@ -1,7 +1,8 @@
-"""Runs Alembic in a child process for the linter (``python -m ...alembic_driver``).
+"""Runs Alembic in a child process for the linter (``python .../alembic_driver.py``).
 
 A child, because the project's env.py configures logging, edits sys.path and imports the
-application: none of that should happen inside dbpulse. Two modes:
+application: none of that should happen inside dbpulse. A script run by path that imports
+nothing from dbpulse, so it runs under the project's own interpreter too. Two modes:
 
 - ``sql INI RANGE OUT``: ``alembic upgrade RANGE --sql`` with an output buffer that
   records, for every chunk of SQL Alembic writes, the revision file and line of the

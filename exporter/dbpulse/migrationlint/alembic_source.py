@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,7 +24,9 @@ from dbpulse.migrationlint.model import Statement, Unit
 from dbpulse.migrationlint.sqlsource import SourceError, display_path, parse_text
 
 _RUNNING = re.compile(r"^-- Running upgrade .*-> (\S+)", re.MULTILINE)
-DRIVER = "dbpulse.migrationlint.alembic_driver"
+# Run as a script, not ``-m dbpulse...``: the project's interpreter (``--python``) may not
+# have dbpulse's dependencies, and the driver needs only the standard library and Alembic.
+DRIVER = Path(__file__).with_name("alembic_driver.py")
 _TIMEOUT = 600.0
 
 
@@ -39,22 +40,26 @@ class AlembicLint:
 
 
 def run_driver(
-    *args: str, cwd: Path, timeout: float = _TIMEOUT
+    *args: str, cwd: Path, python: str | None = None, timeout: float = _TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
-    """The driver in a child, run where ``alembic`` would be: beside alembic.ini."""
-    env = dict(os.environ)
-    # The child imports dbpulse from wherever this process did (a checkout on PYTHONPATH).
-    here = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
-    return subprocess.run(  # noqa: S603 - this interpreter, our own module, no shell
-        [sys.executable, "-m", DRIVER, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
+    """The driver in a child, run where ``alembic`` would be: beside alembic.ini.
+
+    ``python``: the project's interpreter (where Alembic and its models import); this one
+    by default.
+    """
+    try:
+        return subprocess.run(  # noqa: S603 - a named interpreter, our own script, no shell
+            [python or sys.executable, str(DRIVER), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            check=False,
+        )
+    except OSError as err:
+        raise SourceError(f"cannot run {python or sys.executable}: {err.strerror or err}") from None
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"alembic did not finish within {timeout:.0f} s") from None
 
 
 def driver_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -123,13 +128,15 @@ def from_document(document: dict[str, Any]) -> AlembicLint:
     return AlembicLint(statements, units, files, document["order"], document["heads"])
 
 
-def load(ini: Path, rng: str) -> AlembicLint:
+def load(ini: Path, rng: str, python: str | None = None) -> AlembicLint:
     """Run ``alembic upgrade RANGE --sql`` for the project of ``ini`` and read its output."""
     if not ini.is_file():
         raise SourceError(f"{ini}: no such Alembic config file")
     with tempfile.TemporaryDirectory(prefix="dbpulse-lint-") as tmp:
         out = Path(tmp) / "offline.json"
-        result = run_driver("sql", str(ini.resolve()), rng, str(out), cwd=ini.resolve().parent)
+        result = run_driver(
+            "sql", str(ini.resolve()), rng, str(out), cwd=ini.resolve().parent, python=python
+        )
         if result.returncode != 0 or not out.is_file():
             raise SourceError(f"alembic upgrade {rng} --sql failed: {driver_error(result)}")
         document = json.loads(out.read_text(encoding="utf-8"))

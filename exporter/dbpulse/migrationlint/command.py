@@ -36,6 +36,7 @@ def _context(args: argparse.Namespace, dsn: str | None) -> Context:
         ctx = Context(
             server_major=facts.server_major,
             table_rows=facts.rows,
+            live=True,
             small_rows=args.small_table_rows,
             column_types=facts.columns,
         )
@@ -60,14 +61,14 @@ def _sql_inputs(paths: list[Path], assume_tx: bool) -> tuple[list[Statement], di
 def _roundtrip(args: argparse.Namespace, dsn: str | None, out: TextIO) -> int:
     if args.alembic is None or not dsn:
         return _fail("--roundtrip needs --alembic INI and --dsn (a server to create a database on)")
-    project = alembic_source.load(args.alembic, "base:heads")
+    project = alembic_source.load(args.alembic, "base:heads", args.python)
     if len(project.heads) != 1:
         return _fail(f"--roundtrip needs one head, found {len(project.heads)}")
 
     def say(line: str) -> None:
         print(f"roundtrip: {line}", file=out, flush=True)
 
-    report = roundtrip.run(args.alembic, dsn, project.order, say)
+    report = roundtrip.run(args.alembic, dsn, project.order, say, python=args.python)
     failed = report.failed
     if failed is None:
         say(f"ok: {len(project.order)} revision(s) up, down to base and up again")
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         ctx = _context(args, dsn)
         units: list[Unit] = []
         if args.alembic is not None:
-            project = alembic_source.load(args.alembic, args.range)
+            project = alembic_source.load(args.alembic, args.range, args.python)
             statements, units, files = project.statements, project.units, project.files
         else:
             statements, files = _sql_inputs(args.paths, args.assume_in_transaction)

@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbpulse.errors import first_line
 from dbpulse.migrationlint.alembic_source import driver_error, run_driver
+from dbpulse.migrationlint.sqlsource import SourceError
 
 _SNAPSHOT = """
 SELECT 'table ' || n.nspname || '.' || c.relname
@@ -124,7 +125,14 @@ def _url(dsn: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def run(ini: Path, dsn: str, order: list[str], say: Callable[[str], None]) -> RoundtripReport:
+def run(
+    ini: Path,
+    dsn: str,
+    order: list[str],
+    say: Callable[[str], None],
+    *,
+    python: str | None = None,
+) -> RoundtripReport:
     """The whole roundtrip on a database created for it; ``order``: revisions base to head."""
     name = f"dbpulse_roundtrip_{uuid.uuid4().hex[:10]}"
     try:
@@ -133,7 +141,13 @@ def run(ini: Path, dsn: str, order: list[str], say: Callable[[str], None]) -> Ro
     except psycopg.Error as err:
         raise RoundtripError(f"cannot create a throwaway database: {first_line(err)}") from None
     try:
-        return _roundtrip(ini, _with_dbname(dsn, name), order, say)
+        target = _with_dbname(dsn, name)
+        url = _url(target)
+
+        def step(verb: str, revision: str) -> str:
+            return _step(ini, url, verb, revision, python=python)
+
+        return _roundtrip(step, target, order, say)
     finally:
         drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         try:
@@ -143,20 +157,24 @@ def run(ini: Path, dsn: str, order: list[str], say: Callable[[str], None]) -> Ro
             say(f"could not drop the throwaway database {name}: {first_line(err)}")
 
 
-def _step(ini: Path, url: str, verb: str, target: str) -> str:
-    result = run_driver("run", str(ini.resolve()), url, verb, target, cwd=ini.resolve().parent)
+def _step(ini: Path, url: str, verb: str, target: str, *, python: str | None) -> str:
+    try:
+        result = run_driver(
+            "run", str(ini.resolve()), url, verb, target, cwd=ini.resolve().parent, python=python
+        )
+    except SourceError as err:
+        return str(err)
     return "" if result.returncode == 0 else driver_error(result)
 
 
 def _roundtrip(
-    ini: Path, dsn: str, order: list[str], say: Callable[[str], None]
+    step: Callable[[str, str], str], dsn: str, order: list[str], say: Callable[[str], None]
 ) -> RoundtripReport:
     report = RoundtripReport()
-    url = _url(dsn)
     before: list[frozenset[str]] = []
     for rev in order:
         before.append(snapshot(dsn))
-        error = _step(ini, url, "upgrade", rev)
+        error = step("upgrade", rev)
         report.steps.append(Step(f"upgrade to {rev}", not error, error))
         say(f"upgrade to {rev}: {'failed: ' + error if error else 'ok'}")
         if error:
@@ -165,7 +183,7 @@ def _roundtrip(
     for index in range(len(order) - 1, -1, -1):
         target = order[index - 1] if index > 0 else "base"
         action = f"downgrade {order[index]} -> {target}"
-        error = _step(ini, url, "downgrade", target)
+        error = step("downgrade", target)
         if error:
             report.steps.append(Step(action, False, error))
             say(f"{action}: failed: {error}")
@@ -178,7 +196,7 @@ def _roundtrip(
         say(f"{action}: {detail or 'ok'}")
         if changed:
             return report
-    error = _step(ini, url, "upgrade", "head")
+    error = step("upgrade", "head")
     changed = "" if error else diff(at_head, snapshot(dsn))
     detail = error or (f"schema differs from the first upgrade: {changed}" if changed else "")
     report.steps.append(Step("upgrade head again", not detail, detail))

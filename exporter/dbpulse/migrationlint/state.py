@@ -34,6 +34,7 @@ _END = {
 class Context:
     server_major: int | None = None  # from --dsn or --pg-version; None: a supported release
     table_rows: Mapping[str, float] = field(default_factory=dict)  # --dsn: estimated rows
+    live: bool = False  # table_rows came from the target database (--dsn)
     small_rows: int = 10_000  # at or below: a rewrite or scan is fine (level info)
     in_transaction: bool = False
     lock_timeout: bool = False  # SET lock_timeout (session) in this migration or before it
@@ -41,6 +42,8 @@ class Context:
     preamble_lock_timeout: bool = False  # set before the first migration (env.py)
     lock_warned: bool = False  # lock-timeout-missing reported once per migration
     created: frozenset[str] = frozenset()  # tables created by this migration
+    created_in_run: frozenset[str] = frozenset()  # ... or by an earlier one in this lint run
+    filled: frozenset[str] = frozenset()  # tables an INSERT or COPY in this run writes to
     created_indexes: frozenset[str] = frozenset()
     not_valid_in_tx: frozenset[str] = frozenset()  # constraints added NOT VALID, still uncommitted
     pending_not_null: Mapping[str, tuple[str, str]] = field(default_factory=dict)
@@ -52,7 +55,13 @@ class Context:
         return self.lock_timeout or self.local_lock_timeout
 
     def rows(self, table: str) -> float | None:
-        return self.table_rows.get(table)
+        """Estimated rows: the catalog's; 0 for a table the database does not have yet that
+        an earlier migration of this run creates and nothing fills; else unknown."""
+        if table in self.table_rows:
+            return self.table_rows[table]
+        if self.live and table in self.created_in_run and table not in self.filled:
+            return 0.0
+        return None
 
     def small(self, table: str) -> float | None:
         """The table's row estimate when it is small enough for a rewrite; else None."""
@@ -165,7 +174,12 @@ def _advance_create(ctx: Context, node: ast.CreateStmt) -> Context:
     for elt in node.tableElts or ():
         if isinstance(elt, ast.ColumnDef) and elt.colname and elt.typeName is not None:
             types[(table, elt.colname.lower())] = column_type(elt.typeName)
-    return replace(ctx, created=ctx.created | {table}, column_types=types)
+    return replace(
+        ctx,
+        created=ctx.created | {table},
+        created_in_run=ctx.created_in_run | {table},
+        column_types=types,
+    )
 
 
 def advance(ctx: Context, node: ast.Node, *, warned: bool = False) -> Context:  # noqa: PLR0911 - one return per statement kind
@@ -188,7 +202,11 @@ def advance(ctx: Context, node: ast.Node, *, warned: bool = False) -> Context:  
     if isinstance(node, ast.CreateStmt):
         return _advance_create(ctx, node)
     if isinstance(node, ast.CreateTableAsStmt) and node.into is not None:
-        return replace(ctx, created=ctx.created | {relname(node.into.rel)})
+        # CREATE TABLE AS fills the table: new for this migration, not empty for the next.
+        name = relname(node.into.rel)
+        return replace(ctx, created=ctx.created | {name}, filled=ctx.filled | {name})
+    if isinstance(node, ast.InsertStmt | ast.CopyStmt):
+        return replace(ctx, filled=ctx.filled | {relname(node.relation)})
     if isinstance(node, ast.IndexStmt) and node.idxname:
         return replace(ctx, created_indexes=ctx.created_indexes | {node.idxname.lower()})
     if isinstance(node, ast.AlterTableStmt):
