@@ -324,3 +324,21 @@ def test_with_dsn_a_table_an_earlier_migration_creates_counts_as_empty() -> None
     findings = lint(created + filled + index, [], {}, Context(live=True))
     assert [f.level for f in findings] == ["error"]
     assert [f.level for f in lint(created + index, [], {}, Context())] == ["error"]
+
+
+def test_concurrent_builds_on_pg_14_0_to_14_3_are_errors() -> None:
+    """The 14.0-14.3 CIC corruption bug: flagged from the DSN's minor version, not on 14.4."""
+    sql = "CREATE INDEX CONCURRENTLY i ON t (a); REINDEX INDEX CONCURRENTLY i;"
+    buggy = _lint(sql, Context(server_major=14, server_version_num=140003))
+    assert [(f.rule, f.message) for f in buggy] == [
+        ("index-pg14-corruption", "CREATE INDEX CONCURRENTLY on PostgreSQL 14.3"),
+        ("index-pg14-corruption", "REINDEX CONCURRENTLY on PostgreSQL 14.3"),
+    ]
+    assert _lint(sql, Context(server_major=14, server_version_num=140004)) == []
+
+
+def test_wide_non_unique_index_is_a_warning() -> None:
+    """Four columns in a non-unique index warn; a unique one may need them all."""
+    wide = _lint("CREATE INDEX CONCURRENTLY i ON t (a, b, c, d);")
+    assert [(f.rule, f.level) for f in wide] == [("index-too-many-columns", "warning")]
+    assert _lint("CREATE UNIQUE INDEX CONCURRENTLY i ON t (a, b, c, d);") == []

@@ -198,6 +198,24 @@ RULES: tuple[Rule, ...] = (
         "",
     ),
     Rule(
+        "index-pg14-corruption",
+        "error",
+        "CREATE INDEX / REINDEX CONCURRENTLY on PostgreSQL 14.0-14.3 can silently corrupt the "
+        "index (needs --dsn: the server's minor version)",
+        "upgrade the server to 14.4 or later first; reindex what was built concurrently on "
+        "14.0-14.3",
+        "",
+        "add_index_corruption",
+    ),
+    Rule(
+        "index-too-many-columns",
+        "warning",
+        "a non-unique index on more than three columns rarely beats one on its first few",
+        "index the two or three columns that narrow the rows most",
+        "",
+        "add_index_columns",
+    ),
+    Rule(
         "drop-index-not-concurrently",
         "warning",
         "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table",

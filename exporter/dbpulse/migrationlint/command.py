@@ -34,7 +34,8 @@ def _context(args: argparse.Namespace, dsn: str | None) -> Context:
     if dsn:
         facts = live.fetch(dsn)
         ctx = Context(
-            server_major=facts.server_major,
+            server_major=facts.server_version_num // 10000,
+            server_version_num=facts.server_version_num,
             table_rows=facts.rows,
             live=True,
             small_rows=args.small_table_rows,

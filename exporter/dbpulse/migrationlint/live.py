@@ -35,7 +35,7 @@ class LiveError(Exception):
 
 @dataclass
 class Live:
-    server_major: int
+    server_version_num: int
     rows: dict[str, float] = field(default_factory=dict)
     columns: dict[tuple[str, str], ColumnType] = field(default_factory=dict)
 
@@ -57,7 +57,7 @@ def catalog_type(typname: str, typmod: int, ndims: int) -> ColumnType:
 def fetch(dsn: str, timeout: float = 10.0) -> Live:
     try:
         with psycopg.connect(dsn, connect_timeout=int(timeout), autocommit=True) as conn:
-            live = Live(conn.info.server_version // 10000)
+            live = Live(conn.info.server_version)
             for name, rows in conn.execute(_TABLES):
                 if rows is None:
                     continue

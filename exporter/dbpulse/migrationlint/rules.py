@@ -118,19 +118,35 @@ def _lock_timeout(node: ast.Node, ctx: Context) -> list[Hit]:
     ]
 
 
+_PG14_CORRUPTION = range(140000, 140004)  # 14.0-14.3; fixed in 14.4
+_MAX_INDEX_COLUMNS = 3  # strong_migrations' threshold for a non-unique index
+
+
+def _pg14(ctx: Context, what: str) -> list[Hit]:
+    if ctx.server_version_num not in _PG14_CORRUPTION:
+        return []
+    minor = (ctx.server_version_num or 0) % 100
+    return [hit("index-pg14-corruption", f"{what} on PostgreSQL 14.{minor}")]
+
+
 def _index(node: ast.IndexStmt, ctx: Context) -> list[Hit]:
     table = relname(node.relation)
+    hits: list[Hit] = []
+    columns = len(node.indexParams or ())
+    if not node.unique and columns > _MAX_INDEX_COLUMNS:
+        message = f"index {node.idxname or ''} on {table} has {columns} columns"
+        hits.append(hit("index-too-many-columns", message))
     if node.concurrent:
+        hits += _pg14(ctx, "CREATE INDEX CONCURRENTLY")
         if ctx.in_transaction:
-            return [
-                hit("concurrently-in-transaction", "CREATE INDEX CONCURRENTLY in a transaction")
-            ]
-        return []
+            message = "CREATE INDEX CONCURRENTLY in a transaction"
+            hits.append(hit("concurrently-in-transaction", message))
+        return hits
     if table in ctx.created:
-        return []
+        return hits
     kind = "CREATE UNIQUE INDEX" if node.unique else "CREATE INDEX"
     message = f"{kind} {node.idxname or ''} on {table} without CONCURRENTLY blocks its writes"
-    return [sized(ctx, table, hit("create-index-not-concurrently", message))]
+    return [*hits, sized(ctx, table, hit("create-index-not-concurrently", message))]
 
 
 def _inline_constraint(table: str, name: str, con: ast.Constraint, ctx: Context) -> list[Hit]:
@@ -337,8 +353,12 @@ def _maintenance(node: ast.Node, ctx: Context) -> list[Hit]:
             return [
                 hit("reindex-not-concurrently", f"REINDEX {node.name or relname(node.relation)}")
             ]
+        found = _pg14(ctx, "REINDEX CONCURRENTLY")
         if ctx.in_transaction:
-            return [hit("concurrently-in-transaction", "REINDEX CONCURRENTLY in a transaction")]
+            found.append(
+                hit("concurrently-in-transaction", "REINDEX CONCURRENTLY in a transaction")
+            )
+        return found
     return []
 
 

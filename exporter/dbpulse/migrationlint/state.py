@@ -33,6 +33,7 @@ _END = {
 @dataclass(frozen=True)
 class Context:
     server_major: int | None = None  # from --dsn or --pg-version; None: a supported release
+    server_version_num: int | None = None  # from --dsn only: e.g. 140003 (minor releases)
     table_rows: Mapping[str, float] = field(default_factory=dict)  # --dsn: estimated rows
     live: bool = False  # table_rows came from the target database (--dsn)
     small_rows: int = 10_000  # at or below: a rewrite or scan is fine (level info)
