@@ -56,9 +56,13 @@ def parse_text(
 ) -> list[Statement]:
     """The statements in ``text``; ``line``: every one sits on this line (an Alembic op call)."""
     out: list[Statement] = []
+    # Lines counted incrementally: counting from 0 per statement is quadratic in file size.
+    seen, lines_before = 0, 0
     for start, end in _pieces(text):
         body = text[start:end]
-        begin = line if line is not None else first_line + text.count("\n", 0, start)
+        lines_before += text.count("\n", seen, start)
+        seen = start
+        begin = line if line is not None else first_line + lines_before
         finish = line if line is not None else begin + body.count("\n")
         try:
             parsed = pglast.parse_sql(body)
