@@ -383,3 +383,29 @@ def test_missing_project_python_is_one_line_exit_2(tmp_path: Path) -> None:
     line = _one_line_error(_cli("--alembic", str(ini), "--python", str(tmp_path / "nopython")))
     assert "cannot run" in line
     assert "nopython" in line
+
+
+def test_roundtrip_never_touches_the_database_env_py_names(
+    pg: LocalPostgres, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An env.py that builds its URL from APP_DATABASE_URL is still sent to the throwaway DB."""
+    ini = write_project(tmp_path, [("r1", BASE), ("r2", ADD_NICKNAME.format(forget=""))])
+    env_py = tmp_path / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            'config.get_section(config.config_ini_section, {}),\n        prefix="sqlalchemy.",',
+            '{"sqlalchemy.url": __import__("os").environ["APP_DATABASE_URL"]},\n'
+            '        prefix="sqlalchemy.",',
+        )
+    )
+    assert "APP_DATABASE_URL" in env_py.read_text()
+    monkeypatch.setenv(
+        "APP_DATABASE_URL", fresh_db.replace("postgresql://", "postgresql+psycopg://")
+    )
+    code, text = _lint("--alembic", str(ini), "--roundtrip", "--dsn", pg.dsn)
+    assert code == 0, text
+    with psycopg.connect(fresh_db) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchone()
+    assert tables == (0,)

@@ -171,9 +171,49 @@ def _sql(ini: str, rng: str, out: str) -> None:
     Path(out).write_text(json.dumps(document), encoding="utf-8")
 
 
+def _redirect_engines(url: str) -> None:
+    """Every PostgreSQL engine env.py creates goes to ``url`` (the throwaway database).
+
+    Setting ``sqlalchemy.url`` is not enough: many env.py files build their URL from an
+    environment variable or the application's settings, and the roundtrip must never run
+    a downgrade against the database they name. The driver name (psycopg, asyncpg) stays
+    theirs; host, port, user, password and database become the throwaway one's.
+    """
+    import sqlalchemy
+    import sqlalchemy.engine
+    import sqlalchemy.engine.create as create_module
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    original = create_module.create_engine
+
+    def create_engine(name_or_url: Any, *args: Any, **kw: Any) -> Any:
+        wanted = make_url(name_or_url)
+        if wanted.get_backend_name() == "postgresql":
+            wanted = wanted.set(
+                username=target.username,
+                password=target.password,
+                host=target.host,
+                port=target.port,
+                database=target.database,
+                query=target.query,
+            )
+        return original(wanted, *args, **kw)
+
+    # engine_from_config calls the module-level name; env.py may import either re-export;
+    # create_async_engine binds sqlalchemy.engine's at its own import (after this).
+    create_module.create_engine = create_engine  # type: ignore[assignment]
+    sqlalchemy.engine.create_engine = create_engine  # type: ignore[assignment]
+    sqlalchemy.create_engine = create_engine  # type: ignore[assignment]
+    asyncio_engine = sys.modules.get("sqlalchemy.ext.asyncio.engine")
+    if asyncio_engine is not None:
+        asyncio_engine._create_engine = create_engine  # type: ignore[attr-defined]
+
+
 def _run(ini: str, url: str, verb: str, target: str) -> None:
     from alembic import command
 
+    _redirect_engines(url)
     cfg = _config(ini, url)
     if verb == "upgrade":
         command.upgrade(cfg, target)

@@ -157,6 +157,16 @@ def run(
             say(f"could not drop the throwaway database {name}: {first_line(err)}")
 
 
+def _version(dsn: str) -> str | None:
+    """The throwaway database's alembic_version: proof the step ran there."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return str(row[0]) if row else None
+
+
 def _step(ini: Path, url: str, verb: str, target: str, *, python: str | None) -> str:
     try:
         result = run_driver(
@@ -175,6 +185,11 @@ def _roundtrip(
     for rev in order:
         before.append(snapshot(dsn))
         error = step("upgrade", rev)
+        if not error and _version(dsn) != rev:
+            error = (
+                f"the throwaway database is not at {rev} after the upgrade: env.py migrated "
+                "another database (its URL must come from the Alembic config or an engine)"
+            )
         report.steps.append(Step(f"upgrade to {rev}", not error, error))
         say(f"upgrade to {rev}: {'failed: ' + error if error else 'ok'}")
         if error:
