@@ -8,7 +8,8 @@ nothing from dbpulse, so it runs under the project's own interpreter too. Two mo
   records, for every chunk of SQL Alembic writes, the revision file and line of the
   ``op.*`` call that wrote it (the innermost stack frame in a revision file) - so a
   finding points at the line of Python that produced the statement.
-- ``run INI URL upgrade|downgrade TARGET``: one online step, for ``--roundtrip``.
+- ``run INI upgrade|downgrade TARGET``: one online step, for ``--roundtrip``, against the
+  URL in ``DBPULSE_ALEMBIC_URL`` (the environment: argv is visible to ``ps``).
 
 Exit 3 with a one-line reason on stderr when Alembic fails.
 """
@@ -24,6 +25,7 @@ from typing import Any, TextIO, cast
 
 # The line the parent shows: env.py's own logging writes to the same stderr.
 MARK = "dbpulse-alembic: "
+URL_VARIABLE = "DBPULSE_ALEMBIC_URL"
 
 
 class _Recorder:
@@ -225,11 +227,12 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["sql"] and len(argv) == 4:
             _sql(argv[1], argv[2], argv[3])
-        elif argv[:1] == ["run"] and len(argv) == 5:
-            _run(argv[1], argv[2], argv[3], argv[4])
+        elif argv[:1] == ["run"] and len(argv) == 4 and os.environ.get(URL_VARIABLE):
+            _run(argv[1], os.environ[URL_VARIABLE], argv[2], argv[3])
         else:
             print(
-                "usage: sql INI RANGE OUT | run INI URL upgrade|downgrade TARGET", file=sys.stderr
+                f"usage: sql INI RANGE OUT | run INI upgrade|downgrade REV (URL: {URL_VARIABLE})",
+                file=sys.stderr,
             )
             return 2
     except ImportError as err:

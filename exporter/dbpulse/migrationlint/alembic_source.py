@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dbpulse.dsn import redact
-from dbpulse.migrationlint.alembic_driver import MARK
+from dbpulse.migrationlint.alembic_driver import MARK, URL_VARIABLE
 from dbpulse.migrationlint.model import Statement, Unit
 from dbpulse.migrationlint.sqlsource import SourceError, display_path, parse_text
 
@@ -40,13 +41,21 @@ class AlembicLint:
 
 
 def run_driver(
-    *args: str, cwd: Path, python: str | None = None, timeout: float = _TIMEOUT
+    *args: str,
+    cwd: Path,
+    python: str | None = None,
+    url: str | None = None,
+    timeout: float = _TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """The driver in a child, run where ``alembic`` would be: beside alembic.ini.
 
     ``python``: the project's interpreter (where Alembic and its models import); this one
-    by default.
+    by default. ``url`` travels in the environment, never on the command line (where
+    ``ps`` would show its password to every local user).
     """
+    env = dict(os.environ)
+    if url is not None:
+        env[URL_VARIABLE] = url
     try:
         return subprocess.run(  # noqa: S603 - a named interpreter, our own script, no shell
             [python or sys.executable, str(DRIVER), *args],
@@ -54,6 +63,7 @@ def run_driver(
             text=True,
             timeout=timeout,
             cwd=cwd,
+            env=env,
             check=False,
         )
     except OSError as err:

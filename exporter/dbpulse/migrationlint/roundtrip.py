@@ -170,7 +170,13 @@ def _version(dsn: str) -> str | None:
 def _step(ini: Path, url: str, verb: str, target: str, *, python: str | None) -> str:
     try:
         result = run_driver(
-            "run", str(ini.resolve()), url, verb, target, cwd=ini.resolve().parent, python=python
+            "run",
+            str(ini.resolve()),
+            verb,
+            target,
+            cwd=ini.resolve().parent,
+            python=python,
+            url=url,
         )
     except SourceError as err:
         return str(err)
