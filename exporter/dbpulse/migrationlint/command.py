@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+import psycopg
+
 from dbpulse.dsn import remember
+from dbpulse.errors import first_line
 from dbpulse.migrationlint import alembic_source, live, render, roundtrip
 from dbpulse.migrationlint.engine import exit_code, lint
-from dbpulse.migrationlint.model import Statement, Unit
+from dbpulse.migrationlint.model import Finding, Statement, Unit
 from dbpulse.migrationlint.sqlsource import (
     SourceError,
     display_path,
@@ -78,6 +81,34 @@ def _roundtrip(args: argparse.Namespace, dsn: str | None, out: TextIO) -> int:
     return 1
 
 
+def _load(
+    args: argparse.Namespace, dsn: str | None
+) -> tuple[list[Statement], list[Unit], dict[str, list[str]], Context]:
+    """Statements, Alembic units, file lines (for ignores) and the starting context."""
+    if args.alembic is None and not args.paths:
+        raise SourceError(
+            "nothing to lint: pass SQL files or directories, or --alembic alembic.ini"
+        )
+    if args.alembic is not None and args.paths:
+        raise SourceError("pass either SQL paths or --alembic, not both")
+    ctx = _context(args, dsn)
+    if args.alembic is not None:
+        project = alembic_source.load(args.alembic, args.range, args.python)
+        return project.statements, project.units, project.files, ctx
+    statements, files = _sql_inputs(args.paths, args.assume_in_transaction)
+    return statements, [], files, ctx
+
+
+def _write(out: TextIO, fmt: str | None, findings: list[Finding], code: int, checked: int) -> None:
+    fmt = fmt or _default_format(out)
+    if fmt == "json":
+        render.write_json(out, findings, code, checked)
+    elif fmt == "github":
+        render.write_github(out, findings)
+    else:
+        render.write_table(out, findings, code, checked, color=out.isatty())
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     stream = out if out is not None else sys.stdout
     dsn = args.dsn or os.environ.get("DBPULSE_DSN")
@@ -89,28 +120,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return 0
         if args.roundtrip:
             return _roundtrip(args, dsn, stream)
-        if args.alembic is None and not args.paths:
-            return _fail("nothing to lint: pass SQL files or directories, or --alembic alembic.ini")
-        if args.alembic is not None and args.paths:
-            return _fail("pass either SQL paths or --alembic, not both")
-        ctx = _context(args, dsn)
-        units: list[Unit] = []
-        if args.alembic is not None:
-            project = alembic_source.load(args.alembic, args.range, args.python)
-            statements, units, files = project.statements, project.units, project.files
-        else:
-            statements, files = _sql_inputs(args.paths, args.assume_in_transaction)
+        statements, units, files, ctx = _load(args, dsn)
     except (SourceError, live.LiveError, roundtrip.RoundtripError) as err:
         return _fail(str(err))
+    except psycopg.Error as err:  # the server went away during --roundtrip
+        return _fail(f"database error: {first_line(err)}")
     findings = lint(statements, units, files, ctx)
     code = exit_code(findings)
-    fmt = args.format or _default_format(stream)
-    if fmt == "json":
-        render.write_json(stream, findings, code, len(statements))
-    elif fmt == "github":
-        render.write_github(stream, findings)
-    else:
-        render.write_table(stream, findings, code, len(statements), color=stream.isatty())
+    _write(stream, args.format, findings, code, len(statements))
     return code
 
 
