@@ -1,0 +1,419 @@
+"""Statements that got slower than their own past, their plans, and advice from them.
+
+Each poll reads the connected database's pg_stat_statements counters without text
+(``pg_stat_statements(false)``) and judges every statement against its own baseline
+(:mod:`dbpulse.plans.regressions`). A few statements per poll are then planned
+(:mod:`dbpulse.sidecar.explain`): the ones that just regressed first, then the top
+statements by total time, each at most once per ``explain_period``. A plan is kept
+with its shape hash, so a changed shape is an event of its own ("plan flipped from
+Index Scan to Seq Scan"), and turned into advice (:mod:`dbpulse.plans.advice`).
+
+Query texts are read only for statements about to be planned or newly regressed
+(``pg_stat_statements(true)`` reads the whole text file, see ``statements.py``), used
+raw only to EXPLAIN inside ``fetch`` and kept scrubbed. Plans keep no constants: they
+are made from parameterised text and scrubbed once more all the same.
+
+It runs per database (EXPLAIN must run in the statement's own database): with
+discovery, on every database; without, on the one dbpulse connects to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import psycopg
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from psycopg import sql
+
+from dbpulse.plans import advice
+from dbpulse.plans.regressions import Counters, Key, Regression, RegressionRules, Track, observe
+from dbpulse.plans.tree import nodes, plan_hash, root, scrubbed, summary
+from dbpulse.settings import Settings
+from dbpulse.sidecar.base import BuildResult, CollectorError, Context, Row, Rows, query
+from dbpulse.sidecar.collectors.migrations import SQL_FK_MISSING_INDEX
+from dbpulse.sidecar.collectors.statements import MISSING, NOT_LOADED, SQL_EXTENSION
+from dbpulse.sidecar.explain import NotExplainable, explain
+from dbpulse.sidecar.scrub import scrub_text
+
+LABELS = ["datname", "user", "queryid"]
+# Flips kept for /debug/plans, newest last.
+FLIP_HISTORY = 50
+TEXT_MAX = 2000
+
+SQL_COUNTERS = """
+SELECT s.dbid::int8 AS dbid, s.userid::int8 AS userid, s.queryid,
+    current_database() AS datname, coalesce(r.rolname, s.userid::text) AS "user",
+    sum(s.calls)::float8 AS calls, sum(s.{time_column})::float8 AS total_ms
+FROM {schema}.pg_stat_statements(false) s
+LEFT JOIN pg_roles r ON r.oid = s.userid
+WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND s.queryid IS NOT NULL
+GROUP BY s.dbid, s.userid, s.queryid, r.rolname
+"""
+SQL_TEXTS = """
+SELECT dbid::int8 AS dbid, userid::int8 AS userid, queryid, query
+FROM {schema}.pg_stat_statements(true)
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND queryid = ANY(%(ids)s::int8[])
+"""
+SQL_TABLES = """
+SELECT n.nspname AS schemaname, c.relname, c.reltuples::float8 AS reltuples
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = ANY(%(names)s::text[]) AND c.relkind IN ('r', 'p', 'm')
+"""
+SQL_MEMORY = """
+SELECT pg_size_bytes(current_setting('work_mem'))::float8 AS work_mem,
+    current_setting('hash_mem_multiplier')::float8 AS hash_mem_multiplier
+"""
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    at: float
+    hash: str | None = None
+    summary: str | None = None
+    plan: Any = None  # scrubbed EXPLAIN JSON
+    findings: tuple[advice.Finding, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RegressionsState:
+    tracks: dict[Key, Track] = field(default_factory=dict)
+    texts: dict[Key, str] = field(default_factory=dict)
+    plans: dict[Key, PlanRecord] = field(default_factory=dict)
+    flips: tuple[dict[str, Any], ...] = ()
+    flips_total: float = 0.0
+
+
+def _key(row: Row) -> Key:
+    return (int(row["dbid"]), int(row["userid"]), int(row["queryid"]))
+
+
+def counters(rows: list[Row]) -> list[Counters]:
+    return [
+        Counters(
+            key=_key(r),
+            datname=str(r["datname"]),
+            user=str(r["user"]),
+            calls=float(r.get("calls") or 0),
+            seconds=float(r.get("total_ms") or 0) / 1000.0,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class RegressionsCollector:
+    name: str = "regressions"
+    rules: RegressionRules = field(default_factory=RegressionRules)
+    top_n: int = 20
+    explain_enabled: bool = True
+    explain_top: int = 10
+    explain_per_poll: int = 3
+    explain_period: float = 3600.0
+    explain_timeout: float = 0.5
+    thresholds: advice.Thresholds = field(default_factory=advice.Thresholds)
+
+    # -- I/O ---------------------------------------------------------------------------
+
+    def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
+        ext = query(conn, SQL_EXTENSION)[0]
+        if ext["schema"] is None:
+            raise CollectorError(MISSING.format(db=ext["db"]))
+        modern = _version(ext["version"]) >= (1, 8)
+
+        def in_schema(template: str) -> str:
+            column = "total_exec_time" if modern else "total_time"
+            return (
+                sql.SQL(template.replace("{time_column}", column))
+                .format(schema=sql.Identifier(str(ext["schema"])))
+                .as_string(conn)
+            )
+
+        try:
+            raw = query(conn, in_schema(SQL_COUNTERS))
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            raise CollectorError(NOT_LOADED) from exc
+        rows: Rows = {"database": [{"datname": ext["db"]}], "counters": raw}
+        previous: RegressionsState = state or RegressionsState()
+        _, regressed = observe(previous.tracks, counters(raw), ctx.now, self.rules)
+        to_plan = self.to_plan(previous, regressed, raw, ctx.now) if self.explain_enabled else []
+        wanted = {r.key for r in regressed[: self.top_n] if r.key not in previous.texts}
+        wanted |= set(to_plan)
+        if not wanted:
+            return rows
+        texts = {
+            _key(r): str(r["query"])
+            for r in query(conn, in_schema(SQL_TEXTS), {"ids": sorted({k[2] for k in wanted})})
+            if r.get("query") is not None and _key(r) in wanted
+        }
+        # Only the scrubbed text leaves fetch; the raw one is for EXPLAIN alone.
+        rows["texts"] = [
+            {"dbid": k[0], "userid": k[1], "queryid": k[2], "query": scrub_text(t, TEXT_MAX)}
+            for k, t in texts.items()
+        ]
+        rows["plans"] = []
+        for key in to_plan:
+            rows["plans"].append(self._explain(conn, ctx, key, texts.get(key)))
+        names = sorted(
+            {
+                str(node["Relation Name"])
+                for entry in rows["plans"]
+                if entry.get("plan") is not None
+                for node in _nodes(entry["plan"])
+                if node.get("Relation Name")
+            }
+        )
+        if names:
+            rows["tables"] = query(conn, SQL_TABLES, {"names": names})
+            rows["fk_missing_index"] = query(conn, SQL_FK_MISSING_INDEX, {"limit": 1000})
+            rows["memory"] = query(conn, SQL_MEMORY)
+        return rows
+
+    def _explain(
+        self, conn: psycopg.Connection[Row], ctx: Context, key: Key, text: str | None
+    ) -> Row:
+        entry: Row = {"dbid": key[0], "userid": key[1], "queryid": key[2], "plan": None}
+        if text is None:
+            entry["error"] = "query text not available (pg_read_all_stats needed?)"
+            return entry
+        try:
+            entry["plan"] = explain(conn, text, ctx.server_version_num, self.explain_timeout)
+        except NotExplainable as exc:
+            entry["error"] = str(exc)
+        except psycopg.Error as exc:
+            # The server's message names a table or a permission, never a constant (the
+            # text is parameterised); keep its first line only.
+            entry["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return entry
+
+    def to_plan(
+        self, state: RegressionsState, regressed: list[Regression], raw: list[Row], now: float
+    ) -> list[Key]:
+        """Which statements to plan this poll: new regressions without a plan since they
+        started first, then the top statements by total time whose plan is older than
+        ``explain_period``; at most ``explain_per_poll``."""
+        chosen: list[Key] = []
+        for r in regressed:
+            plan = state.plans.get(r.key)
+            if plan is None or plan.at < r.since:
+                chosen.append(r.key)
+        top = sorted(raw, key=lambda row: -float(row.get("total_ms") or 0))[: self.explain_top]
+        for row in top:
+            key = _key(row)
+            plan = state.plans.get(key)
+            if key not in chosen and (plan is None or now - plan.at >= self.explain_period):
+                chosen.append(key)
+        return chosen[: self.explain_per_poll]
+
+    # -- pure --------------------------------------------------------------------------
+
+    def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
+        previous: RegressionsState = state or RegressionsState()
+        tracks, regressed = observe(
+            previous.tracks, counters(rows["counters"]), ctx.now, self.rules
+        )
+        datname = str(rows["database"][0]["datname"]) if rows.get("database") else ""
+        texts = {**previous.texts, **{_key(r): str(r["query"]) for r in rows.get("texts", [])}}
+        facts = _catalog(rows)
+        plans = dict(previous.plans)
+        flips = list(previous.flips)
+        flips_total = previous.flips_total
+        for entry in rows.get("plans", []):
+            key = _key(entry)
+            record = self._record(entry, facts, ctx.now, plans.get(key))
+            old = plans.get(key)
+            if old is not None and old.hash and record.hash and old.hash != record.hash:
+                flips.append(_flip(key, datname, old, record, ctx.now))
+                flips_total += 1
+            plans[key] = record
+        exported = regressed[: self.top_n]
+        keep = set(tracks)
+        wanted_texts = {r.key for r in exported} | set(plans)
+        new_state = RegressionsState(
+            tracks=tracks,
+            texts={k: v for k, v in texts.items() if k in wanted_texts and k in keep},
+            plans={k: v for k, v in plans.items() if k in keep},
+            flips=tuple(flips[-FLIP_HISTORY:]),
+            flips_total=flips_total,
+        )
+        return BuildResult(
+            families=self._families(datname, exported, len(regressed), new_state),
+            debug=self._debug(exported, new_state, ctx.now),
+            state=new_state,
+        )
+
+    def _record(
+        self, entry: Row, facts: advice.CatalogFacts, now: float, old: PlanRecord | None
+    ) -> PlanRecord:
+        if entry.get("plan") is None:
+            # Keep the last good plan to compare against; remember the attempt.
+            base = old or PlanRecord(at=now)
+            return replace(base, at=now, error=str(entry.get("error") or "no plan"))
+        top = root(entry["plan"])
+        return PlanRecord(
+            at=now,
+            hash=plan_hash(top),
+            summary=summary(top),
+            plan=scrubbed(top),
+            findings=tuple(advice.advise(top, facts, self.thresholds)),
+        )
+
+    def _families(
+        self, datname: str, exported: list[Regression], count: int, state: RegressionsState
+    ) -> list[Metric]:
+        ratio = GaugeMetricFamily(
+            "pg_stat_statements_regression_ratio",
+            "recent time per call / the statement's own baseline (worst statements)",
+            labels=LABELS,
+        )
+        recent = GaugeMetricFamily(
+            "pg_stat_statements_regression_recent_seconds_per_call",
+            "recent mean execution time per call of a regressed statement",
+            labels=LABELS,
+        )
+        baseline = GaugeMetricFamily(
+            "pg_stat_statements_regression_baseline_seconds_per_call",
+            "baseline mean execution time per call of a regressed statement",
+            labels=LABELS,
+        )
+        for r in exported:
+            labels = [r.datname, r.user, str(r.queryid)]
+            ratio.add_metric(labels, r.ratio)
+            recent.add_metric(labels, r.recent_seconds_per_call)
+            baseline.add_metric(labels, r.baseline_seconds_per_call)
+        total = GaugeMetricFamily(
+            "pg_stat_statements_regressions",
+            "statements whose time per call regressed against their baseline",
+            labels=["datname"],
+        )
+        total.add_metric([datname], float(count))
+        flips = CounterMetricFamily(
+            "pg_stat_statements_plan_flips",
+            "times a planned statement's plan changed shape",
+            labels=["datname"],
+        )
+        flips.add_metric([datname], state.flips_total)
+        findings = GaugeMetricFamily(
+            "pg_plan_advice_findings",
+            "findings of plan advice over the statements' latest plans, per rule",
+            labels=["datname", "rule"],
+        )
+        per_rule = dict.fromkeys(advice.RULES, 0.0)
+        for record in state.plans.values():
+            for finding in record.findings:
+                per_rule[finding.rule] = per_rule.get(finding.rule, 0.0) + 1
+        for rule, n in per_rule.items():
+            findings.add_metric([datname, rule], n)
+        return [ratio, recent, baseline, total, flips, findings]
+
+    def _debug(
+        self, exported: list[Regression], state: RegressionsState, now: float
+    ) -> dict[str, Any]:
+        def plan_view(key: Key) -> dict[str, Any] | None:
+            record = state.plans.get(key)
+            if record is None:
+                return None
+            return {
+                "planned_at": record.at,
+                "plan_hash": record.hash,
+                "summary": record.summary,
+                "error": record.error,
+                "advice": [f.as_dict() for f in record.findings],
+                "plan": record.plan,
+            }
+
+        return {
+            "generated_at": now,
+            "regressions": [
+                {
+                    "datname": r.datname,
+                    "user": r.user,
+                    "queryid": str(r.queryid),
+                    "ratio": r.ratio,
+                    "recent_seconds_per_call": r.recent_seconds_per_call,
+                    "baseline_seconds_per_call": r.baseline_seconds_per_call,
+                    "recent_calls": r.recent_calls,
+                    "since": r.since,
+                    "query": state.texts.get(r.key),
+                    "plan": plan_view(r.key),
+                }
+                for r in exported
+            ],
+            "plans": [
+                {"queryid": str(key[2]), "query": state.texts.get(key), **(plan_view(key) or {})}
+                for key in sorted(state.plans, key=lambda k: -state.plans[k].at)
+            ],
+            "flips": list(state.flips),
+        }
+
+
+def _version(text: Any) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in str(text).split("."))
+    except ValueError:
+        return (0,)
+
+
+def _nodes(plan: Any) -> list[dict[str, Any]]:
+    try:
+        return list(nodes(root(plan)))
+    except ValueError:
+        return []
+
+
+def _catalog(rows: Rows) -> advice.CatalogFacts:
+    memory = rows.get("memory") or [{}]
+    return advice.CatalogFacts(
+        table_rows={
+            (str(r["schemaname"]), str(r["relname"])): float(r["reltuples"])
+            for r in rows.get("tables", [])
+        },
+        unindexed_foreign_keys=tuple(
+            advice.ForeignKey(
+                schema=str(r["schemaname"]),
+                table=str(r["relname"]),
+                name=str(r["conname"]),
+                columns=tuple(r["columns"]),
+            )
+            for r in rows.get("fk_missing_index", [])
+        ),
+        work_mem_bytes=int(memory[0].get("work_mem") or 4 * 1024 * 1024),
+        hash_mem_multiplier=float(memory[0].get("hash_mem_multiplier") or 2.0),
+    )
+
+
+def _flip(key: Key, datname: str, old: PlanRecord, new: PlanRecord, now: float) -> dict[str, Any]:
+    return {
+        "at": now,
+        "datname": datname,
+        "queryid": str(key[2]),
+        "from": old.summary,
+        "to": new.summary,
+        "from_hash": old.hash,
+        "to_hash": new.hash,
+        "message": f"plan flipped from {old.summary} to {new.summary}",
+    }
+
+
+def create(settings: Settings) -> RegressionsCollector:
+    config = settings.collectors.regressions
+    return RegressionsCollector(
+        rules=RegressionRules(
+            factor=config.factor,
+            clear_factor=config.clear_factor,
+            min_calls=config.min_calls,
+            min_extra_seconds=config.min_extra_seconds,
+            recent_window=config.recent_window,
+            baseline_half_life=config.baseline_half_life,
+        ),
+        top_n=config.top_n,
+        explain_enabled=config.explain,
+        explain_top=config.explain_top,
+        explain_per_poll=config.explain_per_poll,
+        explain_period=config.explain_period,
+        explain_timeout=config.explain_timeout,
+    )
