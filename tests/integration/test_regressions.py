@@ -27,7 +27,7 @@ def _collector() -> RegressionsCollector:
 def _calls(dsn: str, sql: str, args: list[tuple[Any, ...]]) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for params in args:
-            conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            conn.execute(sql, params).fetchall()
 
 
 def _queryid(dsn: str, fragment: str) -> str:

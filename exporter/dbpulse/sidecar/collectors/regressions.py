@@ -23,23 +23,27 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
 from psycopg import sql
 
 from dbpulse.plans import advice
-from dbpulse.plans.regressions import Counters, Key, Regression, RegressionRules, Track, observe
+from dbpulse.plans.regressions import Counters, Key, Regression, RegressionRules, observe
 from dbpulse.plans.tree import nodes, plan_hash, root, scrubbed, summary
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, CollectorError, Context, Row, Rows, query
 from dbpulse.sidecar.collectors.migrations import SQL_FK_MISSING_INDEX
+from dbpulse.sidecar.collectors.regressions_view import (
+    FLIP_HISTORY,
+    PlanRecord,
+    RegressionsState,
+    catalog,
+    debug,
+    families,
+    flip,
+)
 from dbpulse.sidecar.collectors.statements import MISSING, NOT_LOADED, SQL_EXTENSION
 from dbpulse.sidecar.explain import NotExplainable, explain
 from dbpulse.sidecar.scrub import scrub_text
 
-LABELS = ["datname", "user", "queryid"]
-# Flips kept for /debug/plans, newest last.
-FLIP_HISTORY = 50
 TEXT_MAX = 2000
 
 SQL_COUNTERS = """
@@ -67,25 +71,6 @@ SQL_MEMORY = """
 SELECT pg_size_bytes(current_setting('work_mem'))::float8 AS work_mem,
     current_setting('hash_mem_multiplier')::float8 AS hash_mem_multiplier
 """
-
-
-@dataclass(frozen=True)
-class PlanRecord:
-    at: float
-    hash: str | None = None
-    summary: str | None = None
-    plan: Any = None  # scrubbed EXPLAIN JSON
-    findings: tuple[advice.Finding, ...] = ()
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RegressionsState:
-    tracks: dict[Key, Track] = field(default_factory=dict)
-    texts: dict[Key, str] = field(default_factory=dict)
-    plans: dict[Key, PlanRecord] = field(default_factory=dict)
-    flips: tuple[dict[str, Any], ...] = ()
-    flips_total: float = 0.0
 
 
 def _key(row: Row) -> Key:
@@ -218,7 +203,7 @@ class RegressionsCollector:
         )
         datname = str(rows["database"][0]["datname"]) if rows.get("database") else ""
         texts = {**previous.texts, **{_key(r): str(r["query"]) for r in rows.get("texts", [])}}
-        facts = _catalog(rows)
+        facts = catalog(rows)
         plans = dict(previous.plans)
         flips = list(previous.flips)
         flips_total = previous.flips_total
@@ -227,7 +212,7 @@ class RegressionsCollector:
             record = self._record(entry, facts, ctx.now, plans.get(key))
             old = plans.get(key)
             if old is not None and old.hash and record.hash and old.hash != record.hash:
-                flips.append(_flip(key, datname, old, record, ctx.now))
+                flips.append(flip(key, datname, old, record, ctx.now))
                 flips_total += 1
             plans[key] = record
         exported = regressed[: self.top_n]
@@ -241,8 +226,8 @@ class RegressionsCollector:
             flips_total=flips_total,
         )
         return BuildResult(
-            families=self._families(datname, exported, len(regressed), new_state),
-            debug=self._debug(exported, new_state, ctx.now),
+            families=families(datname, exported, len(regressed), new_state),
+            debug=debug(exported, new_state, ctx.now),
             state=new_state,
         )
 
@@ -262,94 +247,6 @@ class RegressionsCollector:
             findings=tuple(advice.advise(top, facts, self.thresholds)),
         )
 
-    def _families(
-        self, datname: str, exported: list[Regression], count: int, state: RegressionsState
-    ) -> list[Metric]:
-        ratio = GaugeMetricFamily(
-            "pg_stat_statements_regression_ratio",
-            "recent time per call / the statement's own baseline (worst statements)",
-            labels=LABELS,
-        )
-        recent = GaugeMetricFamily(
-            "pg_stat_statements_regression_recent_seconds_per_call",
-            "recent mean execution time per call of a regressed statement",
-            labels=LABELS,
-        )
-        baseline = GaugeMetricFamily(
-            "pg_stat_statements_regression_baseline_seconds_per_call",
-            "baseline mean execution time per call of a regressed statement",
-            labels=LABELS,
-        )
-        for r in exported:
-            labels = [r.datname, r.user, str(r.queryid)]
-            ratio.add_metric(labels, r.ratio)
-            recent.add_metric(labels, r.recent_seconds_per_call)
-            baseline.add_metric(labels, r.baseline_seconds_per_call)
-        total = GaugeMetricFamily(
-            "pg_stat_statements_regressions",
-            "statements whose time per call regressed against their baseline",
-            labels=["datname"],
-        )
-        total.add_metric([datname], float(count))
-        flips = CounterMetricFamily(
-            "pg_stat_statements_plan_flips",
-            "times a planned statement's plan changed shape",
-            labels=["datname"],
-        )
-        flips.add_metric([datname], state.flips_total)
-        findings = GaugeMetricFamily(
-            "pg_plan_advice_findings",
-            "findings of plan advice over the statements' latest plans, per rule",
-            labels=["datname", "rule"],
-        )
-        per_rule = dict.fromkeys(advice.RULES, 0.0)
-        for record in state.plans.values():
-            for finding in record.findings:
-                per_rule[finding.rule] = per_rule.get(finding.rule, 0.0) + 1
-        for rule, n in per_rule.items():
-            findings.add_metric([datname, rule], n)
-        return [ratio, recent, baseline, total, flips, findings]
-
-    def _debug(
-        self, exported: list[Regression], state: RegressionsState, now: float
-    ) -> dict[str, Any]:
-        def plan_view(key: Key) -> dict[str, Any] | None:
-            record = state.plans.get(key)
-            if record is None:
-                return None
-            return {
-                "planned_at": record.at,
-                "plan_hash": record.hash,
-                "summary": record.summary,
-                "error": record.error,
-                "advice": [f.as_dict() for f in record.findings],
-                "plan": record.plan,
-            }
-
-        return {
-            "generated_at": now,
-            "regressions": [
-                {
-                    "datname": r.datname,
-                    "user": r.user,
-                    "queryid": str(r.queryid),
-                    "ratio": r.ratio,
-                    "recent_seconds_per_call": r.recent_seconds_per_call,
-                    "baseline_seconds_per_call": r.baseline_seconds_per_call,
-                    "recent_calls": r.recent_calls,
-                    "since": r.since,
-                    "query": state.texts.get(r.key),
-                    "plan": plan_view(r.key),
-                }
-                for r in exported
-            ],
-            "plans": [
-                {"queryid": str(key[2]), "query": state.texts.get(key), **(plan_view(key) or {})}
-                for key in sorted(state.plans, key=lambda k: -state.plans[k].at)
-            ],
-            "flips": list(state.flips),
-        }
-
 
 def _version(text: Any) -> tuple[int, ...]:
     try:
@@ -363,40 +260,6 @@ def _nodes(plan: Any) -> list[dict[str, Any]]:
         return list(nodes(root(plan)))
     except ValueError:
         return []
-
-
-def _catalog(rows: Rows) -> advice.CatalogFacts:
-    memory = rows.get("memory") or [{}]
-    return advice.CatalogFacts(
-        table_rows={
-            (str(r["schemaname"]), str(r["relname"])): float(r["reltuples"])
-            for r in rows.get("tables", [])
-        },
-        unindexed_foreign_keys=tuple(
-            advice.ForeignKey(
-                schema=str(r["schemaname"]),
-                table=str(r["relname"]),
-                name=str(r["conname"]),
-                columns=tuple(r["columns"]),
-            )
-            for r in rows.get("fk_missing_index", [])
-        ),
-        work_mem_bytes=int(memory[0].get("work_mem") or 4 * 1024 * 1024),
-        hash_mem_multiplier=float(memory[0].get("hash_mem_multiplier") or 2.0),
-    )
-
-
-def _flip(key: Key, datname: str, old: PlanRecord, new: PlanRecord, now: float) -> dict[str, Any]:
-    return {
-        "at": now,
-        "datname": datname,
-        "queryid": str(key[2]),
-        "from": old.summary,
-        "to": new.summary,
-        "from_hash": old.hash,
-        "to_hash": new.hash,
-        "message": f"plan flipped from {old.summary} to {new.summary}",
-    }
 
 
 def create(settings: Settings) -> RegressionsCollector:
