@@ -72,8 +72,11 @@ def test_scrubbed_plan_keeps_names_and_drops_constants() -> None:
     node["Output"] = ["id", "'secret'::text"]
     clean = scrubbed(node)
     text = json.dumps(clean)
-    assert "alice" not in text and "42" not in text and "secret" not in text
-    assert clean["Index Name"] == "users_email_idx" and clean["Relation Name"] == "users"
+    assert "alice" not in text
+    assert "42" not in text
+    assert "secret" not in text
+    assert clean["Index Name"] == "users_email_idx"
+    assert clean["Relation Name"] == "users"
     assert clean["Index Cond"] == "((email)::text = '?'::text)"
 
 
@@ -117,9 +120,7 @@ def test_sort_and_hash_beyond_work_mem_spill() -> None:
     assert advise(small_sort, facts) == []
     hash_node = {"Node Type": "Hash", "Plan Rows": 60_000, "Plan Width": 100}  # ~5.7 MB
     assert advise(hash_node, facts) == []  # fits in 8 MB
-    assert [f.rule for f in advise({**hash_node, "Plan Rows": 200_000}, facts)] == [
-        "hash-spills"
-    ]
+    assert [f.rule for f in advise({**hash_node, "Plan Rows": 200_000}, facts)] == ["hash-spills"]
 
 
 def test_join_on_unindexed_foreign_key_names_the_index() -> None:

@@ -19,7 +19,8 @@ def test_first_sighting_seeds_the_baseline_and_judges_nothing() -> None:
     """A statement seen for the first time takes its totals as baseline, no verdict."""
     tracks, found = observe(None, [row(100, 1.0)], 0.0, RULES)
     assert found == []
-    assert tracks[KEY].base_calls == 100 and tracks[KEY].base_seconds == 1.0
+    assert tracks[KEY].base_calls == 100
+    assert tracks[KEY].base_seconds == 1.0
 
 
 def test_slower_recent_calls_are_a_regression_with_the_right_ratio() -> None:
@@ -28,7 +29,8 @@ def test_slower_recent_calls_are_a_regression_with_the_right_ratio() -> None:
     tracks, found = observe(tracks, [row(120, 1.0 + 20 * 0.05)], 60.0, RULES)  # 50 ms
     assert len(found) == 1
     assert abs(found[0].ratio - 5.0) < 1e-9
-    assert found[0].new and found[0].since == 60.0
+    assert found[0].new
+    assert found[0].since == 60.0
     assert abs(found[0].baseline_seconds_per_call - 0.01) < 1e-12
 
 
@@ -47,10 +49,13 @@ def test_a_regression_clears_only_below_the_clear_factor() -> None:
     """Once regressed, a ratio between clear_factor and factor keeps it; below clears."""
     tracks, _ = observe(None, [row(100, 1.0)], 0.0, RULES)
     tracks, found = observe(tracks, [row(120, 1.0 + 20 * 0.03)], 10.0, RULES)  # 3x
-    assert found and found[0].new
+    assert found
+    assert found[0].new
     # The window now holds 20 calls at 30 ms and 80 calls at 17 ms: about 1.9x.
     tracks, still = observe(tracks, [row(200, 1.6 + 80 * 0.017)], 20.0, RULES)
-    assert still and not still[0].new and 1.5 < still[0].ratio < 2.0
+    assert still
+    assert not still[0].new
+    assert 1.5 < still[0].ratio < 2.0
     # The slow polls leave the window; only calls at the baseline's pace remain.
     _, cleared = observe(tracks, [row(300, 2.96 + 100 * 0.01)], 400.0, RULES)
     assert cleared == []
@@ -62,7 +67,8 @@ def test_counters_going_backwards_start_the_statement_over() -> None:
     tracks, _ = observe(tracks, [row(150, 3.0)], 60.0, RULES)
     tracks, found = observe(tracks, [row(30, 3.0)], 120.0, RULES)
     assert found == []
-    assert tracks[KEY].window == () and tracks[KEY].base_calls == 30
+    assert tracks[KEY].window == ()
+    assert tracks[KEY].base_calls == 30
 
 
 def test_statements_no_longer_listed_are_forgotten() -> None:

@@ -39,9 +39,11 @@ from dbpulse.sidecar.collectors.regressions_view import (
     debug,
     families,
     flip,
+    regression_facts,
 )
 from dbpulse.sidecar.collectors.statements import MISSING, NOT_LOADED, SQL_EXTENSION
 from dbpulse.sidecar.explain import NotExplainable, explain
+from dbpulse.sidecar.facts import Facts
 from dbpulse.sidecar.scrub import scrub_text
 
 TEXT_MAX = 2000
@@ -229,6 +231,7 @@ class RegressionsCollector:
             families=families(datname, exported, len(regressed), new_state),
             debug=debug(exported, new_state, ctx.now),
             state=new_state,
+            facts=Facts(regressions=tuple(regression_facts(exported, new_state))),
         )
 
     def _record(

@@ -15,6 +15,7 @@ from prometheus_client.metrics_core import Metric
 
 from dbpulse.plans import advice
 from dbpulse.plans.regressions import Key, Regression, Track
+from dbpulse.sidecar import facts
 from dbpulse.sidecar.base import Rows
 
 LABELS = ["datname", "user", "queryid"]
@@ -161,3 +162,21 @@ def flip(key: Key, datname: str, old: PlanRecord, new: PlanRecord, now: float) -
         "to_hash": new.hash,
         "message": f"plan flipped from {old.summary} to {new.summary}",
     }
+
+
+def regression_facts(exported: list[Regression], state: RegressionsState) -> list[facts.Regression]:
+    """The exported regressions as tracing reads them (scrubbed text, plan summary)."""
+    return [
+        facts.Regression(
+            datname=r.datname,
+            user=r.user,
+            query_id=r.queryid,
+            ratio=r.ratio,
+            recent_seconds_per_call=r.recent_seconds_per_call,
+            baseline_seconds_per_call=r.baseline_seconds_per_call,
+            since=r.since,
+            text=state.texts.get(r.key),
+            plan=state.plans[r.key].summary if r.key in state.plans else None,
+        )
+        for r in exported
+    ]
