@@ -71,6 +71,28 @@ class Finding:
         return {"rule": self.rule, "node": self.node, "message": self.message, "fix": self.fix}
 
 
+def catalog_facts(rows: Mapping[str, list[dict[str, Any]]]) -> CatalogFacts:
+    """CatalogFacts from the rows ``sidecar.explain.catalog_rows`` read."""
+    memory = rows.get("memory") or [{}]
+    return CatalogFacts(
+        table_rows={
+            (str(r["schemaname"]), str(r["relname"])): float(r["reltuples"])
+            for r in rows.get("tables", [])
+        },
+        unindexed_foreign_keys=tuple(
+            ForeignKey(
+                schema=str(r["schemaname"]),
+                table=str(r["relname"]),
+                name=str(r["conname"]),
+                columns=tuple(r["columns"]),
+            )
+            for r in rows.get("fk_missing_index", [])
+        ),
+        work_mem_bytes=int(memory[0].get("work_mem") or 4 * _MB),
+        hash_mem_multiplier=float(memory[0].get("hash_mem_multiplier") or 2.0),
+    )
+
+
 def advise(plan: Plan, facts: CatalogFacts, thresholds: Thresholds | None = None) -> list[Finding]:
     """Every finding for one plan, in plan order, each rule at most once per node."""
     limits = thresholds or Thresholds()

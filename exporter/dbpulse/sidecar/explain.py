@@ -20,7 +20,8 @@ from typing import Any
 import psycopg
 from pglast.parser import ParseError, parse_sql_json
 
-from dbpulse.sidecar.base import Row
+from dbpulse.plans.tree import nodes, root
+from dbpulse.sidecar.base import Row, query
 
 _EXPLAINABLE = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"})
 _PREPARED = "dbpulse_explain"
@@ -114,3 +115,57 @@ def explain(
         with conn.cursor() as cur:
             cur.execute("SELECT set_config('statement_timeout', %s, true)", [saved])
             cur.execute("SELECT set_config('plan_cache_mode', %s, true)", [mode])
+
+
+def attempt(
+    conn: psycopg.Connection[Row], text: str | None, server_version_num: int, timeout: float
+) -> tuple[Any, str | None]:
+    """(plan, None) or (None, why not): a statement that cannot be planned is no failure.
+
+    The server's message names a table or a permission, never a constant (the text is
+    parameterised); only its first line is kept.
+    """
+    if text is None:
+        return None, "query text not available (pg_read_all_stats needed?)"
+    try:
+        return explain(conn, text, server_version_num, timeout), None
+    except NotExplainable as exc:
+        return None, str(exc)
+    except psycopg.Error as exc:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        return None, f"{type(exc).__name__}: {message}"
+
+
+SQL_TABLES = """
+SELECT n.nspname AS schemaname, c.relname, c.reltuples::float8 AS reltuples
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = ANY(%(names)s::text[]) AND c.relkind IN ('r', 'p', 'm')
+"""
+SQL_MEMORY = """
+SELECT pg_size_bytes(current_setting('work_mem'))::float8 AS work_mem,
+    current_setting('hash_mem_multiplier')::float8 AS hash_mem_multiplier
+"""
+
+
+def catalog_rows(conn: psycopg.Connection[Row], plans: list[Any]) -> dict[str, list[Row]]:
+    """What advice needs to know about the tables ``plans`` read: their sizes, foreign
+    keys without an index, and the memory a sort or hash may use."""
+    names = sorted(
+        {
+            str(node["Relation Name"])
+            for plan in plans
+            if plan is not None
+            for node in nodes(root(plan))
+            if node.get("Relation Name")
+        }
+    )
+    if not names:
+        return {}
+    # Imported here: the collectors package imports this module (regressions).
+    from dbpulse.sidecar.collectors.migrations import SQL_FK_MISSING_INDEX
+
+    return {
+        "tables": query(conn, SQL_TABLES, {"names": names}),
+        "fk_missing_index": query(conn, SQL_FK_MISSING_INDEX, {"limit": 1000}),
+        "memory": query(conn, SQL_MEMORY),
+    }

@@ -27,22 +27,20 @@ from psycopg import sql
 
 from dbpulse.plans import advice
 from dbpulse.plans.regressions import Counters, Key, Regression, RegressionRules, observe
-from dbpulse.plans.tree import nodes, plan_hash, root, scrubbed, summary
+from dbpulse.plans.tree import plan_hash, root, scrubbed, summary
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, CollectorError, Context, Row, Rows, query
-from dbpulse.sidecar.collectors.migrations import SQL_FK_MISSING_INDEX
 from dbpulse.sidecar.collectors.regressions_view import (
     FLIP_HISTORY,
     PlanRecord,
     RegressionsState,
-    catalog,
     debug,
     families,
     flip,
     regression_facts,
 )
 from dbpulse.sidecar.collectors.statements import MISSING, NOT_LOADED, SQL_EXTENSION
-from dbpulse.sidecar.explain import NotExplainable, explain
+from dbpulse.sidecar.explain import attempt, catalog_rows
 from dbpulse.sidecar.facts import Facts
 from dbpulse.sidecar.scrub import scrub_text
 
@@ -63,15 +61,6 @@ SELECT dbid::int8 AS dbid, userid::int8 AS userid, queryid, query
 FROM {schema}.pg_stat_statements(true)
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND queryid = ANY(%(ids)s::int8[])
-"""
-SQL_TABLES = """
-SELECT n.nspname AS schemaname, c.relname, c.reltuples::float8 AS reltuples
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relname = ANY(%(names)s::text[]) AND c.relkind IN ('r', 'p', 'm')
-"""
-SQL_MEMORY = """
-SELECT pg_size_bytes(current_setting('work_mem'))::float8 AS work_mem,
-    current_setting('hash_mem_multiplier')::float8 AS hash_mem_multiplier
 """
 
 
@@ -145,37 +134,14 @@ class RegressionsCollector:
         rows["plans"] = []
         for key in to_plan:
             rows["plans"].append(self._explain(conn, ctx, key, texts.get(key)))
-        names = sorted(
-            {
-                str(node["Relation Name"])
-                for entry in rows["plans"]
-                if entry.get("plan") is not None
-                for node in _nodes(entry["plan"])
-                if node.get("Relation Name")
-            }
-        )
-        if names:
-            rows["tables"] = query(conn, SQL_TABLES, {"names": names})
-            rows["fk_missing_index"] = query(conn, SQL_FK_MISSING_INDEX, {"limit": 1000})
-            rows["memory"] = query(conn, SQL_MEMORY)
+        rows.update(catalog_rows(conn, [entry["plan"] for entry in rows["plans"]]))
         return rows
 
     def _explain(
         self, conn: psycopg.Connection[Row], ctx: Context, key: Key, text: str | None
     ) -> Row:
-        entry: Row = {"dbid": key[0], "userid": key[1], "queryid": key[2], "plan": None}
-        if text is None:
-            entry["error"] = "query text not available (pg_read_all_stats needed?)"
-            return entry
-        try:
-            entry["plan"] = explain(conn, text, ctx.server_version_num, self.explain_timeout)
-        except NotExplainable as exc:
-            entry["error"] = str(exc)
-        except psycopg.Error as exc:
-            # The server's message names a table or a permission, never a constant (the
-            # text is parameterised); keep its first line only.
-            entry["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        return entry
+        plan, error = attempt(conn, text, ctx.server_version_num, self.explain_timeout)
+        return {"dbid": key[0], "userid": key[1], "queryid": key[2], "plan": plan, "error": error}
 
     def to_plan(
         self, state: RegressionsState, regressed: list[Regression], raw: list[Row], now: float
@@ -205,7 +171,7 @@ class RegressionsCollector:
         )
         datname = str(rows["database"][0]["datname"]) if rows.get("database") else ""
         texts = {**previous.texts, **{_key(r): str(r["query"]) for r in rows.get("texts", [])}}
-        facts = catalog(rows)
+        facts = advice.catalog_facts(rows)
         plans = dict(previous.plans)
         flips = list(previous.flips)
         flips_total = previous.flips_total
@@ -256,13 +222,6 @@ def _version(text: Any) -> tuple[int, ...]:
         return tuple(int(part) for part in str(text).split("."))
     except ValueError:
         return (0,)
-
-
-def _nodes(plan: Any) -> list[dict[str, Any]]:
-    try:
-        return list(nodes(root(plan)))
-    except ValueError:
-        return []
 
 
 def create(settings: Settings) -> RegressionsCollector:

@@ -16,7 +16,6 @@ from prometheus_client.metrics_core import Metric
 from dbpulse.plans import advice
 from dbpulse.plans.regressions import Key, Regression, Track
 from dbpulse.sidecar import facts
-from dbpulse.sidecar.base import Rows
 
 LABELS = ["datname", "user", "queryid"]
 # Flips kept for /debug/plans, newest last.
@@ -128,27 +127,6 @@ def debug(exported: list[Regression], state: RegressionsState, now: float) -> di
         ],
         "flips": list(state.flips),
     }
-
-
-def catalog(rows: Rows) -> advice.CatalogFacts:
-    memory = rows.get("memory") or [{}]
-    return advice.CatalogFacts(
-        table_rows={
-            (str(r["schemaname"]), str(r["relname"])): float(r["reltuples"])
-            for r in rows.get("tables", [])
-        },
-        unindexed_foreign_keys=tuple(
-            advice.ForeignKey(
-                schema=str(r["schemaname"]),
-                table=str(r["relname"]),
-                name=str(r["conname"]),
-                columns=tuple(r["columns"]),
-            )
-            for r in rows.get("fk_missing_index", [])
-        ),
-        work_mem_bytes=int(memory[0].get("work_mem") or 4 * 1024 * 1024),
-        hash_mem_multiplier=float(memory[0].get("hash_mem_multiplier") or 2.0),
-    )
 
 
 def flip(key: Key, datname: str, old: PlanRecord, new: PlanRecord, now: float) -> dict[str, Any]:
