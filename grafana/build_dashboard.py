@@ -333,6 +333,35 @@ ROWS: tuple[Row, ...] = (
                 "/debug/statements on the sidecar.",
             ),
             Panel(
+                "What got slower",
+                "table",
+                (
+                    Target(
+                        f"topk(10, pg_stat_statements_regression_ratio{{{DB}}})",
+                        instant=True,
+                        table=True,
+                    ),
+                ),
+                width=12,
+                description="Statements whose recent time per call is at least "
+                "collectors.regressions.factor x their own baseline (the value); their "
+                "text, plan, plan flips and advice are at /debug/regressions on the sidecar.",
+            ),
+            Panel(
+                "Plan advice findings",
+                "timeseries",
+                (
+                    Target(
+                        f"sum by (rule) (pg_plan_advice_findings{{{DB}}})",
+                        "{{rule}}",
+                    ),
+                ),
+                width=12,
+                description="Findings over the latest plans of top and regressed statements "
+                "(sequential scans a filter could avoid, N+1-like nested loops, sorts and "
+                "hashes past work_mem, joins on unindexed foreign keys); /debug/plans.",
+            ),
+            Panel(
                 "Top statements by calls (pg_stat_statements)",
                 "table",
                 (

@@ -139,6 +139,12 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--long-transaction-seconds", type=_seconds, help="report transactions open longer"
     )
     p.add_argument(
+        "--explain-top",
+        type=_count(0),
+        default=10,
+        help="plan the top N statements and report advice (0: off; default 10)",
+    )
+    p.add_argument(
         "--format", choices=["table", "json"], help="default: table on a terminal, else JSON"
     )
     p.set_defaults(func=_cmd_doctor)

@@ -26,6 +26,7 @@ EXPECTED_ALERTS = {
     "DbpulseLockBlocking",
     "DbpulseIndexBuildStalled",
     "DbpulseInvalidIndex",
+    "DbpulseQueryRegressed",
     "DbpulsePoolExhausted",
     "DbpulsePoolTimeouts",
     "DbpulseCollectorFailing",

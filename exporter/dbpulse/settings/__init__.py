@@ -15,6 +15,7 @@ from dbpulse.settings.collectors import (
     CollectorSettings,
     CollectorsSettings,
     MigrationsSettings,
+    RegressionsSettings,
     StatementsSettings,
 )
 from dbpulse.settings.errors import ConfigError
@@ -34,6 +35,7 @@ __all__ = [
     "DiscoverySettings",
     "MigrationsSettings",
     "ProbeSettings",
+    "RegressionsSettings",
     "Settings",
     "StatementsSettings",
     "TargetSettings",

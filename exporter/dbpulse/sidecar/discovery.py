@@ -19,7 +19,7 @@ from dbpulse.sidecar.base import Collector
 from dbpulse.sidecar.compact import Compacting
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
 from dbpulse.sidecar.databases import DatabaseList
-from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.poller import Observer, Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
 from dbpulse.sidecar.targets import Cadence, TargetSpec, database_dsn, select_databases
 
@@ -50,6 +50,7 @@ class Discovery:
         connect: Connect,
         reserve: Callable[[str], bool],
         release: Callable[[str], None],
+        observer: Observer | None = None,
     ) -> None:
         self._spec = spec
         self._settings = settings
@@ -60,6 +61,8 @@ class Discovery:
         self._connect = connect
         self._reserve = reserve
         self._release = release
+        # Per-database collectors have facts for tracing too (regressions).
+        self._observer = observer
         self.cadence = Cadence({"discovery": settings.discovery.interval})
         self.databases: dict[str, _Database] = {}
         self.skipped: list[str] = []
@@ -132,6 +135,7 @@ class Discovery:
             connections=connections,
             snapshot=self._snapshot,
             database_list=False,
+            observer=self._observer,
         )
         self.databases[name] = _Database(poller, connections, list(collectors))
 

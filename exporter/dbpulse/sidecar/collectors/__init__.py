@@ -19,6 +19,7 @@ from dbpulse.sidecar.collectors import (
     locks,
     migrations,
     progress,
+    regressions,
     slow_queries,
     statements,
 )
@@ -32,6 +33,7 @@ FACTORIES: dict[str, Factory] = {
     "progress": progress.create,
     "database": database.create,
     "migrations": migrations.create,
+    "regressions": regressions.create,
 }
 # name -> (factory, the collector whose settings schedule it)
 TRACING: dict[str, tuple[Factory, str]] = {
