@@ -13,6 +13,10 @@ dispose); one process-wide ``Session`` listener for lazy loads. No engine-level
 onto SQLAlchemy's slower event path.
 """
 
+# layout-note: the Instrumentation lifecycle and instrument(), its one entry point, stay
+# layout-note: together: what _install adds _remove takes out, and instrument() only picks
+# layout-note: which Instrumentation to build (a new one, the existing one, or an inert one).
+
 from __future__ import annotations
 
 import contextlib
