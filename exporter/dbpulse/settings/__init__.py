@@ -16,6 +16,7 @@ from dbpulse.settings.collectors import (
     CollectorsSettings,
     MigrationsSettings,
     StatementsSettings,
+    TablesSettings,
 )
 from dbpulse.settings.errors import ConfigError
 from dbpulse.settings.listen import parse_listen
@@ -36,6 +37,7 @@ __all__ = [
     "ProbeSettings",
     "Settings",
     "StatementsSettings",
+    "TablesSettings",
     "TargetSettings",
     "TelemetrySettings",
     "load_settings",

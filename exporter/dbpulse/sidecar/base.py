@@ -39,6 +39,9 @@ class Context:
     # The server's connectable, non-template databases (sorted), read at most once per
     # poll round by the runtime, for collectors with ``needs_databases`` (zero-filling).
     databases: tuple[str, ...] = ()
+    # How many databases of the target discovery polls (1 without discovery): the
+    # per-database collectors divide their target-wide series budgets by it.
+    databases_polled: int = 1
 
 
 @dataclass

@@ -132,6 +132,8 @@ class Discovery:
             connections=connections,
             snapshot=self._snapshot,
             database_list=False,
+            # Per-database collectors share the target's series budgets equally.
+            databases_polled=lambda: max(1, len(self.databases)),
         )
         self.databases[name] = _Database(poller, connections, list(collectors))
 

@@ -48,11 +48,13 @@ class Poller:
         snapshot: Snapshot,
         observer: Observer | None = None,
         database_list: bool = True,
+        databases_polled: Callable[[], int] = lambda: 1,
     ) -> None:
         self.observer = observer
         self._collectors = dict(collectors)
         self._schedules = dict(schedules)
         self._conns = connections
+        self._databases_polled = databases_polled
         self._snapshot = snapshot
         # None for a discovered database's poller: its collectors need no list.
         self.databases = (
@@ -84,6 +86,7 @@ class Poller:
                     target=self._snapshot.target,
                     server_version_num=self._conns.server_version_num,
                     now=now,
+                    databases_polled=self._databases_polled(),
                     databases=self._databases(collector, conn, now),
                 )
                 rows = collector.fetch(conn, ctx, state)

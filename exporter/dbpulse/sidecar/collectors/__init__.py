@@ -20,7 +20,9 @@ from dbpulse.sidecar.collectors import (
     migrations,
     progress,
     slow_queries,
+    stat_io,
     statements,
+    tables,
 )
 
 Factory = Callable[[Settings], Collector]
@@ -32,6 +34,8 @@ FACTORIES: dict[str, Factory] = {
     "progress": progress.create,
     "database": database.create,
     "migrations": migrations.create,
+    "tables": tables.create,
+    "stat_io": stat_io.create,
 }
 # name -> (factory, the collector whose settings schedule it)
 TRACING: dict[str, tuple[Factory, str]] = {
