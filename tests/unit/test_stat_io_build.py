@@ -17,12 +17,12 @@ def _row(**values: object) -> dict[str, object]:
 
 def test_counts_bytes_and_seconds_per_backend_object_context() -> None:
     """Operations stay counts, bytes stay bytes, the view's milliseconds become seconds."""
-    families = build_families([_row(reads=10, read_bytes=81920, read_time=1500.0)])
+    families = build_families([_row(hits=10, read_bytes=81920, read_time=1500.0)])
     values = {s.name: s for f in families for s in f.samples}
-    assert values["pg_stat_io_reads_total"].value == 10.0
+    assert values["pg_stat_io_hits_total"].value == 10.0
     assert values["pg_stat_io_read_bytes_total"].value == 81920.0
     assert values["pg_stat_io_read_time_seconds_total"].value == 1.5
-    assert values["pg_stat_io_reads_total"].labels == {
+    assert values["pg_stat_io_hits_total"].labels == {
         "backend_type": "client backend",
         "object": "relation",
         "context": "normal",
@@ -31,9 +31,18 @@ def test_counts_bytes_and_seconds_per_backend_object_context() -> None:
 
 def test_null_cells_are_not_exported() -> None:
     """Operations a backend type cannot do (NULL in the view) produce no series."""
-    families = build_families([_row(reads=None, hits=5)])
+    families = build_families([_row(read_bytes=None, hits=5, evictions=0)])
     names = {s.name for f in families for s in f.samples}
-    assert names == {"pg_stat_io_hits_total"}
+    assert names == {"pg_stat_io_hits_total", "pg_stat_io_evictions_total"}
+
+
+def test_rows_that_never_did_io_are_not_exported() -> None:
+    """A backend type/object/context whose counters are all zero adds no series."""
+    idle = _row(backend_type="standalone backend", hits=0, evictions=0, read_bytes=0)
+    busy = _row(hits=3, evictions=0)
+    families = build_families([idle, busy])
+    backends = {s.labels["backend_type"] for f in families for s in f.samples}
+    assert backends == {"client backend"}
 
 
 def test_every_family_is_declared_without_rows() -> None:

@@ -14,6 +14,7 @@ from dbpulse.sidecar.collectors.tables_select import (
     INDEXES_PER_TABLE,
     SERIES_PER_INDEX,
     SERIES_PER_TABLE,
+    overdue,
     rank,
     select,
     share,
@@ -264,3 +265,12 @@ def test_bloat_honours_fillfactor() -> None:
     full = _table(1, heap_bytes=100 * BLOCK, reltuples=1000.0, row_width=100.0)
     half = {**full, "fillfactor": 50.0}
     assert bloat_bytes(half, BLOCK) < bloat_bytes(full, BLOCK)
+
+
+def test_overdue_counts_rows_as_autovacuum_does() -> None:
+    """The threshold scales with pg_class.reltuples; n_live_tup only when never analyzed."""
+    analyzed = _table(1, reltuples=1000.0, n_live_tup=1701, n_dead_tup=299, vacuum_threshold=10.0)
+    assert overdue(analyzed)  # 299 > 10 + 0.2 x 1000
+    never = _table(2, reltuples=-1.0, n_live_tup=100, n_dead_tup=100)
+    assert overdue(never)  # 100 > 50 + 0.2 x 100
+    assert not overdue(_table(3, reltuples=-1.0, n_live_tup=1000, n_dead_tup=100))

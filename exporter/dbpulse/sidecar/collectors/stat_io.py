@@ -1,10 +1,15 @@
 """pg_stat_io (PostgreSQL 16+): I/O by backend type, object and context.
 
-The view has one row per (backend_type, object, context) the server can produce (about
-30 on 16 and 17, a few more on 18 with WAL I/O), so its series are bounded by the server,
-never by the workload. Cells that cannot happen are NULL and are not exported.
+The view has one row per (backend_type, object, context) the server can produce: 30 on
+16 and 17, 79 on 18 (WAL I/O, more backend types), so its series are bounded by the
+server, never by the workload. Most rows never see any I/O (a standalone backend, the
+slotsync worker...): only rows with a non-zero counter are exported, and cells that
+cannot happen (NULL) never are. A row that starts doing I/O appears then; ``rate()``
+misses its first increment only.
 
-Units: operation counts as they are; bytes for reads, writes and extends (PostgreSQL 18
+Units: bytes for reads, writes and extends (their operation counts are left out: bytes
+carry the same information, and more of it on 18 where one read may combine blocks);
+other operations as counts (PostgreSQL 18
 reports ``read_bytes``/``write_bytes``/``extend_bytes``; 16 and 17 report ``op_bytes``
 per operation, so bytes = operations x op_bytes); times in seconds (the view's
 milliseconds, non-zero only with ``track_io_timing``, or ``track_wal_io_timing`` for WAL).
@@ -25,8 +30,8 @@ from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
 
 _COMMON = """
 SELECT backend_type, object, context,
-       reads, read_time, writes, write_time, writebacks, writeback_time,
-       extends, extend_time, hits, evictions, reuses, fsyncs, fsync_time,
+       read_time, write_time, writebacks, writeback_time, extend_time,
+       hits, evictions, reuses, fsyncs, fsync_time,
 """
 # PostgreSQL 18 replaced op_bytes with per-operation byte counters.
 SQL_V18 = _COMMON + "       read_bytes, write_bytes, extend_bytes\nFROM pg_stat_io"
@@ -41,10 +46,8 @@ LABELS = ["backend_type", "object", "context"]
 
 # (column, family without _total, help, scale)
 FAMILIES = (
-    ("reads", "pg_stat_io_reads", "read operations", 1.0),
     ("read_bytes", "pg_stat_io_read_bytes", "bytes read", 1.0),
     ("read_time", "pg_stat_io_read_time_seconds", "time spent in read operations", 0.001),
-    ("writes", "pg_stat_io_writes", "write operations", 1.0),
     ("write_bytes", "pg_stat_io_write_bytes", "bytes written", 1.0),
     ("write_time", "pg_stat_io_write_time_seconds", "time spent in write operations", 0.001),
     ("writebacks", "pg_stat_io_writebacks", "requests to the kernel to write data back", 1.0),
@@ -54,7 +57,6 @@ FAMILIES = (
         "time spent in writeback operations",
         0.001,
     ),
-    ("extends", "pg_stat_io_extends", "relation extend operations", 1.0),
     ("extend_bytes", "pg_stat_io_extend_bytes", "bytes added by extend operations", 1.0),
     ("extend_time", "pg_stat_io_extend_time_seconds", "time spent in extend operations", 0.001),
     ("hits", "pg_stat_io_hits", "times a wanted block was found in a shared buffer", 1.0),
@@ -80,11 +82,12 @@ class StatIOCollector:
 
 
 def build_families(io: list[Row]) -> list[Metric]:
-    """One counter family per column, NULL cells left out (pure)."""
+    """One counter family per column, for the rows that did any I/O, NULL cells left out."""
     families: list[Metric] = []
+    active = [row for row in io if any(row.get(column) for column, *_ in FAMILIES)]
     for column, name, doc, scale in FAMILIES:
         family = CounterMetricFamily(name, doc, labels=LABELS)
-        for row in io:
+        for row in active:
             value = row.get(column)
             if value is not None:
                 labels = [str(row.get(label) or "") for label in LABELS]

@@ -43,8 +43,13 @@ def _num(row: Row, column: str) -> float:
 
 
 def overdue(row: Row) -> bool:
-    """Dead rows above the table's autovacuum threshold (threshold + scale x rows)."""
-    live = max(_num(row, "reltuples"), _num(row, "n_live_tup"))
+    """Dead rows above the table's autovacuum threshold (threshold + scale x rows).
+
+    Rows are ``pg_class.reltuples``, as autovacuum itself counts them; ``n_live_tup``
+    only for a table never vacuumed or analyzed (reltuples NULL, or -1 on 14+).
+    """
+    tuples = row.get("reltuples")
+    live = float(tuples) if tuples is not None and float(tuples) >= 0 else _num(row, "n_live_tup")
     threshold = _num(row, "vacuum_threshold") + _num(row, "vacuum_scale_factor") * live
     return _num(row, "n_dead_tup") > threshold
 
