@@ -26,6 +26,7 @@ EXPECTED_ALERTS = {
     "DbpulseLockBlocking",
     "DbpulseIndexBuildStalled",
     "DbpulseInvalidIndex",
+    "DbpulseTableNotVacuumed",
     "DbpulsePoolExhausted",
     "DbpulsePoolTimeouts",
     "DbpulseCollectorFailing",
