@@ -2,10 +2,12 @@
 
 Names, types, labels and units follow postgres_exporter's ``stat_user_tables``,
 ``statio_user_tables`` and ``stat_user_indexes`` collectors: ``last_*`` are Unix epoch
-seconds (0 when it never happened), sizes are bytes. ``pg_table_bloat_bytes`` is
-dbpulse's own. Tables and indexes are labelled ``datname``, ``schemaname``, ``relname``
-(and ``indexrelname``); postgres_exporter's index families carry no ``datname``, which
-dbpulse adds because discovery exports several databases' indexes side by side.
+seconds (0 when it never happened), sizes are bytes, the table counters have no
+``_total`` (``http/barecounter.py``) while the index ones have it in their names.
+``pg_table_bloat_bytes`` is dbpulse's own. Tables and indexes are labelled ``datname``,
+``schemaname``, ``relname`` (and ``indexrelname``); postgres_exporter's index families
+carry no ``datname``, which dbpulse adds because discovery exports several databases'
+indexes side by side.
 """
 
 from __future__ import annotations
@@ -16,21 +18,8 @@ from collections.abc import Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from dbpulse.http.barecounter import BareCounter
 from dbpulse.sidecar.base import Row
-
-
-def bare_counter(name: str, documentation: str, labels: Sequence[str]) -> Metric:
-    """A counter whose samples are named exactly ``name``, as postgres_exporter's are.
-
-    postgres_exporter's ``pg_stat_user_tables_seq_scan`` has no ``_total``; its users'
-    dashboards query that name, so prometheus_client's ``CounterMetricFamily`` (which
-    appends ``_total`` to every sample) cannot be used here. The one place to swap in
-    a shared bare-counter type when the exposition layer gets one.
-    """
-    family = Metric(name, documentation, "counter")
-    family._labelnames = tuple(labels)  # type: ignore[attr-defined]
-    return family
-
 
 TABLE_LABELS = ["datname", "schemaname", "relname"]
 INDEX_LABELS = ["datname", "schemaname", "relname", "indexrelname"]
@@ -132,8 +121,8 @@ TABLE_GAUGES = (
     (
         "bloat_bytes",
         "pg_table_bloat_bytes",
-        "estimated heap bytes beyond what the live rows need (planner statistics; "
-        "the dead-row share of the heap when the table has none)",
+        "estimated heap bytes beyond what the live rows need: the larger of the dead rows' "
+        "share and the heap beyond the pages the live rows fill (planner statistics)",
     ),
 )
 
@@ -194,10 +183,10 @@ def build_families(tables: Sequence[Row], indexes: Sequence[Row]) -> list[Metric
     """Every family, always declared (HELP/TYPE show even with no table selected)."""
     families: list[Metric] = []
     for column, name, doc in TABLE_COUNTERS:
-        counter = bare_counter(name, doc, TABLE_LABELS)
+        # postgres_exporter's name has no _total (http/barecounter.py).
+        counter = BareCounter(name, doc, TABLE_LABELS)
         for row in tables:
-            labels = dict(zip(TABLE_LABELS, _table_labels(row), strict=True))
-            counter.add_sample(name, labels, float(row.get(column) or 0))
+            counter.add_metric(_table_labels(row), float(row.get(column) or 0))
         families.append(counter)
     for column, name, doc in TABLE_GAUGES:
         gauge = GaugeMetricFamily(name, doc, labels=TABLE_LABELS)
@@ -205,9 +194,9 @@ def build_families(tables: Sequence[Row], indexes: Sequence[Row]) -> list[Metric
             gauge.add_metric(_table_labels(row), float(row.get(column) or 0))
         families.append(gauge)
     for column, name, doc in INDEX_COUNTERS:
-        counter = CounterMetricFamily(name, doc, labels=INDEX_LABELS)
+        index_counter = CounterMetricFamily(name, doc, labels=INDEX_LABELS)
         for row in indexes:
             values = [str(row.get(label) or "") for label in INDEX_LABELS]
-            counter.add_metric(values, float(row.get(column) or 0))
-        families.append(counter)
+            index_counter.add_metric(values, float(row.get(column) or 0))
+        families.append(index_counter)
     return families
