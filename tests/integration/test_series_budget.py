@@ -30,6 +30,7 @@ from dbpulse.localpg import LocalPostgres, free_port
 DATABASES = [f"app_{i}" for i in range(5)]
 TABLES_PER_DATABASE = 400
 SERIES_LIMIT = 5000
+TABLES_MAX_SERIES = 1200  # collectors.tables.max_series's default
 # Each table gets two statement shapes, every other table a third: 5,000 in all.
 STATEMENTS = len(DATABASES) * TABLES_PER_DATABASE * 5 // 2
 
@@ -149,5 +150,10 @@ def test_defaults_keep_a_crowded_server_under_5000_series(
         for s in family.samples
     }
     assert set(DATABASES) <= tables
+    # The tables collector's families, all databases together, within its max_series.
+    per_table = sum(
+        n for name, n in probed.items() if name.startswith(("pg_stat_user_", "pg_statio_"))
+    )
+    assert per_table + probed["pg_table_bloat_bytes"] <= TABLES_MAX_SERIES
     assert probed["pg_stat_user_tables_n_live_tup"] < len(DATABASES) * TABLES_PER_DATABASE / 10
     assert probed["pg_stat_statements_calls"] > 0

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import psycopg
 
+from dbpulse.localpg import LocalPostgres
+from dbpulse.settings import load_settings
 from dbpulse.sidecar.collectors.stat_io import StatIOCollector
 from dbpulse.sidecar.collectors.tables import TablesCollector
+from dbpulse.sidecar.multitarget import MultiTarget
 from tests.integration.collector_helpers import runner, samples
+from tests.integration.probe_helpers import get, serve_multi
 
 
 def _by_table(result: object, name: str) -> dict[str, float]:
@@ -131,3 +136,52 @@ def test_stat_io_runs_on_the_test_cluster(pg_dsn: str) -> None:
     assert len(result.families) == 13
     exported = sum(len(family.samples) for family in result.families)
     assert (exported > 0) == (version >= 160000)
+
+
+def test_discovery_splits_the_budget_by_what_each_database_wants(pg: LocalPostgres) -> None:
+    """An empty database gives its part away: the database with many tables ends up
+    exporting more than an equal share, and the target stays within max_series."""
+    prefix = f"split_{uuid.uuid4().hex[:6]}"
+    names = {"empty": f"{prefix}_empty", "few": f"{prefix}_few", "many": f"{prefix}_many"}
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        for name in names.values():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    for key, count in (("few", 2), ("many", 30)):
+        with psycopg.connect(pg.dsn_for(names[key])) as conn:
+            for i in range(count):
+                conn.execute(f"CREATE TABLE t{i} (id int)")
+    settings = load_settings(
+        interval=0.5,
+        targets=[{"name": "srv", "dsn": pg.dsn, "discovery": True}],
+        discovery={"include": [f"{prefix}_.*"], "interval": 0.5},
+        collectors={"tables": {"interval": 1, "top_n": 10, "max_series": 600}},
+    )
+    url, stop = serve_multi(MultiTarget(settings))
+
+    def exported(text: str, database: str) -> int:
+        return text.count(f'pg_stat_user_tables_n_live_tup{{datname="{database}"')
+
+    try:
+        # Round one is an equal split (4 tables at most); later rounds follow the wants:
+        # empty 0, few 2 tables, many the remaining 8 of top_n.
+        deadline = time.monotonic() + 30
+        text = ""
+        while time.monotonic() < deadline:
+            status, text = get(f"{url}/probe?target=srv")
+            if status == 200 and exported(text, names["many"]) == 8:
+                break
+            time.sleep(0.3)
+        assert exported(text, names["many"]) == 8, text[-2000:]
+        assert exported(text, names["few"]) == 2
+        assert exported(text, names["empty"]) == 0
+        series = sum(
+            1
+            for line in text.splitlines()
+            if line.startswith(("pg_stat_user_", "pg_statio_user_", "pg_table_bloat_bytes"))
+        )
+        assert series <= 600
+    finally:
+        stop()
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            for name in names.values():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

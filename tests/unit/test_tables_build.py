@@ -7,7 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbpulse.sidecar.base import Context, Row
+from dbpulse.sidecar.allotment import Wants
+from dbpulse.sidecar.base import Allotment, Context, Row
 from dbpulse.sidecar.collectors.tables import TablesCollector, TablesState
 from dbpulse.sidecar.collectors.tables_families import bloat_bytes
 from dbpulse.sidecar.collectors.tables_select import (
@@ -17,8 +18,6 @@ from dbpulse.sidecar.collectors.tables_select import (
     overdue,
     rank,
     select,
-    share,
-    top_share,
 )
 
 BLOCK = 8192
@@ -59,8 +58,8 @@ def _index(relid: int, name: str, size: int = BLOCK) -> Row:
     }
 
 
-def _ctx(now: float = 1000.0, databases: int = 1) -> Context:
-    return Context("t", 150000, now, databases_polled=databases)
+def _ctx(now: float = 1000.0, allotment: Allotment | None = None) -> Context:
+    return Context("t", 150000, now, allotment=allotment)
 
 
 def _series(result: Any) -> int:
@@ -143,14 +142,6 @@ def test_selection_never_exceeds_the_budget(
     assert len(sel.in_top) <= top_n
 
 
-def test_budget_is_shared_equally_by_the_databases_polled() -> None:
-    """Each of N databases gets max_series // N and ceil(top_n / N) (at least one table)."""
-    assert share(1200, 5) == 240
-    assert share(1200, 0) == 1200
-    assert top_share(20, 5) == 4
-    assert top_share(20, 40) == 1
-
-
 def test_build_exports_postgres_exporter_families_for_the_chosen_tables() -> None:
     """Every table family carries datname/schemaname/relname; indexes add indexrelname."""
     collector = TablesCollector(top_n=5, max_series=1000)
@@ -182,15 +173,20 @@ def samples_of(result: Any, name: str) -> list[Any]:
     return [s for f in result.families for s in f.samples if s.name == name]
 
 
-def test_build_never_exceeds_its_share_of_the_budget() -> None:
-    """With 500 tables and 5 databases polled, one database's series stay within 1/5."""
+def test_build_keeps_to_the_allotment_and_reports_its_wants() -> None:
+    """With an allotment of 3 tables / 240 series of 500 tables, it exports the 3 largest
+    within 240 series, and tells discovery it would want 15 tables (its own top_n)."""
     collector = TablesCollector(top_n=15, max_series=1200)
     tables = [_table(i, heap_bytes=i * BLOCK) for i in range(1, 501)]
     indexes = [_index(i, f"t{i}_{j}") for i in range(1, 501) for j in range(3)]
-    result = collector.build({"tables": tables, "indexes": indexes}, _ctx(databases=5), None)
+    allotment = Allotment(top_n=3, max_series=240)
+    result = collector.build(
+        {"tables": tables, "indexes": indexes}, _ctx(allotment=allotment), None
+    )
     assert _series(result) <= 240
     assert _exported(result) == {"t500", "t499", "t498"}  # the largest, 39 series each
     assert result.notices == []
+    assert result.state.wants == Wants(items=15, series=15 * 39)
     omitted = samples_of(result, "dbpulse_tables_count")
     assert {s.labels["state"]: s.value for s in omitted}["omitted"] == 497.0
 

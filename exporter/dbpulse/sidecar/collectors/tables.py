@@ -5,7 +5,8 @@ with the catalog's page counts (sizes) and planner statistics (row widths, for t
 estimate) in two queries, and exports postgres_exporter's ``pg_stat_user_tables_*``,
 ``pg_statio_user_tables_*`` and ``pg_stat_user_indexes_*`` families for the worst
 tables only (``tables_select``: ranking, budget, hold). With discovery it runs in every
-database of the target; each database gets an equal share of the budget.
+database of the target, and the target's budget is split among them by what each wants
+(``sidecar/allotment.py``).
 
 Sizes come from ``pg_class.relpages`` (kept by VACUUM, ANALYZE and CREATE INDEX) rather
 than ``pg_table_size()``: the functions open every relation under a lock and would queue
@@ -23,6 +24,7 @@ import psycopg
 from prometheus_client.core import GaugeMetricFamily
 
 from dbpulse.settings import Settings
+from dbpulse.sidecar.allotment import Wants
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
 from dbpulse.sidecar.collectors.tables_families import bloat_bytes, build_families
 from dbpulse.sidecar.collectors.tables_select import (
@@ -31,8 +33,7 @@ from dbpulse.sidecar.collectors.tables_select import (
     overdue,
     rank,
     select,
-    share,
-    top_share,
+    wanted,
 )
 
 _BLOCK = "current_setting('block_size')::int8"
@@ -100,7 +101,7 @@ JOIN pg_class c ON c.oid = s.indexrelid
 
 DROPPED_NOTICE = (
     "tables: tables that rank among the worst did not fit in the series budget "
-    "(collectors.tables.max_series, shared by {databases} database(s)); raise it or "
+    "(collectors.tables.max_series, shared by the target's databases); raise it or "
     "lower top_n"
 )
 
@@ -111,6 +112,9 @@ class TablesState:
 
     # selected relid -> when it last ranked in the top-N
     last_in_top: Mapping[int, float] = field(default_factory=dict)
+    # what this database would export with the target's whole budget; discovery splits
+    # the budget among the databases by it (sidecar/allotment.py)
+    wants: Wants | None = None
 
 
 @dataclass(frozen=True)
@@ -130,16 +134,20 @@ class TablesCollector:
         cost = costs(tables, indexes)
         by_relid = {int(row["relid"]): row for row in tables}
         ranked = [int(row["relid"]) for row in rank(tables)]
-        databases = max(1, ctx.databases_polled)
+        # With discovery, this database's part of the target's budget (allotment.py).
+        top_n, budget = self.top_n, self.max_series
+        if ctx.allotment is not None:
+            top_n, budget = ctx.allotment.top_n, ctx.allotment.max_series
         selection = select(
             ranked,
             cost,
             previous.last_in_top,
             ctx.now,
-            top_n=top_share(self.top_n, databases),
-            budget=share(self.max_series, databases),
+            top_n=top_n,
+            budget=budget,
             hold_seconds=self.hold_seconds,
         )
+        wants = wanted(ranked, cost, top_n=self.top_n, max_series=self.max_series)
         chosen = [_with_sizes(by_relid[key]) for key in selection.keys]
         chosen_indexes = [index for key in selection.keys for index in indexes.get(key, [])]
         datname = str(tables[0]["datname"]) if tables else ""
@@ -153,7 +161,7 @@ class TablesCollector:
             counted.add_metric([datname, "exported"], float(len(chosen)))
             counted.add_metric([datname, "omitted"], float(len(tables) - len(chosen)))
         families.append(counted)
-        notices = [DROPPED_NOTICE.format(databases=databases)] if selection.dropped else []
+        notices = [DROPPED_NOTICE] if selection.dropped else []
         return BuildResult(
             families=families,
             debug={
@@ -162,7 +170,8 @@ class TablesCollector:
                 "tables": len(tables),
                 "budget": selection.budget,
                 "used": selection.used,
-                "top_n": top_share(self.top_n, databases),
+                "top_n": top_n,
+                "wants": {"tables": wants.items, "series": wants.series},
                 "hold_seconds": self.hold_seconds,
                 "selected": [
                     {
@@ -180,7 +189,7 @@ class TablesCollector:
                 ],
             },
             notices=notices,
-            state=TablesState(last_in_top=selection.last_in_top),
+            state=TablesState(last_in_top=selection.last_in_top, wants=wants),
         )
 
 

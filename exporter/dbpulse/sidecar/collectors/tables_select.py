@@ -13,20 +13,20 @@ after it last ranked there, in the room the budget leaves, so series do not flap
 boundary. The budget is hard: a table whose cost does not fit is skipped.
 
 Budget across databases: with discovery, each database of a target has its own poller
-and collector, polled at different moments, so they cannot rank against each other
-without a shared arbiter. Each database gets an equal share instead: ``max_series`` and
-``top_n`` divided by the number of databases polled (``Context.databases_polled``). A
-database with few tables leaves part of its share unused; the target's total never
-exceeds ``max_series``.
+and collector, polled at different moments, so they cannot rank against each other.
+Each build reports what its database wants (``wanted``) and discovery splits the
+target's ``top_n`` and ``max_series`` among the databases by those wants before each
+poll (``sidecar/allotment.py``: max-min fair), so the target's total never exceeds
+``max_series`` and a database without tables leaves its part to the others.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dbpulse.sidecar.allotment import Wants
 from dbpulse.sidecar.base import Row
 
 # pg_stat_user_tables (21 families) + pg_statio_user_tables (8) + the bloat estimate.
@@ -81,14 +81,15 @@ def rank(tables: Sequence[Row]) -> list[Row]:
     return sorted(tables, key=key)
 
 
-def share(total: int, databases: int) -> int:
-    """One database's part of a target-wide limit (at least 0, never above the total)."""
-    return max(0, total // max(1, databases))
-
-
-def top_share(top_n: int, databases: int) -> int:
-    """One database's part of the target's top-N: rounded up, so each gets at least one."""
-    return max(1, math.ceil(top_n / max(1, databases)))
+def wanted(ranked: Sequence[int], cost: Mapping[int, int], *, top_n: int, max_series: int) -> Wants:
+    """What this database would export with the target's whole budget: its top-N tables
+    that fit ``max_series``, and their series (reported to discovery's split)."""
+    items = series = 0
+    for key in ranked[:top_n]:
+        if series + cost[key] <= max_series:
+            items += 1
+            series += cost[key]
+    return Wants(items=items, series=series)
 
 
 @dataclass(frozen=True)
