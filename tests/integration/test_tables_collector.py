@@ -185,3 +185,25 @@ def test_discovery_splits_the_budget_by_what_each_database_wants(pg: LocalPostgr
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
             for name in names.values():
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_pg_monitor_role_reads_every_table_without_select_rights(fresh_db: str) -> None:
+    """A role with pg_monitor only (no SELECT on the tables) still gets every family;
+    hidden planner statistics only switch the bloat estimate to the dead-row share."""
+    role = f"mon_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE private (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO private SELECT g, 'v' FROM generate_series(1, 100) g")
+        conn.execute("ANALYZE private")
+        conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
+    try:
+        dsn = fresh_db.replace("postgres@", f"{role}@", 1)
+        with runner(dsn) as run:
+            result = run(TablesCollector())
+        assert "private" in _by_table(result, "pg_stat_user_tables_n_live_tup")
+        assert "private" in _by_table(result, "pg_table_bloat_bytes")
+        assert samples(result, "pg_stat_user_indexes_idx_scans_total")
+    finally:
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
