@@ -27,6 +27,7 @@ EXPECTED_ALERTS = {
     "DbpulseIndexBuildStalled",
     "DbpulseInvalidIndex",
     "DbpulseQueryRegressed",
+    "DbpulseTableNotVacuumed",
     "DbpulsePoolExhausted",
     "DbpulsePoolTimeouts",
     "DbpulseCollectorFailing",

@@ -17,6 +17,7 @@ from dbpulse.settings.collectors import (
     MigrationsSettings,
     RegressionsSettings,
     StatementsSettings,
+    TablesSettings,
 )
 from dbpulse.settings.errors import ConfigError
 from dbpulse.settings.listen import parse_listen
@@ -38,6 +39,7 @@ __all__ = [
     "RegressionsSettings",
     "Settings",
     "StatementsSettings",
+    "TablesSettings",
     "TargetSettings",
     "TelemetrySettings",
     "load_settings",

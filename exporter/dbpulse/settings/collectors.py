@@ -15,6 +15,7 @@ __all__ = [
     "MigrationsSettings",
     "RegressionsSettings",
     "StatementsSettings",
+    "TablesSettings",
 ]
 
 COLLECTOR_NAMES = (
@@ -25,6 +26,8 @@ COLLECTOR_NAMES = (
     "database",
     "migrations",
     "regressions",
+    "tables",
+    "stat_io",
 )
 
 
@@ -138,6 +141,28 @@ class RegressionsSettings(CollectorSettings):
         return self
 
 
+class TablesSettings(CollectorSettings):
+    """Per-table and per-index statistics: the worst tables under a series budget."""
+
+    interval: float | None = Field(
+        default=60.0, gt=0, le=86400, description="seconds between polls (reads every table)"
+    )
+    top_n: int = Field(
+        default=20, ge=1, le=10000, description="tables exported per target, worst first"
+    )
+    max_series: int = Field(
+        default=1200,
+        ge=30,
+        le=100000,
+        description="hard cap on the per-table and per-index series of a target",
+    )
+    hold_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="a table that entered the top-N stays at least this long (no flapping)",
+    )
+
+
 class CollectorsSettings(Strict):
     activity: CollectorSettings = Field(default_factory=CollectorSettings)
     statements: StatementsSettings = Field(default_factory=StatementsSettings)
@@ -146,6 +171,8 @@ class CollectorsSettings(Strict):
     database: CollectorSettings = Field(default_factory=CollectorSettings)
     migrations: MigrationsSettings = Field(default_factory=MigrationsSettings)
     regressions: RegressionsSettings = Field(default_factory=RegressionsSettings)
+    tables: TablesSettings = Field(default_factory=TablesSettings)
+    stat_io: CollectorSettings = Field(default_factory=CollectorSettings)
 
     def items(self) -> Iterator[tuple[str, CollectorSettings]]:
         for name in COLLECTOR_NAMES:

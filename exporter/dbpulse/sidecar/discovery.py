@@ -15,7 +15,8 @@ import psycopg
 from dbpulse.logging import get_logger
 from dbpulse.settings import Settings
 from dbpulse.sidecar import collectors as collector_registry
-from dbpulse.sidecar.base import Collector
+from dbpulse.sidecar.allotment import split
+from dbpulse.sidecar.base import Allotment, Collector
 from dbpulse.sidecar.compact import Compacting
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
 from dbpulse.sidecar.databases import DatabaseList
@@ -136,8 +137,24 @@ class Discovery:
             snapshot=self._snapshot,
             database_list=False,
             observer=self._observer,
+            allotment=self.allotment,
         )
         self.databases[name] = _Database(poller, connections, list(collectors))
+
+    def allotment(self, key: str) -> Allotment | None:
+        """This database's part of a budgeted collector's target-wide budget (``key`` is
+        ``<collector>@<database>``), split by what every database last wanted."""
+        base, _, name = key.partition("@")
+        config = getattr(self._settings.collectors, base, None)
+        top_n, max_series = getattr(config, "top_n", None), getattr(config, "max_series", None)
+        if not isinstance(top_n, int) or not isinstance(max_series, int):
+            return None  # not a budgeted collector
+        wants = {
+            other: getattr(database.poller.state(f"{base}@{other}"), "wants", None)
+            for other, database in list(self.databases.items())
+        }
+        wants.setdefault(name, None)
+        return split(top_n, max_series, wants)[name]
 
     def _drop(self, name: str) -> None:
         database = self.databases.pop(name)

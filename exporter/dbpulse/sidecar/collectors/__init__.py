@@ -21,7 +21,9 @@ from dbpulse.sidecar.collectors import (
     progress,
     regressions,
     slow_queries,
+    stat_io,
     statements,
+    tables,
 )
 
 Factory = Callable[[Settings], Collector]
@@ -34,6 +36,8 @@ FACTORIES: dict[str, Factory] = {
     "database": database.create,
     "migrations": migrations.create,
     "regressions": regressions.create,
+    "tables": tables.create,
+    "stat_io": stat_io.create,
 }
 # name -> (factory, the collector whose settings schedule it)
 TRACING: dict[str, tuple[Factory, str]] = {
