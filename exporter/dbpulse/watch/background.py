@@ -96,9 +96,9 @@ class Background:
         with self._lock:
             return [_copy(s) for s in self._journal.steps], self._server_now or time.time()
 
-    def running(self) -> list[Step]:
+    def latest(self) -> list[Step]:
         with self._lock:
-            return [_copy(s) for s in self._journal.running()]
+            return [_copy(s) for s in self._journal.latest()]
 
     def backends(self) -> tuple[bool, set[int]]:
         """Whether a watched backend was ever seen, and the ones alive at the last sample."""

@@ -68,11 +68,17 @@ class Change:
     text: str
     bad: bool = False
     index: str | None = None  # the index this change is about, to match a build step
+    table: str = ""
+
+
+# The migration tool's own bookkeeping table is not part of the application's schema.
+BOOKKEEPING_TABLES = frozenset({"alembic_version", "public.alembic_version"})
 
 
 def compare(before: Catalog, after: Catalog) -> list[Change]:
     """What the migration created, dropped, invalidated or validated (pure)."""
-    return _index_changes(before, after) + _constraint_changes(before, after)
+    changes = _index_changes(before, after) + _constraint_changes(before, after)
+    return [c for c in changes if c.table not in BOOKKEEPING_TABLES]
 
 
 def _index_changes(before: Catalog, after: Catalog) -> list[Change]:
@@ -80,7 +86,7 @@ def _index_changes(before: Catalog, after: Catalog) -> list[Change]:
     for name, (table, valid) in sorted(after.indexes.items()):
         old = before.indexes.get(name)
         if old is None and valid:
-            changes.append(Change(f"new index {name} on {table}: valid", index=name))
+            changes.append(Change(f"new index {name} on {table}: valid", index=name, table=table))
         elif old is None:
             changes.append(
                 Change(
@@ -88,14 +94,19 @@ def _index_changes(before: Catalog, after: Catalog) -> list[Change]:
                     f"DROP INDEX CONCURRENTLY {name}, fix the cause, build it again",
                     bad=True,
                     index=name,
+                    table=table,
                 )
             )
         elif old[1] and not valid:
-            changes.append(Change(f"index {name} on {table} became INVALID", bad=True, index=name))
+            changes.append(
+                Change(f"index {name} on {table} became INVALID", bad=True, index=name, table=table)
+            )
         elif not old[1] and valid:
-            changes.append(Change(f"index {name} on {table}: was INVALID, now valid", index=name))
+            changes.append(
+                Change(f"index {name} on {table}: was INVALID, now valid", index=name, table=table)
+            )
     changes += [
-        Change(f"index {name} on {table} dropped", index=name)
+        Change(f"index {name} on {table} dropped", index=name, table=table)
         for name, (table, _) in sorted(before.indexes.items())
         if name not in after.indexes
     ]
@@ -108,19 +119,22 @@ def _constraint_changes(before: Catalog, after: Catalog) -> list[Change]:
         table, name = key
         old = before.constraints.get(key)
         if old is None and valid:
-            changes.append(Change(f"new {kind} constraint {name} on {table}: validated"))
+            changes.append(
+                Change(f"new {kind} constraint {name} on {table}: validated", table=table)
+            )
         elif old is None:
             changes.append(
                 Change(
                     f"new {kind} constraint {name} on {table} left NOT VALID: "
                     f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}",
                     bad=True,
+                    table=table,
                 )
             )
         elif not old[1] and valid:
-            changes.append(Change(f"{kind} constraint {name} on {table}: validated"))
+            changes.append(Change(f"{kind} constraint {name} on {table}: validated", table=table))
     changes += [
-        Change(f"{kind} constraint {name} on {table} dropped")
+        Change(f"{kind} constraint {name} on {table} dropped", table=table)
         for (table, name), (kind, _) in sorted(before.constraints.items())
         if (table, name) not in after.constraints
     ]

@@ -287,7 +287,7 @@ class Watch:
                 bg.probe_readings(),
                 result.index_valid,
             )
-            screen.draw(view, _running_lines(bg))
+            screen.draw(view, _latest_steps(bg))
             how = self._ended(view, bg)
             if how is not None:
                 return how
@@ -369,8 +369,13 @@ class Watch:
         return "migration finished: nothing left in flight"
 
 
-def _running_lines(bg: Background) -> list[str]:
-    return [f"migration pid {s.pid}: {s.title()} running" for s in bg.running()]
+def _latest_steps(bg: Background) -> list[str]:
+    """The watched backends' latest steps; a running one without its (ever-changing) age."""
+    lines = []
+    for step in bg.latest():
+        state = "running" if step.ended is None else f"done in {step.duration(0.0):.2f}s"
+        lines.append(f"migration pid {step.pid}: {step.title()}: {state}")
+    return lines
 
 
 def _forward(stream: IO[bytes], echo: Callable[[str], None]) -> threading.Thread:

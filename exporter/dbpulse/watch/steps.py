@@ -20,7 +20,7 @@ Row = dict[str, Any]
 _PLUMBING = frozenset(
     {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SET", "SHOW", "RESET"}
 )
-LABEL_LENGTH = 110
+LABEL_LENGTH = 160
 ABORTED = "idle in transaction (aborted)"
 
 
@@ -106,8 +106,9 @@ class StepJournal:
             self.steps.append(new)
             self.current[pid] = new
 
-    def running(self) -> list[Step]:
-        return [s for s in self.current.values() if s.ended is None and s.pid in self.alive]
+    def latest(self) -> list[Step]:
+        """Each live watched backend's latest step (running, or done and idle since)."""
+        return [s for pid, s in sorted(self.current.items()) if pid in self.alive]
 
 
 def _float(value: Any) -> float | None:
