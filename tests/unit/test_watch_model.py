@@ -66,9 +66,7 @@ def test_only_waits_involving_ddl_or_a_build_are_relevant() -> None:
 def test_build_counter_follows_the_phase() -> None:
     """Blocks while scanning, tuples while loading, lockers while waiting."""
     assert _build(blocks_done=5).counter() == ("blocks", 5, 100)
-    loading = _build(
-        phase="building index: loading tuples in tree", tuples_total=50, tuples_done=7
-    )
+    loading = _build(phase="building index: loading tuples in tree", tuples_total=50, tuples_done=7)
     assert loading.counter() == ("tuples", 7, 50)
     waiting = _build(phase="waiting for writers before build", lockers_total=2, lockers_done=1)
     assert waiting.counter() == ("lockers", 1, 2)
