@@ -23,11 +23,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import psycopg
 
@@ -40,11 +38,9 @@ from dbpulse.watch.background import Background
 from dbpulse.watch.catalog import Catalog, compare, read_catalog
 from dbpulse.watch.fetch import POLL_TIMEOUT, Poll, ProbeRunner, poll
 from dbpulse.watch.model import Tracker, View
-from dbpulse.watch.render import plain_lines, rich_view
+from dbpulse.watch.screen import Screen
 from dbpulse.watch.summary import summarize
-
-if TYPE_CHECKING:
-    from rich.live import Live
+from dbpulse.watch.target import Target, exit_status, forward
 
 EXIT_FAILED_BUILD = 1
 EXIT_UNUSABLE = 2
@@ -72,86 +68,11 @@ def _ctrl_c_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
-class Screen:
-    """A rich Live screen on a terminal; otherwise the lines that changed, time-stamped.
-
-    ``echo`` prints a line above the live part (the migration command's own output);
-    one lock keeps the command's reader thread and the display loop from interleaving.
-    """
-
-    def __init__(self, out: TextIO, target: str) -> None:
-        self.out = out
-        self.target = target
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._previous: list[str] = []
-        self._live: Live | None = None
-
-    @contextmanager
-    def opened(self) -> Iterator[Screen]:
-        if not self.out.isatty():
-            yield self
-            return
-        from rich.console import Console
-        from rich.live import Live
-
-        with Live(console=Console(file=self.out), refresh_per_second=4, transient=False) as live:
-            self._live = live
-            try:
-                yield self
-            finally:
-                self._live = None
-
-    def draw(self, view: View, extra: list[str]) -> None:
-        with self._lock:
-            if self._live is not None:
-                self._live.update(rich_view(view, self.target, extra), refresh=True)
-                return
-            lines = plain_lines(view) + extra
-            if lines != self._previous:
-                stamp = f"[{view.elapsed:6.1f}s]"
-                for line in lines:
-                    print(f"{stamp} {line}", file=self.out, flush=True)
-                self._previous = lines
-
-    def echo(self, line: str) -> None:
-        with self._lock:
-            if self._live is not None:
-                self._live.console.print(f"| {line}", markup=False, highlight=False)
-                return
-            stamp = f"[{time.monotonic() - self.started:6.1f}s]"
-            print(f"{stamp} | {line}", file=self.out, flush=True)
-
-
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, dsn=args.dsn)
     if settings.dsn is None:
         raise ConfigError([("dsn", "required: pass --dsn, set DBPULSE_DSN or dsn: in --config")])
     return settings
-
-
-@dataclass
-class Target:
-    """What the watch follows (see the module docstring)."""
-
-    command: list[str] = field(default_factory=list)
-    app: str | None = None
-    pids: list[int] = field(default_factory=list)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Target:
-        command = list(getattr(args, "migration_command", None) or [])
-        if command and command[0] == "--":
-            command = command[1:]
-        app = getattr(args, "application_name", None)
-        if command and not app:
-            # Unique per watch: other deploys' migrations must not count as this one.
-            app = f"dbpulse-migration-{uuid.uuid4().hex[:8]}"
-        return cls(command, app, list(getattr(args, "pid", None) or []))
-
-    @property
-    def follows(self) -> bool:
-        return bool(self.command or self.app or self.pids)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -185,11 +106,6 @@ def _fail(message: str) -> int:
 def _read_catalog(conns: ConnectionManager) -> Catalog:
     with conns.transaction(POLL_TIMEOUT) as conn:
         return read_catalog(conn)
-
-
-def _status(code: int) -> int:
-    """A command killed by signal N exits 128+N, as a shell reports it."""
-    return 128 - code if code < 0 else code
 
 
 class Watch:
@@ -235,7 +151,7 @@ class Watch:
                 except OSError as exc:
                     return _fail(f"cannot run {self.target.command[0]}: {first_line(exc)}")
                 if self.proc.stdout is not None:
-                    reader = _forward(self.proc.stdout, screen.echo)
+                    reader = forward(self.proc.stdout, screen.echo)
             bg.start()
             with screen.opened():
                 how = self._follow(first, bg, screen)
@@ -335,7 +251,7 @@ class Watch:
                 flush=True,
             )
             changes = []
-        status = _status(self.proc.returncode) if self.proc is not None else None
+        status = exit_status(self.proc.returncode) if self.proc is not None else None
         steps, now = bg.steps()
         summary = summarize(
             steps, now, changes, self.tracker.finished, status, follows=self.target.follows
@@ -376,16 +292,3 @@ def _latest_steps(bg: Background) -> list[str]:
         state = "running" if step.ended is None else f"done in {step.duration(0.0):.2f}s"
         lines.append(f"migration pid {step.pid}: {step.title()}: {state}")
     return lines
-
-
-def _forward(stream: IO[bytes], echo: Callable[[str], None]) -> threading.Thread:
-    """Copy the command's output, line by line, onto the screen."""
-
-    def copy() -> None:
-        for raw in iter(stream.readline, b""):
-            echo(raw.decode(errors="replace").rstrip())
-        stream.close()
-
-    thread = threading.Thread(target=copy, name="dbpulse-watch-output", daemon=True)
-    thread.start()
-    return thread
