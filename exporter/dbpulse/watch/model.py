@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-# layout-note: the row types of one poll and the Tracker that folds them in are one state
-# layout-note: machine; rate math, steps and the catalog comparison live in their own modules
-
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dbpulse.watch.rate import Estimate, RateWindow
+
+# layout-note: the row types of one poll and the Tracker that folds them in are one state
+# layout-note: machine; rate math, steps and the catalog comparison live in their own modules
 
 Row = dict[str, Any]
 
