@@ -86,7 +86,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _mode(config: pytest.Config) -> str:
+def _mode(config: pytest.Config, item: pytest.Item | None = None) -> str:
+    """The test's own ``dbpulse_n_plus_one`` marker, else the option, else the ini."""
+    marker = item.get_closest_marker("dbpulse_n_plus_one") if item is not None else None
+    if marker is not None:
+        mode = marker.args[0] if marker.args else None
+        if mode not in MODES:
+            raise pytest.UsageError(
+                f"{item.nodeid if item else ''}: dbpulse_n_plus_one takes one of "
+                f"{', '.join(MODES)}, got {mode!r}"
+            )
+        return str(mode)
     mode = config.getoption("dbpulse_n_plus_one") or config.getini("dbpulse_n_plus_one")
     return str(mode).strip()
 
@@ -106,6 +116,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "max_queries(n): fail the test when its call runs more than n statements on "
         "dbpulse-instrumented engines",
+    )
+    config.addinivalue_line(
+        "markers",
+        "dbpulse_n_plus_one(mode): fail, warn or off for this test's N+1 patterns "
+        "(e.g. off for a test that provokes one on purpose)",
     )
     if _mode(config) not in MODES:
         raise pytest.UsageError(f"dbpulse_n_plus_one: must be one of {', '.join(MODES)}")
@@ -142,7 +157,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             check_budget(log, limit, what="test")
         except QueryBudgetError as exc:
             pytest.fail(str(exc), pytrace=False)
-    mode = _mode(item.config)
+    mode = _mode(item.config, item)
     if log.n_plus_one and mode == "fail":
         pytest.fail(
             log.explain("dbpulse: N+1 query pattern(s) found (--dbpulse-n-plus-one=fail)"),
@@ -207,7 +222,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     results.sort(key=lambda r: (-r.count, r.nodeid))
     shown = results[:top]
-    terminalreporter.write_sep("=", f"dbpulse: {len(shown)} tests with the most queries")
+    terminalreporter.write_sep("=", f"dbpulse: queries per test, top {len(shown)}")
     terminalreporter.write_line(f"{'queries':>8} {'db time':>10} {'N+1':>4}  test")
     for r in shown:
         terminalreporter.write_line(

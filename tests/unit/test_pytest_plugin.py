@@ -148,6 +148,25 @@ def test_loop(engine):
     assert "DbpulseNPlusOneWarning" not in quiet.stdout.str()
 
 
+def test_marker_sets_the_mode_for_one_test(pytester: pytest.Pytester) -> None:
+    """@dbpulse_n_plus_one('off') spares a test that provokes N+1 on purpose; the others still fail."""
+    _tests(
+        pytester,
+        """
+@pytest.mark.dbpulse_n_plus_one("off")
+def test_on_purpose(engine):
+    titles_lazily(engine)
+
+
+def test_by_accident(engine):
+    titles_lazily(engine)
+""",
+    )
+    result = pytester.runpytest(*PLUGIN, "--dbpulse-n-plus-one=fail")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*_ test_by_accident _*", "dbpulse: N+1 query pattern(s) found*"])
+
+
 def test_ini_sets_the_mode_and_a_bad_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     """dbpulse_n_plus_one in the ini file applies; an unknown value stops the run with a usage error."""
     _tests(pytester, "\ndef test_loop(engine):\n    titles_lazily(engine)\n")
@@ -180,15 +199,15 @@ def test_none():
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
-            "*dbpulse: 2 tests with the most queries*",
+            "*dbpulse: queries per test, top 2*",
             "*queries*db time*N+1*test",
             "*7 *ms*1  test_budget.py::test_heavy",
             "*2 *ms*0  test_budget.py::test_light",
         ]
     )
-    assert "test_none" not in result.stdout.str().split("tests with the most queries")[1]
+    assert "test_none" not in result.stdout.str().split("queries per test")[1]
     off = pytester.runpytest(*PLUGIN, "--dbpulse-top=0")
-    assert "tests with the most queries" not in off.stdout.str()
+    assert "queries per test" not in off.stdout.str()
 
 
 def test_budget_without_an_instrumented_engine_fails_instead_of_passing(
