@@ -98,13 +98,15 @@ def _eager(relationship: str) -> str:
 
 
 def patterns(log: QueryLog) -> list[str]:
-    """The detector's findings, then lazy loads it did not report (below its threshold)."""
-    found = [f.message for f in log.n_plus_one]
-    reported = {f.relationship for f in log.n_plus_one if f.relationship}
-    for relationship, n in sorted(log.lazy_loads.items(), key=lambda item: -item[1]):
-        if n >= 2 and relationship not in reported:
-            found.append(f"{relationship} lazy-loaded {n} times; {_eager(relationship)}")
-    return found
+    """Each lazy-loaded relationship with its true count and fix (reported by the runtime
+    detector or still below its threshold), then repeated statements the detector found."""
+    callers = {f.relationship: f.caller for f in log.n_plus_one if f.relationship}
+    found = []
+    for relationship, n in sorted(log.lazy_loads.items(), key=lambda item: (-item[1], item[0])):
+        if n >= 2 or relationship in callers:
+            at = f" at {callers[relationship]}" if relationship in callers else ""
+            found.append(f"{relationship} lazy-loaded {n} times{at}; {_eager(relationship)}")
+    return found + [f.message for f in log.n_plus_one if not f.relationship]
 
 
 def _nothing_instrumented() -> bool:

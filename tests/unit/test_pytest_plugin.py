@@ -138,7 +138,10 @@ def test_loop(engine):
     failed = pytester.runpytest(*PLUGIN, "--dbpulse-n-plus-one=fail")
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(
-        ["*N+1 query pattern(s) found*", "*N+1 query pattern (lazy load): User.posts*"]
+        [
+            "*N+1 query pattern(s) found*",
+            "*User.posts lazy-loaded 6 times at *test_budget.py:*; eager-load it:*",
+        ]
     )
     warned = pytester.runpytest(*PLUGIN, "--dbpulse-n-plus-one=warn")
     warned.assert_outcomes(passed=1, warnings=1)
