@@ -48,8 +48,11 @@ class Background:
         return bool(self._app or self._pids)
 
     def start(self) -> None:
-        """First probe round and first sample now (the first screen needs them), then threads."""
-        self._run_probes()
+        """The first sample now (the first screen needs it), then the threads.
+
+        Even the first probe round runs on the probes' thread: a slow ``count(*)`` must not
+        hold back the first screen (``probes_ready`` says when every probe has answered).
+        """
         if self.follows_backends:
             self.sample()
         loops = [self._probe_loop] if self._probes.probes else []
@@ -70,8 +73,14 @@ class Background:
             self._probes.run(self._conns, self._interval)
 
     def _probe_loop(self) -> None:
-        while not self._stop.wait(self._probes.next_due(self._interval)):
+        while True:
             self._run_probes()
+            if self._stop.wait(self._probes.next_due(self._interval)):
+                return
+
+    def probes_ready(self) -> bool:
+        """Whether every configured probe has a reading (or an error) by now."""
+        return len(self._probes.latest()) == len(self._probes.probes)
 
     def _sample_loop(self) -> None:
         while not self._stop.wait(SAMPLE_INTERVAL):

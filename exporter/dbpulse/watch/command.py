@@ -191,6 +191,8 @@ class Watch:
             if not ever and view.elapsed >= self.wait:
                 return "idle"
             return None
+        if not bg.probes_ready():
+            return None  # a backfill probe's first answer may still say rows remain
         decision = self.tracker.decide(view, self.wait, self.quiet)
         return None if decision == "continue" else decision
 
