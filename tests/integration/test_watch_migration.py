@@ -315,9 +315,11 @@ def test_slow_probe_does_not_hold_back_the_screen(
     )
     holder = psycopg.connect(fresh_db)
     holder.execute("INSERT INTO big VALUES (0, 'x')")
-    thread = _in_thread(
-        lambda: builder.execute("CREATE INDEX CONCURRENTLY big_idx ON big (slow_key(id))")
-    )
+
+    def build() -> None:
+        builder.execute("CREATE INDEX CONCURRENTLY big_idx ON big (slow_key(id))")
+
+    thread = _in_thread(build)
     _wait_for_build(fresh_db)
     screen = Screen()
     screen.when("probe slow:", holder.commit)  # the build may go on once the probe answered
