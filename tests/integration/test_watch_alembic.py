@@ -19,6 +19,7 @@ from tests.integration.alembic_project import (
     migration_env,
     write_project,
 )
+from tests.integration.test_watch_migration import _run_in_pty
 from tests.integration.watch_screen import Screen
 
 
@@ -191,3 +192,27 @@ def test_pid_mode_ends_when_the_backend_disconnects(
     assert "ALTER TABLE orders ADD COLUMN note text: done" in steps[0]
     assert "orders_note_idx ON orders (note): done: new index orders_note_idx" in steps[1]
     assert lines[-1] == "the migration's backends disconnected; exit 0"
+
+
+def test_command_on_a_terminal_shows_its_output_above_the_live_screen(
+    fresh_db: str, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a pty (rich Live): Alembic's output is printed marked '| ', the summary follows, exit 1."""
+    for key, value in migration_env(fresh_db, pause=0.3).items():
+        monkeypatch.setenv(key, value)
+    code, screen = _run_in_pty(
+        [
+            "watch-migration",
+            "--dsn",
+            fresh_db,
+            "--interval",
+            "0.2",
+            "--",
+            *alembic(project, "upgrade", "head"),
+        ]
+    )
+    assert code == 1, screen
+    assert "| " in screen
+    assert "could not create unique index" in screen
+    assert "orders_ref_key on orders left INVALID" in screen
+    assert "exited 1; exit 1" in screen

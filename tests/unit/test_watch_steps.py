@@ -106,3 +106,15 @@ def test_failed_build_seen_live_fails_the_legacy_watch() -> None:
     summary = summarize([], 0.0, [], [failed], command_status=None, follows=False)
     assert summary.code == 1
     assert summary.lines == ["  index build ix on t: failed: index left INVALID"]
+
+
+def test_step_cut_by_a_disconnect_ends_when_last_seen() -> None:
+    """A statement still running when its backend vanished ends at the last sample, marked cut."""
+    journal = StepJournal()
+    journal.fold([_row(4, "UPDATE orders SET code = 1", 1.0, "active")])  # now = 100.0
+    journal.fold([])
+    (step,) = journal.steps
+    assert step.cut
+    assert step.ended == 100.0
+    summary = summarize(journal.steps, 500.0, [], [], command_status=1)
+    assert "cut short: its backend disconnected while it ran" in summary.lines[1]

@@ -125,4 +125,5 @@ def _copy(step: Step) -> Step:
         step.last_start,
         step.count,
         step.aborted,
+        step.cut,
     )

@@ -53,6 +53,7 @@ class Step:
     last_start: float
     count: int = 1
     aborted: bool = False
+    cut: bool = False  # its backend disconnected while it ran
 
     def duration(self, now: float) -> float:
         return max(0.0, (self.ended if self.ended is not None else now) - self.started)
@@ -70,11 +71,22 @@ class StepJournal:
     seen: dict[int, float] = field(default_factory=dict)
     alive: set[int] = field(default_factory=set)
     ever_alive: bool = False
+    last_now: float = 0.0  # the server's clock at the last sample with rows
 
     def fold(self, rows: list[Row]) -> None:
         """One sample: rows of pg_stat_activity for the watched backends (epoch floats)."""
-        self.alive = {int(r["pid"]) for r in rows}
-        self.ever_alive = self.ever_alive or bool(self.alive)
+        alive = {int(r["pid"]) for r in rows}
+        for pid in self.alive - alive:
+            step = self.current.get(pid)
+            if step is not None and step.ended is None:
+                # Its backend went away mid-statement (the command failed and exited): the
+                # end is within one sample of when it was last seen running.
+                step.ended = max(step.last_start, self.last_now)
+                step.cut = True
+        self.alive = alive
+        self.ever_alive = self.ever_alive or bool(alive)
+        if rows:
+            self.last_now = float(rows[0].get("now") or self.last_now)
         for row in rows:
             pid = int(row["pid"])
             started = row.get("query_start")

@@ -43,6 +43,8 @@ def step_outcome(step: Step, changes: list[Change], *, blame: int | None) -> str
         return ("failed: " if change.bad else "done: ") + change.text
     if step.aborted:
         return "failed: its transaction was aborted"
+    if step.cut:
+        return "cut short: its backend disconnected while it ran"
     if blame:
         return f"failed: the command exited {blame} after it"
     if step.ended is None:
@@ -88,6 +90,8 @@ def summarize(
             f"index build {change.index}: {outcome}: {change.text}"
         )
     for build in finished:
+        if build.outcome == "finished":
+            continue  # seen before it had an index: the catalog lines say what became of it
         lines.append(f"  index build {build.label}: {build.outcome}: {build.detail}")
     lines += [f"  schema: {change.text}" for change in changes]
     failed_builds = [f for f in finished if f.outcome == "failed"]
