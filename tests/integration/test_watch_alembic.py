@@ -216,3 +216,15 @@ def test_command_on_a_terminal_shows_its_output_above_the_live_screen(
     assert "could not create unique index" in screen
     assert "orders_ref_key on orders left INVALID" in screen
     assert "exited 1; exit 1" in screen
+
+
+def test_command_status_is_passed_on(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command exiting 3 makes the watch exit 3; one that never connected gets a note on PGAPPNAME."""
+    code, out = _watch(monkeypatch, fresh_db, "--", sys.executable, "-c", "raise SystemExit(3)")
+    assert code == 3, out
+    lines = _summary(out)
+    assert lines[0] == "summary: 0 step(s) on the migration's backends"
+    assert any(
+        ln.startswith("note: no backend with application_name dbpulse-migration-") for ln in lines
+    )
+    assert lines[-1].endswith("exited 3; exit 3")

@@ -258,7 +258,14 @@ class Watch:
         summary = summarize(
             steps, now, changes, self.tracker.finished, status, follows=self.target.follows
         )
-        for line in summary.lines:
+        lines = list(summary.lines)
+        if self.proc is not None and not bg.backends()[0]:
+            lines.append(
+                f"  note: no backend with application_name {self.target.app} was seen: if the "
+                "migration's driver ignores PGAPPNAME (asyncpg), set it in the migration's "
+                "connect arguments and pass it with --application-name"
+            )
+        for line in lines:
             print(f"dbpulse watch-migration: {line}", file=self.out, flush=True)
         print(
             f"dbpulse watch-migration: {self._verdict(how, summary.code, status)}",
