@@ -152,11 +152,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             item.config.stash[_RESULTS].append(
                 QueryTally(item.nodeid, log.count, log.duration, len(patterns(log)))
             )
+    over = ""
     if limit is not None:
         try:
             check_budget(log, limit, what="test")
         except QueryBudgetError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            over = str(exc)
+    if over:  # failed outside the except block: one message, no chained traceback
+        pytest.fail(over, pytrace=False)
     mode = _mode(item.config, item)
     if log.n_plus_one and mode == "fail":
         pytest.fail(

@@ -88,6 +88,7 @@ def test_eager(engine):
         ]
     )
     assert "test_eager FAILED" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()  # one message, no chained traceback
 
 
 def test_context_manager_and_fixtures_mirror_pytest_django(pytester: pytest.Pytester) -> None:
@@ -249,3 +250,18 @@ def test_x():
     result = pytester.runpytest(*PLUGIN)
     assert result.ret != pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*max_queries needs a whole number of statements, got 'ten'*"])
+
+
+def test_entry_point_and_explicit_loading_do_not_clash(pytester: pytest.Pytester) -> None:
+    """Installed (the pytest11 entry point) and also named by -p and pytest_plugins: loaded once, no error."""
+    dist = pytester.path / "site" / "dbpulse_fake-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: dbpulse-fake\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[pytest11]\ndbpulse.pytest_plugin = dbpulse.pytest_plugin\n"
+    )
+    pytester.syspathinsert(pytester.path / "site")
+    pytester.makeconftest('pytest_plugins = ["dbpulse.pytest_plugin"]\n')
+    pytester.makepyfile("def test_x(dbpulse_queries):\n    assert dbpulse_queries.count == 0\n")
+    result = pytester.runpytest(*PLUGIN)
+    result.assert_outcomes(passed=1)
