@@ -174,8 +174,8 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--quiet-seconds",
         type=_seconds,
         default=3.0,
-        help="without a command, application name or pid: end after this long with nothing "
-        "in flight (default 3)",
+        help="without a command or pid: end after nothing was in flight (or, with "
+        "--application-name, no backend was connected) for this long (default 3)",
     )
     p.add_argument(
         "migration_command",

@@ -228,3 +228,46 @@ def test_command_status_is_passed_on(fresh_db: str, monkeypatch: pytest.MonkeyPa
         ln.startswith("note: no backend with application_name dbpulse-migration-") for ln in lines
     )
     assert lines[-1].endswith("exited 3; exit 3")
+
+
+def test_application_name_mode_survives_a_reconnect_between_steps(
+    fresh_db: str, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By name, a tool that reconnects between revisions is followed across the gap; the end is a disconnect lasting --quiet-seconds."""
+    screen = Screen()
+
+    def migrate() -> None:
+        with psycopg.connect(fresh_db, autocommit=True, application_name="hopper") as first:
+            first.execute("ALTER TABLE orders ADD COLUMN a int")
+            screen.wait_until(lambda text: "ADD COLUMN a int: done" in text)
+        time.sleep(0.5)  # no backend at all, shorter than --quiet-seconds
+        with psycopg.connect(fresh_db, autocommit=True, application_name="hopper") as second:
+            second.execute("ALTER TABLE orders ADD COLUMN b int")
+            screen.wait_until(lambda text: "ADD COLUMN b int: done" in text)
+
+    thread = threading.Thread(target=migrate, daemon=True)
+    monkeypatch.setattr(sys, "stdout", screen)
+    thread.start()
+    code = main(
+        [
+            "watch-migration",
+            "--dsn",
+            fresh_db,
+            "--application-name",
+            "hopper",
+            "--wait",
+            "30",
+            "--interval",
+            "0.2",
+            "--quiet-seconds",
+            "3",
+        ]
+    )
+    thread.join(timeout=30)
+    lines = _summary(screen.getvalue())
+    assert code == 0, lines
+    steps = [ln for ln in lines if ln.startswith("step ")]
+    assert len(steps) == 2, steps
+    assert "ADD COLUMN a int: done" in steps[0]
+    assert "ADD COLUMN b int: done" in steps[1]
+    assert lines[-1] == "the migration's backends disconnected; exit 0"

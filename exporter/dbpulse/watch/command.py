@@ -127,6 +127,7 @@ class Watch:
         self.quiet: float = getattr(args, "quiet_seconds", None) or 0.0
         self.tracker = Tracker(started=time.monotonic())
         self.proc: subprocess.Popen[bytes] | None = None
+        self.gone_since: float | None = None  # when the watched backends were last all gone
 
     def run(self, probes: ProbeRunner) -> int:
         try:
@@ -186,9 +187,17 @@ class Watch:
             return "command" if self.proc.poll() is not None else None
         if self.target.follows:
             ever, alive = bg.backends()
-            if ever and not alive:
-                return "disconnected"
-            if not ever and view.elapsed >= self.wait:
+            if alive:
+                self.gone_since = None
+            elif ever:
+                # A migration tool may reconnect between steps (a new engine per revision):
+                # by name, the end is a disconnect that lasts --quiet-seconds. A pid
+                # cannot come back.
+                if self.gone_since is None:
+                    self.gone_since = view.elapsed
+                if not self.target.app or view.elapsed - self.gone_since >= self.quiet:
+                    return "disconnected"
+            elif view.elapsed >= self.wait:
                 return "idle"
             return None
         if not bg.probes_ready():
