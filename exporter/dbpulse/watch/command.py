@@ -133,8 +133,10 @@ class Watch:
         try:
             first = poll(self.conns, [])
             before = _read_catalog(self.conns)
-        except (Unavailable, psycopg.Error) as exc:
+        except Unavailable as exc:
             return _fail(f"cannot connect to {self.name}: {first_line(exc)}")
+        except psycopg.Error as exc:  # connected, but the role cannot read the catalogs
+            return _fail(f"cannot read the catalogs of {self.name}: {first_line(exc)}")
         bg = Background(
             self.conns, probes, self.interval, app=self.target.app, pids=self.target.pids
         )
