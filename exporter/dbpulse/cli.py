@@ -166,6 +166,29 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--wait", type=_seconds, help="seconds to wait for a migration to start (default: none)"
     )
+    p.add_argument(
+        "--application-name",
+        help="follow the migration's backends by application_name; end when they disconnect",
+    )
+    p.add_argument(
+        "--pid",
+        type=_count(1),
+        action="append",
+        help="follow this backend (repeatable); end when it disconnects",
+    )
+    p.add_argument(
+        "--quiet-seconds",
+        type=_seconds,
+        default=3.0,
+        help="without a command or pid: end after nothing was in flight (or, with "
+        "--application-name, no backend was connected) for this long (default 3)",
+    )
+    p.add_argument(
+        "migration_command",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND",
+        help="run the migration (e.g. -- alembic upgrade head); exit with its status",
+    )
     p.set_defaults(func=_cmd_watch)
 
 

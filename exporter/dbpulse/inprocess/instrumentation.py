@@ -62,6 +62,11 @@ def sync_engine(engine: Any) -> Engine:
     return proxied if isinstance(proxied, Engine) else sync
 
 
+def instrumented_engines() -> int:
+    """How many live engines dbpulse instruments now (a query budget with none counts 0)."""
+    return sum(1 for inst in list(_INSTRUMENTED.values()) if inst.active)
+
+
 def pool_reading(engine: Engine) -> PoolReading | None:
     """What ``engine``'s pool gauges read now; None when dbpulse does not instrument it."""
     inst = _INSTRUMENTED.get(engine)
