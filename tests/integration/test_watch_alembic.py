@@ -13,13 +13,13 @@ import psycopg
 import pytest
 
 from dbpulse.cli import main
+from tests.integration.test_watch_migration import _run_in_pty
 from tests.integration.watch_alembic_project import (
     alembic,
     create_schema,
     migration_env,
     write_project,
 )
-from tests.integration.test_watch_migration import _run_in_pty
 from tests.integration.watch_screen import Screen
 
 

@@ -1,5 +1,8 @@
 """``dbpulse watch-migration`` following real index builds, lock waits and a backfill."""
 
+# layout-note: one scenario per test, each a real build or wait; their shared fixtures
+# layout-note: (a screen reader, a background session) are small and live at the top.
+
 from __future__ import annotations
 
 import os

@@ -14,6 +14,9 @@ watch started; 2 on bad input (database unreachable at start, no such pid, a com
 that cannot be run); 130 on Ctrl-C.
 """
 
+# layout-note: one loop and the ways it ends: starting and stopping the command, deciding
+# layout-note: the end, and the verdict read the same state, so they stay in one class.
+
 from __future__ import annotations
 
 import argparse
