@@ -23,6 +23,11 @@ OUT = Path(__file__).resolve().parent / "dashboards" / "dbpulse.json"
 UID = "dbpulse-overview"
 TITLE = "dbpulse: PostgreSQL and SQLAlchemy"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# A service_version whose target_info series did not exist 5 minutes earlier.
+DEPLOYS = (
+    'count by (service_name, service_version) (target_info{service_version!=""}) unless '
+    'count by (service_name, service_version) (target_info{service_version!=""} offset 5m)'
+)
 GRID_WIDTH = 24
 
 # Selectors shared by the expressions below.
@@ -837,7 +842,21 @@ def build() -> dict[str, Any]:
                     "iconColor": "rgba(0, 211, 255, 1)",
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
-                }
+                },
+                {
+                    # A version of an instrumented application first seen: a deploy
+                    # (target_info, exported by dbpulse in-process or any OpenTelemetry
+                    # Prometheus exporter), to read regressions against.
+                    "datasource": DATASOURCE,
+                    "enable": True,
+                    "hide": False,
+                    "iconColor": "purple",
+                    "name": "Deploys",
+                    "expr": DEPLOYS,
+                    "step": "1m",
+                    "titleFormat": "deploy {{service_name}} {{service_version}}",
+                    "tagKeys": "service_name,service_version",
+                },
             ]
         },
         "description": "Open this first: is PostgreSQL up, saturated, blocked, or busy with a "

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from dbpulse.dsn import redact
-from dbpulse.inprocess import nplusone, plancapture
+from dbpulse.inprocess import appinfo, nplusone, plancapture
 from dbpulse.inprocess.compat import unproxied_engine
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.lint import PoolConfig, findings, running_under_tests
@@ -240,6 +240,7 @@ def instrument(
     traceparent_comment: bool = False,
     explain_slow_queries: bool = False,
     explain_interval: float = 300.0,
+    service_version: str | None = None,
 ) -> Instrumentation:
     """Hook ``engine`` (an ``Engine`` or ``AsyncEngine``) into Prometheus metrics.
 
@@ -262,7 +263,10 @@ def instrument(
     with its real parameters (``EXPLAIN``, never ``ANALYZE``) on a separate connection in
     a background thread, at most once per fingerprint per ``explain_interval`` seconds,
     and reports the scrubbed plan as a child span of the slow-query span and a log line.
+    ``service_version`` (default: ``service.version`` of the OpenTelemetry resource) is
+    exported as ``target_info{service_name,service_version}`` so dashboards mark deploys.
     """
+    appinfo.publish(registry, service_version, tracer_provider)
     sync = sync_engine(engine)
     options: dict[str, Any] = {
         "slow_query_seconds": slow_query_seconds,
