@@ -152,7 +152,7 @@ def pair() -> Iterator[Pair]:
             conn.execute("CREATE TABLE t (id int)")
         port = free_port()
         env = {**os.environ, "DATA_SOURCE_NAME": pg.dsn + "?sslmode=disable"}
-        exporter = subprocess.Popen(  # noqa: S603 - a fixed binary, no shell
+        exporter = subprocess.Popen(
             [str(BINARY), f"--web.listen-address=127.0.0.1:{port}"],
             env=env,
             stdout=subprocess.DEVNULL,
