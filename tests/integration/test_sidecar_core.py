@@ -49,7 +49,7 @@ def test_database_collector_against_real_server(pg: LocalPostgres) -> None:
         text = _text(snap)
         assert "pg_up 1.0" in text
         assert 'pg_stat_database_xact_commit{datid="5",datname="postgres",' in text
-        assert 'pg_database_size_bytes{datname="postgres"}' in text
+        assert 'pg_database_size_bytes{datname="postgres",server="127.0.0.1:' in text
         assert 'pg_scrape_collector_success{collector="database"} 1.0' in text
     finally:
         conns.close()
@@ -201,22 +201,21 @@ def _with(text: str, needle: str) -> str | None:
 
 
 def test_database_list_is_read_once_per_round_and_shared(pg: LocalPostgres) -> None:
-    """Activity and locks zero-fill from one database list: a database created mid-round shows up only after the list's max_age."""
-    from dbpulse.sidecar.collectors.activity import ActivityCollector
+    """The blocking families zero-fill from the round's database list: a database created mid-round shows up only after the list's max_age."""
     from dbpulse.sidecar.collectors.locks import LocksCollector
 
-    collectors = {"activity": ActivityCollector(), "locks": LocksCollector()}
+    collectors = {"locks": LocksCollector()}
     poller, snap, conns = one_target_poller(pg.dsn, collectors, interval=2.0)
     name = f"round_{int(time.time() * 1000)}"
 
     def zero_filled() -> bool:
-        return f'pg_locks_count{{datname="{name}"' in _text(snap)
+        return f'pg_blocking_sessions{{datname="{name}"' in _text(snap)
 
     try:
-        assert poller.run_once("activity")
+        assert poller.run_once("locks")
         with psycopg.connect(pg.dsn, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
-        assert poller.run_once("locks")  # same round: the list activity read is reused
+        assert poller.run_once("locks")  # same round: the list read first is reused
         assert not zero_filled()
         assert poller.databases is not None
         assert name not in poller.databases.names
