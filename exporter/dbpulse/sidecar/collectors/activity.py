@@ -8,7 +8,7 @@ in the six states postgres_exporter zero-fills for every database of ``pg_databa
 ``pg_stat_activity_detail_count`` says who and what is waiting: the same sessions by
 user, application, backend type and wait event (the labels postgres_exporter's later
 releases put on ``pg_stat_activity_count``). It has no zero series (a combination exists
-only while a session has it) and at most ``DETAIL_MAX_SERIES`` series: the largest
+only while a session has it) and at most ``detail_max_series`` series: the largest
 groups, the rest folded into one ``(other)`` series per database and state, so that a
 client setting a new application_name per connection cannot grow it without bound.
 
@@ -67,6 +67,7 @@ OTHER = "(other)"
 @dataclass
 class ActivityCollector:
     name: str = "activity"
+    detail_max_series: int = DETAIL_MAX_SERIES
 
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         return {
@@ -82,6 +83,7 @@ class ActivityCollector:
                 rows.get("settings", []),
                 [_text(r.get("datname")) for r in rows.get("all_databases", [])],
                 server=ctx.server,
+                detail_max=self.detail_max_series,
             )
         )
 
@@ -193,7 +195,8 @@ def _detail_family(detail: dict[tuple[str, ...], int], limit: int) -> Metric:
     fam = GaugeMetricFamily(
         "pg_stat_activity_detail_count",
         "sessions attached to a database by state, user, application, backend type and "
-        f"wait event (at most {limit} series; smaller groups folded into {OTHER})",
+        f"wait event (at most collectors.activity.detail_max_series series, smaller groups "
+        f"folded into {OTHER})",
         labels=list(DETAIL_LABELS),
     )
     for key, n in sorted(series.items()):
@@ -224,5 +227,5 @@ def _settings_families(settings: list[Row], clients: int) -> list[Metric]:
     return families
 
 
-def create(_settings: Settings) -> ActivityCollector:
-    return ActivityCollector()
+def create(settings: Settings) -> ActivityCollector:
+    return ActivityCollector(detail_max_series=settings.collectors.activity.detail_max_series)
