@@ -50,6 +50,9 @@ class Context:
     # With discovery, this database's part of a per-database collector's target-wide
     # budget (``sidecar/allotment.py``); None: the collector's own settings apply.
     allotment: Allotment | None = None
+    # "host:port" of the server as the poll's connection reached it: postgres_exporter's
+    # ``server`` label, which its families carry and dbpulse's same-named families copy.
+    server: str = ""
 
 
 @dataclass
@@ -79,6 +82,11 @@ class Collector(Protocol):
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows: ...
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult: ...
+
+
+def server_label(conn: psycopg.Connection[Row]) -> str:
+    """postgres_exporter's ``server`` label: the host (or socket directory) and port."""
+    return f"{conn.info.host}:{conn.info.port}"
 
 
 def query(conn: psycopg.Connection[Row], sql: str, params: Any = None) -> list[Row]:
