@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -259,6 +261,16 @@ def test_serve_metrics_on_a_taken_port_logs_and_returns_none(
         assert b"app_gauge 7.0" in body
     finally:
         first.shutdown()
+
+
+def test_serve_metrics_does_not_keep_an_application_from_exiting() -> None:
+    """serve_metrics' threads are all daemons: a script that called it exits on its own."""
+    script = "import dbpulse; assert dbpulse.serve_metrics(0) is not None; print('served')"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "served\n"
 
 
 def test_serve_metrics_serves_an_application_registry() -> None:

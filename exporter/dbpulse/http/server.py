@@ -132,13 +132,35 @@ def serve_wsgi(
         tls=tls,
     )
     try:
-        server.prepare()
+        _prepare_as_daemons(server)
     except OSError as exc:
         server.deadlines.stop()
         raise (server.bind_error or exc) from None
     thread = threading.Thread(target=server.serve, name="dbpulse-http", daemon=True)
     thread.start()
     return MetricsServer(server, thread, refresher() if refresher is not None else None), thread
+
+
+def _prepare_as_daemons(server: Server) -> None:
+    """``server.prepare()`` (bind, start the worker threads) from a daemon thread.
+
+    A thread is a daemon when the thread creating it is: prepared from the caller's
+    thread, cheroot's workers would be non-daemon, and an application that called
+    ``serve_metrics`` (a script, a gunicorn master on SIGINT) could never exit.
+    """
+    failed: list[BaseException] = []
+
+    def prepare() -> None:
+        try:
+            server.prepare()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=prepare, name="dbpulse-http-prepare", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
 
 
 def serve_metrics(

@@ -1,0 +1,255 @@
+"""Real gunicorn and uvicorn workers, each with an instrumented pool: one /metrics, right.
+
+Each server runs ``servers/mpapp.py`` against the test's own database with
+``PROMETHEUS_MULTIPROC_DIR`` in a temporary directory. PostgreSQL is the referee: the
+connections the merged gauges count are those ``pg_stat_activity`` shows for the app.
+
+1. Held requests, steered one per free worker slot: each waits on an advisory lock the
+   test holds, so its connection is checked out until the test lets go; the merged
+   ``used`` is their number, coming from every worker (their pids say so).
+2. Concurrent requests of 3 statements each: the merged statement count is exactly
+   requests x 3, and the request histogram counts every request once.
+3. A worker killed with SIGKILL: its pool stops counting (gunicorn: its live-gauge file
+   is removed by ``child_exit`` before any scrape), and after its replacement starts the
+   merged pool equals PostgreSQL's view again, with the capacity of N workers, not N+1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dbpulse.localpg import free_port
+from tests.integration.inprocess.conftest import sqlalchemy_url
+from tests.integration.inprocess.mpserver import (
+    CAPACITY,
+    Server,
+    backends,
+    get,
+    gunicorn,
+    poll,
+    scrape,
+    uvicorn,
+)
+
+QUERIES = 3  # statements per /query request
+REQUESTS = 24
+COUNT = "db_client_connection_count"
+IDLE = COUNT + "{idle}"
+USED = COUNT + "{used}"
+STATEMENTS = "db_client_operation_duration_seconds_count"
+REQUEST_QUERIES = "db_client_request_queries_count"
+
+
+@pytest.fixture
+def app_db(fresh_db: str) -> str:
+    """The test's database with mpapp's table."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE ticks (id int)")
+        conn.execute("INSERT INTO ticks VALUES (1)")
+    return fresh_db
+
+
+@pytest.fixture
+def started() -> Iterator[list[Server]]:
+    """Servers a test starts; stopped afterwards whatever happened."""
+    servers: list[Server] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def hold(base: str, dsn: str, count: int) -> tuple[list[int], Callable[[], None]]:
+    """Start ``count`` /hold requests, one at a time, each running before the next.
+
+    Returns the pids that answer (filled once released) and the release function.
+    """
+    lock = psycopg.connect(dsn, autocommit=True)
+    lock.execute("SELECT pg_advisory_lock(42)")
+    pids: list[int] = []
+    threads = []
+    for k in range(1, count + 1):
+        thread = threading.Thread(target=lambda: pids.append(int(get(base + "/hold"))))
+        thread.start()
+        threads.append(thread)
+        # Running (waiting in PostgreSQL) before the next is sent: a busy worker slot
+        # takes no new request, so the next goes to a free one.
+        poll(lambda k=k: backends(dsn, waiting=True) == k, f"{k} held requests")
+
+    def release() -> None:
+        lock.execute("SELECT pg_advisory_unlock(42)")
+        for thread in threads:
+            thread.join(timeout=30)
+        lock.close()
+
+    return pids, release
+
+
+def pool_matches_postgres(metrics: str, dsn: str, workers: int) -> dict[str, float] | None:
+    """The merged pool when it equals PostgreSQL's count and N workers' capacity."""
+    got = scrape(metrics)
+    if got is None or got.get("db_client_connection_max") != workers * CAPACITY:
+        return None
+    if got.get(IDLE, 0) + got.get(USED, 0) != backends(dsn):
+        return None
+    return got
+
+
+def exercise(
+    server: Server,
+    *,
+    base: str,
+    metrics: str,
+    dsn: str,
+    workers: int,
+    per_worker: int,
+    multiproc_dir: Path | None,
+    child_exit: bool,
+) -> None:
+    """Steps 1-3 of the module docstring against a started server."""
+
+    def ready() -> dict[str, float] | None:
+        server.alive()
+        got = scrape(metrics)
+        return got if got and got.get("db_client_connection_max") == workers * CAPACITY else None
+
+    ready_metrics = poll(ready, "every worker instrumented")  # its capacity counted once
+    assert ready_metrics.get(USED, 0) == 0
+
+    # 1. held connections, one per worker slot, summed across workers
+    held = workers * per_worker
+    pids, release = hold(base, dsn, held)
+    try:
+        during = scrape(metrics)
+        assert during is not None
+        assert during[USED] == held
+        assert during["db_client_connection_pending_requests"] == 0
+        assert during[IDLE] + during[USED] == backends(dsn)
+    finally:
+        release()
+    assert len(pids) == held
+    assert len(set(pids)) == workers  # every worker held its share
+
+    # 2. concurrent statements, summed across workers
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: get(f"{base}/query?n={QUERIES}"), range(REQUESTS)))
+    assert len(answers) == REQUESTS
+    after = scrape(metrics)
+    assert after is not None
+    assert after[STATEMENTS] == REQUESTS * QUERIES
+    assert after[REQUEST_QUERIES] == held + REQUESTS
+    assert after[USED] == 0
+    assert after[IDLE] == backends(dsn)
+    if multiproc_dir is None:
+        return
+
+    # 3. a worker killed: its connections stop counting, its replacement is counted once
+    victim = pids[0]
+    before_idle = after[IDLE]
+    os.kill(victim, signal.SIGKILL)
+    victim_file = multiproc_dir / f"gauge_livesum_{victim}.db"
+    if child_exit:  # the master's hook removes it, before any scrape could prune it
+        poll(lambda: not victim_file.exists(), "child_exit removed the dead worker's gauges")
+    final = poll(
+        lambda: pool_matches_postgres(metrics, dsn, workers),
+        "merged pool equals PostgreSQL's after the kill",
+    )
+    assert final[IDLE] < before_idle  # the dead worker's idle connections are gone
+    assert final[STATEMENTS] == REQUESTS * QUERIES  # its counters still count
+    assert not victim_file.exists()
+
+
+@pytest.mark.parametrize(
+    ("worker_class", "workers"),
+    [("sync", 2), ("sync", 4), ("gthread", 2), ("gthread", 4)],
+)
+def test_gunicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
+    app_db: str, tmp_path: Path, started: list[Server], worker_class: str, workers: int
+) -> None:
+    """gunicorn workers (README's gunicorn.conf.py): pools, statements and requests summed
+    in the master's /metrics; a SIGKILLed worker's pool dropped via child_exit."""
+    multiproc_dir = tmp_path / "prom"
+    multiproc_dir.mkdir()
+    port = free_port()
+    server, metrics_port = gunicorn(
+        tmp_path,
+        sqlalchemy_url(app_db),
+        multiproc_dir,
+        workers=workers,
+        worker_class=worker_class,
+        port=port,
+    )
+    started.append(server)
+    exercise(
+        server,
+        base=f"http://127.0.0.1:{port}",
+        metrics=f"http://127.0.0.1:{metrics_port}/metrics",
+        dsn=app_db,
+        workers=workers,
+        per_worker=2 if worker_class == "gthread" else 1,
+        multiproc_dir=multiproc_dir,
+        child_exit=True,
+    )
+    # The app's own /metrics (any worker answers) merges the same files.
+    mounted = scrape(f"http://127.0.0.1:{port}/metrics")
+    assert mounted is not None
+    assert mounted[STATEMENTS] == REQUESTS * QUERIES
+
+
+def test_uvicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
+    app_db: str, tmp_path: Path, started: list[Server]
+) -> None:
+    """uvicorn --workers 2: summed metrics from serve_metrics in whichever worker bound the
+    port; a SIGKILLed worker (restarted by uvicorn) stops counting at the next scrape."""
+    multiproc_dir = tmp_path / "prom"
+    multiproc_dir.mkdir()
+    port = free_port()
+    server, metrics_port = uvicorn(
+        tmp_path, sqlalchemy_url(app_db), multiproc_dir, workers=2, port=port
+    )
+    started.append(server)
+    exercise(
+        server,
+        base=f"http://127.0.0.1:{port}",
+        metrics=f"http://127.0.0.1:{metrics_port}/metrics",
+        dsn=app_db,
+        workers=2,
+        per_worker=1,
+        multiproc_dir=multiproc_dir,
+        child_exit=False,
+    )
+    # Both workers answered (two pids above), so the one that found the metrics port
+    # taken by its sibling went on serving the application.
+    mounted = scrape(f"http://127.0.0.1:{port}/metrics")
+    assert mounted is not None
+    assert mounted[STATEMENTS] == REQUESTS * QUERIES
+
+
+def test_uvicorn_single_process_reads_the_pool_at_scrape_time(
+    app_db: str, tmp_path: Path, started: list[Server]
+) -> None:
+    """uvicorn without workers and without PROMETHEUS_MULTIPROC_DIR: the default registry,
+    pool gauges read live, statements and requests counted exactly."""
+    port = free_port()
+    server, metrics_port = uvicorn(tmp_path, sqlalchemy_url(app_db), None, workers=None, port=port)
+    started.append(server)
+    exercise(
+        server,
+        base=f"http://127.0.0.1:{port}",
+        metrics=f"http://127.0.0.1:{metrics_port}/metrics",
+        dsn=app_db,
+        workers=1,
+        per_worker=1,
+        multiproc_dir=None,
+        child_exit=False,
+    )
+    mounted = scrape(f"http://127.0.0.1:{port}/metrics")
+    assert mounted is not None
+    assert mounted[STATEMENTS] == REQUESTS * QUERIES
