@@ -21,6 +21,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -66,6 +67,10 @@ def started() -> Iterator[list[Server]]:
         server.stop()
 
 
+def waiting_is(dsn: str, count: int) -> bool:
+    return backends(dsn, waiting=True) == count
+
+
 def hold(base: str, dsn: str, count: int) -> tuple[list[int], Callable[[], None]]:
     """Start ``count`` /hold requests, one at a time, each running before the next.
 
@@ -81,7 +86,7 @@ def hold(base: str, dsn: str, count: int) -> tuple[list[int], Callable[[], None]
         threads.append(thread)
         # Running (waiting in PostgreSQL) before the next is sent: a busy worker slot
         # takes no new request, so the next goes to a free one.
-        poll(lambda k=k: backends(dsn, waiting=True) == k, f"{k} held requests")
+        poll(partial(waiting_is, dsn, k), f"{k} held requests")
 
     def release() -> None:
         lock.execute("SELECT pg_advisory_unlock(42)")

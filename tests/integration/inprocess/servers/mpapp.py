@@ -82,7 +82,8 @@ _wsgi_metrics = make_wsgi_app(registry=dbpulse.multiprocess.metrics_registry())
 def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """The WSGI application (gunicorn)."""
     if environ["PATH_INFO"] == "/metrics":
-        return _wsgi_metrics(environ, start_response)
+        metrics: Iterable[bytes] = _wsgi_metrics(environ, start_response)
+        return metrics
     return _wsgi_routes(environ, start_response)
 
 
