@@ -16,8 +16,11 @@ connections the merged gauges count are those ``pg_stat_activity`` shows for the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +36,14 @@ from tests.integration.inprocess.mpserver import (
     CAPACITY,
     Server,
     backends,
+    environment,
     get,
     gunicorn,
     poll,
     scrape,
     uvicorn,
 )
+from tests.scripts import ROOT
 
 QUERIES = 3  # statements per /query request
 REQUESTS = 24
@@ -258,3 +263,39 @@ def test_uvicorn_single_process_reads_the_pool_at_scrape_time(
     mounted = scrape(f"http://127.0.0.1:{port}/metrics")
     assert mounted is not None
     assert mounted[STATEMENTS] == REQUESTS * QUERIES
+
+
+def test_multiprocess_pool_gauges_follow_the_pool_through_a_wait(
+    app_db: str, tmp_path: Path
+) -> None:
+    """Multiprocess mode: the stored pool gauges equal the live reading at every stage,
+    count a blocked checkout as pending (not used), and read 0 once uninstrumented."""
+    multiproc_dir = tmp_path / "prom"
+    multiproc_dir.mkdir()
+    env = environment(sqlalchemy_url(app_db), multiproc_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.integration.inprocess.servers.mppool", env["MPAPP_URL"]],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]  # not logs
+    stages = {s["stage"]: s for s in map(json.loads, lines)}
+    for name in ("instrumented", "one held", "one waiting", "returned"):
+        live = stages[name]["live"]
+        assert stages[name]["merged"] == {
+            f"{COUNT}{{idle}}": live["idle"],
+            f"{COUNT}{{used}}": live["used"],
+            "db_client_connection_max": live["max"],
+            "db_client_connection_overflow": live["overflow"],
+            "db_client_connection_pending_requests": live["pending"],
+        }, name
+    waiting = stages["one waiting"]["merged"]
+    assert (waiting[USED], waiting["db_client_connection_pending_requests"]) == (1, 1)
+    returned = stages["returned"]["merged"]
+    assert (returned[IDLE], returned[USED], returned["db_client_connection_max"]) == (1, 0, 1)
+    assert set(stages["uninstrumented"]["merged"].values()) == {0}
