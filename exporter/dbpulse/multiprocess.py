@@ -80,6 +80,13 @@ def misconfigured() -> str | None:
     return None
 
 
+def warn_if_misconfigured() -> None:
+    """Log ``misconfigured()``'s reason, if any, on the ``dbpulse.multiprocess`` logger."""
+    problem = misconfigured()
+    if problem is not None:
+        _LOG.warning("dbpulse: %s", problem)
+
+
 def _pid_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -151,9 +158,7 @@ def on_starting(server: Any = None) -> None:
     earlier run would otherwise be summed in (and a new worker may even reuse one of
     those pids). Only files named as prometheus_client names them are removed.
     """
-    problem = misconfigured()
-    if problem is not None:
-        _LOG.warning("dbpulse: %s", problem)
+    warn_if_misconfigured()
     path = directory()
     if path is None or not os.path.isdir(path):
         return

@@ -246,9 +246,7 @@ def instrument(
         "traceparent_comment": traceparent_comment,
     }
     wanted = pool_name or default_pool_name(sync)
-    problem = multiprocess.misconfigured()
-    if problem is not None:  # e.g. the variable was set after prometheus_client's import
-        _LOG.warning("dbpulse: %s", problem)
+    multiprocess.warn_if_misconfigured()  # e.g. the variable set after prometheus_client's import
     with _LOCK:
         existing = _INSTRUMENTED.get(sync)
         if existing is not None:

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,36 @@ def poll(probe: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
             return last
         time.sleep(0.05)
     raise AssertionError(f"{what}: not met within {timeout}s (last: {last!r})")
+
+
+def waiting_is(dsn: str, count: int) -> bool:
+    return backends(dsn, waiting=True) == count
+
+
+def hold(base: str, dsn: str, count: int) -> tuple[list[int], Callable[[], None]]:
+    """Start ``count`` /hold requests, one at a time, each running before the next.
+
+    Returns the pids that answer (filled once released) and the release function.
+    """
+    lock = psycopg.connect(dsn, autocommit=True)
+    lock.execute("SELECT pg_advisory_lock(42)")
+    pids: list[int] = []
+    threads = []
+    for k in range(1, count + 1):
+        thread = threading.Thread(target=lambda: pids.append(int(get(base + "/hold"))))
+        thread.start()
+        threads.append(thread)
+        # Running (waiting in PostgreSQL) before the next is sent: a busy worker slot
+        # takes no new request, so the next goes to a free one.
+        poll(partial(waiting_is, dsn, k), f"{k} held requests")
+
+    def release() -> None:
+        lock.execute("SELECT pg_advisory_unlock(42)")
+        for thread in threads:
+            thread.join(timeout=30)
+        lock.close()
+
+    return pids, release
 
 
 class Server:

@@ -21,10 +21,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -39,6 +37,7 @@ from tests.integration.inprocess.mpserver import (
     environment,
     get,
     gunicorn,
+    hold,
     poll,
     scrape,
     uvicorn,
@@ -70,36 +69,6 @@ def started() -> Iterator[list[Server]]:
     yield servers
     for server in servers:
         server.stop()
-
-
-def waiting_is(dsn: str, count: int) -> bool:
-    return backends(dsn, waiting=True) == count
-
-
-def hold(base: str, dsn: str, count: int) -> tuple[list[int], Callable[[], None]]:
-    """Start ``count`` /hold requests, one at a time, each running before the next.
-
-    Returns the pids that answer (filled once released) and the release function.
-    """
-    lock = psycopg.connect(dsn, autocommit=True)
-    lock.execute("SELECT pg_advisory_lock(42)")
-    pids: list[int] = []
-    threads = []
-    for k in range(1, count + 1):
-        thread = threading.Thread(target=lambda: pids.append(int(get(base + "/hold"))))
-        thread.start()
-        threads.append(thread)
-        # Running (waiting in PostgreSQL) before the next is sent: a busy worker slot
-        # takes no new request, so the next goes to a free one.
-        poll(partial(waiting_is, dsn, k), f"{k} held requests")
-
-    def release() -> None:
-        lock.execute("SELECT pg_advisory_unlock(42)")
-        for thread in threads:
-            thread.join(timeout=30)
-        lock.close()
-
-    return pids, release
 
 
 def pool_matches_postgres(metrics: str, dsn: str, workers: int) -> dict[str, float] | None:
