@@ -176,11 +176,12 @@ def environment(url: str, multiproc_dir: Path | None, **extra: str) -> dict[str,
 
 def gunicorn(
     tmp: Path, url: str, multiproc_dir: Path, *, workers: int, worker_class: str, port: int
-) -> tuple[Server, int]:
-    """gunicorn -c <the README's gunicorn.conf.py>; returns it and its /metrics port."""
+) -> tuple[Server, int, int]:
+    """gunicorn -c <the README's gunicorn.conf.py>: it, the master's /metrics port, and
+    the port every worker also tries at import (the issue's EADDRINUSE case)."""
     from dbpulse.localpg import free_port
 
-    metrics_port = free_port()
+    metrics_port, import_port = free_port(), free_port()
     conf = tmp / "gunicorn.conf.py"
     conf.write_text(readme_block("# gunicorn.conf.py").replace("9200", str(metrics_port)))
     argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "-w", str(workers)]
@@ -189,7 +190,8 @@ def gunicorn(
         # spread over every worker instead of queueing behind one.
         argv += ["-k", "gthread", "--threads", "2", "--worker-connections", "2"]
     argv += ["-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", f"{APP}:wsgi"]
-    return Server(argv, environment(url, multiproc_dir), tmp), metrics_port
+    env = environment(url, multiproc_dir, MPAPP_METRICS_PORT=str(import_port))
+    return Server(argv, env, tmp), metrics_port, import_port
 
 
 def uvicorn(

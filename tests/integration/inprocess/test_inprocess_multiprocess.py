@@ -157,7 +157,7 @@ def test_gunicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
     multiproc_dir = tmp_path / "prom"
     multiproc_dir.mkdir()
     port = free_port()
-    server, metrics_port = gunicorn(
+    server, metrics_port, import_port = gunicorn(
         tmp_path,
         sqlalchemy_url(app_db),
         multiproc_dir,
@@ -180,6 +180,11 @@ def test_gunicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
     mounted = scrape(f"http://127.0.0.1:{port}/metrics")
     assert mounted is not None
     assert mounted[STATEMENTS] == REQUESTS * QUERIES
+    # Every worker called serve_metrics(import_port) at import; one bound it, the others
+    # went on (the EADDRINUSE crash). If the killed worker had it, its
+    # replacement binds it again.
+    bound = poll(lambda: scrape(f"http://127.0.0.1:{import_port}/metrics"), "import port")
+    assert bound[STATEMENTS] == REQUESTS * QUERIES
 
 
 def test_uvicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
