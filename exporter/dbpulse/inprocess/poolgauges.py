@@ -91,19 +91,30 @@ class PoolGauges:
         overflow = self.overflow.labels(pool_name)
         pending = self.pending.labels(pool_name)
 
+        children = (idle, used, maximum, overflow, pending)
+        # Each set is an mmap write under prometheus_client's process-wide lock: write
+        # only what changed (a checkout moves idle and used, seldom the other three).
+        last: list[float | None] = [None] * len(children)
+
         def publish() -> None:
             try:
                 with lock:
                     reading = read()
-                    if reading is None:  # the engine is gone: it holds nothing any more
-                        for child in (idle, used, maximum, overflow, pending):
-                            child.set(0)
-                        return
-                    idle.set(reading.idle)
-                    used.set(reading.used)
-                    maximum.set(reading.max)
-                    overflow.set(reading.overflow)
-                    pending.set(reading.pending)
+                    values = (
+                        (0, 0, 0, 0, 0)  # the engine is gone: it holds nothing any more
+                        if reading is None
+                        else (
+                            reading.idle,
+                            reading.used,
+                            reading.max,
+                            reading.overflow,
+                            reading.pending,
+                        )
+                    )
+                    for i, value in enumerate(values):
+                        if value != last[i]:
+                            children[i].set(value)
+                            last[i] = value
             except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
                 guard.failed("publish", exc)
 
