@@ -33,7 +33,7 @@ from dbpulse.inprocess import compat
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet, PoolReading
 from dbpulse.inprocess.patching import Patcher, Switch
-from dbpulse.inprocess.poolgauges import published_queue_get, then_publish
+from dbpulse.inprocess.poolgauges import published_queue_get, republish_after_fork, then_publish
 from dbpulse.inprocess.poolreading import read_pool
 from dbpulse.inprocess.scope import _CURRENT, PLUMBING
 
@@ -81,6 +81,8 @@ class PoolHooks:
         self._listened: list[weakref.ref[Pool]] = []
         gauges = metrics.pool_gauges  # multiprocess mode only: writes the reading to them
         self.publish = gauges.publisher(pool_name, self.read, guard) if gauges else None
+        if self.publish is not None:
+            republish_after_fork(self.publish, patcher.switch)
 
     # -- pool event listeners ----------------------------------------------------------
 

@@ -26,7 +26,9 @@ Aggregation across workers (``multiprocess_mode``), without a ``pid`` label:
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:  # metrics imports this module to build the metric set
     from dbpulse.inprocess.guard import HookGuard
     from dbpulse.inprocess.metrics import PoolReading
 
-__all__ = ["PoolGauges", "published_queue_get", "then_publish"]
+__all__ = ["PoolGauges", "published_queue_get", "republish_after_fork", "then_publish"]
 
 _MODE: Final = "livesum"  # see the module docstring
 
@@ -94,11 +96,17 @@ class PoolGauges:
         children = (idle, used, maximum, overflow, pending)
         # Each set is an mmap write under prometheus_client's process-wide lock: write
         # only what changed (a checkout moves idle and used, seldom the other three).
+        # A forked child (gunicorn preload_app) inherits this memory but starts files of
+        # its own, empty: what its parent wrote does not count as written.
         last: list[float | None] = [None] * len(children)
+        writer = [os.getpid()]
 
         def publish() -> None:
             try:
                 with lock:
+                    if writer[0] != os.getpid():
+                        writer[0] = os.getpid()
+                        last[:] = [None] * len(children)
                     reading = read()
                     values = (
                         (0, 0, 0, 0, 0)  # the engine is gone: it holds nothing any more
@@ -172,3 +180,18 @@ def then_publish(
                 publish()
 
     return wrapper
+
+
+def republish_after_fork(publish: Callable[[], None], switch: Switch) -> None:
+    """Publish again in every forked child (gunicorn ``preload_app``: the engine is made
+    and instrumented in the master, whose files ``on_starting`` then removes, and each
+    worker must show its own pool before its first checkout). Held weakly: an engine
+    gone or uninstrumented publishes nothing."""
+    ref = weakref.ref(publish)
+
+    def after_fork() -> None:
+        fn = ref()
+        if fn is not None and switch.on:
+            fn()
+
+    os.register_at_fork(after_in_child=after_fork)

@@ -175,7 +175,14 @@ def environment(url: str, multiproc_dir: Path | None, **extra: str) -> dict[str,
 
 
 def gunicorn(
-    tmp: Path, url: str, multiproc_dir: Path, *, workers: int, worker_class: str, port: int
+    tmp: Path,
+    url: str,
+    multiproc_dir: Path,
+    *,
+    workers: int,
+    worker_class: str,
+    port: int,
+    preload: bool = False,
 ) -> tuple[Server, int, int]:
     """gunicorn -c <the README's gunicorn.conf.py>: it, the master's /metrics port, and
     the port every worker also tries at import (the issue's EADDRINUSE case)."""
@@ -189,6 +196,7 @@ def gunicorn(
         # At most two requests per worker at once, so that the test's held requests
         # spread over every worker instead of queueing behind one.
         argv += ["-k", "gthread", "--threads", "2", "--worker-connections", "2"]
+    argv += ["--preload"] if preload else []
     argv += ["-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", f"{APP}:wsgi"]
     env = environment(url, multiproc_dir, MPAPP_METRICS_PORT=str(import_port))
     return Server(argv, env, tmp), metrics_port, import_port
