@@ -37,8 +37,10 @@ __all__ = [
     "directory",
     "enabled",
     "metrics_registry",
+    "misconfigured",
     "on_starting",
     "prune_dead_processes",
+    "warn_if_misconfigured",
 ]
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -49,7 +51,7 @@ _LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
 _OWN_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
 # prometheus_client.multiprocess has no type annotations: typed here once.
 _merged = cast(Callable[..., Collector], multiprocess.MultiProcessCollector)
-mark_process_dead = cast(Callable[[int, str], None], multiprocess.mark_process_dead)
+_mark_process_dead = cast(Callable[[int, str], None], multiprocess.mark_process_dead)
 
 
 def enabled() -> bool:
@@ -114,7 +116,7 @@ def prune_dead_processes(path: str | None = None) -> list[int]:
                 dead.add(int(match.group(1)))
     for pid in sorted(dead):
         with contextlib.suppress(FileNotFoundError):  # another scrape pruned it first
-            mark_process_dead(pid, where)
+            _mark_process_dead(pid, where)
     return sorted(dead)
 
 
@@ -174,6 +176,6 @@ def child_exit(server: Any, worker: Any) -> None:
     if path is None:
         return
     try:
-        mark_process_dead(worker.pid, path)
+        _mark_process_dead(worker.pid, path)
     except OSError as exc:  # never take the master down over bookkeeping
         _LOG.warning("dbpulse: mark_process_dead(%s) failed: %s", worker.pid, exc)

@@ -4,10 +4,12 @@ In one process the pool gauges are read from the pool at scrape time
 (``metrics._PoolCollector``), always exact. With several worker processes the scrape runs
 in one process (the gunicorn master, or whichever worker answers) and cannot read the
 others' pools, so each worker writes its readings into multiprocess ``Gauge`` files
-whenever its pool changes: after every checkout, checkin, detach, pool recreation, and
-on entering and leaving a blocking wait for a connection (``pool.PoolHooks``). A reading
-and its write happen under one lock, so the last write always follows the last change:
-the files hold each pool's state as of its latest event, which is its state now.
+whenever its pool changes: after every checkout, checkin and detach, on entering and
+leaving a blocking wait for a connection (``pool.PoolHooks``), at ``instrument()`` and
+in each forked child. A reading and its write happen under one lock, so the last write
+follows the last change: the files hold each pool's state as of its latest event,
+which is its state now. (After ``engine.dispose()`` they show the old pool until the
+next checkout.)
 
 Aggregation across workers (``multiprocess_mode``), without a ``pid`` label:
 
