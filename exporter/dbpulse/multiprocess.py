@@ -154,15 +154,17 @@ def metrics_registry() -> CollectorRegistry:
 
 
 def on_starting(server: Any = None) -> None:
-    """gunicorn ``on_starting`` hook: remove a previous run's metric files.
+    """gunicorn ``on_starting`` hook: make the directory, remove a previous run's files.
 
     prometheus_client requires an empty directory at start: files of pids from an
     earlier run would otherwise be summed in (and a new worker may even reuse one of
     those pids). Only files named as prometheus_client names them are removed.
     """
-    warn_if_misconfigured()
     path = directory()
-    if path is None or not os.path.isdir(path):
+    if path is not None:  # workers (without preload_app) open their files after this
+        os.makedirs(path, exist_ok=True)
+    warn_if_misconfigured()
+    if path is None:
         return
     for file in glob.glob(os.path.join(path, "*.db")):
         if _OWN_FILE.match(os.path.basename(file)):

@@ -107,3 +107,13 @@ def test_single_process_serves_the_default_registry_and_warns_of_a_late_variable
     problem = multiprocess.misconfigured()
     assert problem is not None
     assert "imported before" in problem
+
+
+def test_on_starting_makes_a_missing_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gunicorn on_starting creates the multiprocess directory the workers will write to."""
+    where = tmp_path / "run" / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(where))
+    multiprocess.on_starting(None)
+    assert where.is_dir()
