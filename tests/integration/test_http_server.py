@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -236,6 +239,37 @@ def test_sidecar_endpoints_refresh_after_a_poll(pg: LocalPostgres) -> None:
     finally:
         server.shutdown()
         sidecar.close()
+
+
+def test_serve_metrics_on_a_taken_port_logs_and_returns_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """serve_metrics inside an app never raises for a taken port: it logs and returns None."""
+    import dbpulse
+
+    registry = CollectorRegistry(auto_describe=False)
+    Gauge("app_gauge", "an application value", registry=registry).set(7)
+    first = dbpulse.serve_metrics(0, registry=registry)
+    assert first is not None
+    try:
+        with caplog.at_level(logging.INFO, logger="dbpulse.http"):
+            second = dbpulse.serve_metrics(first.server_address[1], registry=registry)
+        assert second is None
+        assert any("not serving /metrics" in r.getMessage() for r in caplog.records)
+        _, body = _get(first, "/metrics")  # the first one still serves
+        assert b"app_gauge 7.0" in body
+    finally:
+        first.shutdown()
+
+
+def test_serve_metrics_does_not_keep_an_application_from_exiting() -> None:
+    """serve_metrics' threads are all daemons: a script that called it exits on its own."""
+    script = "import dbpulse; assert dbpulse.serve_metrics(0) is not None; print('served')"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "served\n"
 
 
 def test_serve_metrics_serves_an_application_registry() -> None:

@@ -113,6 +113,7 @@ def test_serve_metrics_in_process_takes_the_web_config(tmp_path: Path) -> None:
     config = tmp_path / "web.yml"
     config.write_text(f"basic_auth_users:\n  app: {bcrypt_hash('pw')}\n")
     server = serve_metrics(0, registry=registry, web_config_file=config)
+    assert server is not None
     url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:

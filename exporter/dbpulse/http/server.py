@@ -12,12 +12,15 @@ bare 400. What cheroot lacks (deadline, cap) is in ``dbpulse.http.cheroot_server
 
 from __future__ import annotations
 
+import errno
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 
+from dbpulse import multiprocess
 from dbpulse.http.app import App, WSGIApp
 from dbpulse.http.auth import Guard
 from dbpulse.http.cheroot_server import Server
@@ -25,6 +28,8 @@ from dbpulse.http.endpoints import Endpoints
 from dbpulse.http.exposition import Refresher
 from dbpulse.http.tls_adapter import DeferredTLSAdapter
 from dbpulse.http.webreload import WebSource
+
+_LOG = logging.getLogger("dbpulse.http")
 
 
 class MetricsServer:
@@ -127,7 +132,7 @@ def serve_wsgi(
         tls=tls,
     )
     try:
-        server.prepare()
+        _prepare_as_daemons(server)
     except OSError as exc:
         server.deadlines.stop()
         raise (server.bind_error or exc) from None
@@ -136,13 +141,57 @@ def serve_wsgi(
     return MetricsServer(server, thread, refresher() if refresher is not None else None), thread
 
 
+def _prepare_as_daemons(server: Server) -> None:
+    """``server.prepare()`` (bind, start the worker threads) from a daemon thread.
+
+    A thread is a daemon when the thread creating it is: prepared from the caller's
+    thread, cheroot's workers would be non-daemon, and an application that called
+    ``serve_metrics`` (a script, a gunicorn master on SIGINT) could never exit.
+    """
+    failed: list[BaseException] = []
+
+    def prepare() -> None:
+        try:
+            server.prepare()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=prepare, name="dbpulse-http-prepare", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
 def serve_metrics(
     port: int,
     addr: str = "127.0.0.1",
     registry: CollectorRegistry | None = None,
     web_config_file: Path | None = None,
-) -> MetricsServer:
-    """Serve ``/metrics`` for an application that has no HTTP endpoint of its own."""
-    endpoints = Endpoints(registry=registry or REGISTRY)
-    server, _ = start_server(addr, port, endpoints, web_config_file=web_config_file)
+) -> MetricsServer | None:
+    """Serve ``/metrics`` for an application that has no HTTP endpoint of its own.
+
+    ``registry=None``: prometheus_client's default registry, or in its multiprocess mode
+    the merge of every process's files (``dbpulse.multiprocess.metrics_registry``), so
+    whichever process serves it shows them all. This runs inside an application, often
+    at import in each of several workers: an address it cannot bind (taken by a sibling
+    worker, say) is logged and None returned, never raised.
+    """
+    try:
+        served = registry or multiprocess.metrics_registry()
+        server, _ = start_server(
+            addr, port, Endpoints(registry=served), web_config_file=web_config_file
+        )
+    except (OSError, ValueError) as exc:  # ValueError: a missing multiprocess directory
+        sibling = multiprocess.enabled() and getattr(exc, "errno", None) == errno.EADDRINUSE
+        # Expected in multiprocess mode: the first worker to bind serves every worker.
+        _LOG.log(
+            logging.INFO if sibling else logging.WARNING,
+            "dbpulse: not serving /metrics on %s:%s (%s)%s",
+            addr,
+            port,
+            exc,
+            "; another process serves every worker's metrics" if sibling else "",
+        )
+        return None
     return server

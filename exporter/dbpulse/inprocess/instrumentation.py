@@ -29,6 +29,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
+from dbpulse import multiprocess
 from dbpulse.dsn import redact
 from dbpulse.inprocess import appinfo, nplusone, plancapture
 from dbpulse.inprocess.compat import unproxied_engine
@@ -166,6 +167,8 @@ class Instrumentation:
         self._queries.wrap_dialect(engine.dialect, self._patcher)
         self._transactions.wrap_dialect(engine.dialect, self._patcher)
         self.metrics.pools.add(self.pool_name, p.read)
+        if p.publish is not None:  # multiprocess mode: capacity shows before any checkout
+            p.publish()
         if self._nplusone is not None:
             nplusone.attach(engine, self._nplusone)
         self._active = True
@@ -184,11 +187,17 @@ class Instrumentation:
         self._pool.unlisten_all()
         self._patcher.restore()
         self.metrics.pools.remove(self.pool_name)
+        gauges = self.metrics.pool_gauges
+        if gauges is not None:  # multiprocess mode cannot remove labels: zero them
+            gauges.zero(self.pool_name)
         if self._config_labels is not None:
             # Describes a pool dbpulse no longer watches: drop it rather than let
-            # a stale configuration linger.
+            # a stale configuration linger (set to 0 where labels cannot be removed).
             with contextlib.suppress(KeyError):
-                self.metrics.pool_config.remove(*self._config_labels.values())
+                if gauges is not None:
+                    self.metrics.pool_config.labels(*self._config_labels.values()).set(0)
+                else:
+                    self.metrics.pool_config.remove(*self._config_labels.values())
             self._config_labels = None
         engine = self._engine_ref()
         if self.plans is not None:
@@ -282,6 +291,7 @@ def instrument(
         "explain_interval": explain_interval,
     }
     wanted = pool_name or default_pool_name(sync)
+    multiprocess.warn_if_misconfigured()  # e.g. the variable set after prometheus_client's import
     with _LOCK:
         existing = _INSTRUMENTED.get(sync)
         if existing is not None:

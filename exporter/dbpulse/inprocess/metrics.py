@@ -4,8 +4,10 @@ prometheus_client refuses a second metric with the same name in one registry, so
 instrumented engines cannot each create their own; they share these objects and tell
 their series apart by ``pool_name``. Pool gauges are not stored values at all: a
 collector reads each live pool at scrape time, so they always agree with
-``pool.status()``.
+``pool.status()``. In prometheus_client's multiprocess mode a scrape cannot read other
+processes' pools, so the set holds stored gauges instead (``poolgauges``).
 """
+# layout-note: one table, every in-process family declared once (names, help, buckets)
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from dataclasses import dataclass, field
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from dbpulse import multiprocess
+from dbpulse.inprocess.poolgauges import PoolGauges
 
 __all__ = ["MetricSet", "PoolReading", "metric_set"]
 
@@ -132,6 +137,9 @@ class MetricSet:
 
     registry: CollectorRegistry
     pools: _PoolCollector = field(init=False)
+    # Multiprocess mode only: the pool families as stored gauges, written by each worker
+    # (``pools`` then keeps the readers but is not registered).
+    pool_gauges: PoolGauges | None = field(init=False)
     timeouts: Counter = field(init=False)
     wait_time: Histogram = field(init=False)
     use_time: Histogram = field(init=False)
@@ -151,6 +159,7 @@ class MetricSet:
         # already holding one of these names must be left exactly as it was.
         pool = ["pool_name"]
         self.pools = _PoolCollector()
+        self.pool_gauges = PoolGauges() if multiprocess.enabled() else None
         self.timeouts = Counter(
             "db_client_connection_timeouts",
             "Checkouts that gave up after pool_timeout",
@@ -227,11 +236,17 @@ class MetricSet:
             "Pool configuration at instrument() time (value is always 1)",
             ["pool_name", "pool_class", "size", "max_overflow", "timeout", "pre_ping", "recycle"],
             registry=None,
+            # Multiprocess mode: every worker sets 1 for the same labels; livemax shows it
+            # once, without a pid label, while any worker with that pool lives.
+            multiprocess_mode="livemax",
         )
         # A failure counter made earlier for this registry (instrument() failed) is kept.
         standalone = _FAILURE_COUNTERS.get(self.registry)
         self.hook_errors = standalone if standalone is not None else _hook_errors()
-        made = [v for k, v in vars(self).items() if k != "registry"]  # every field else
+        made: list[Collector] = (
+            list(self.pool_gauges.gauges()) if self.pool_gauges is not None else [self.pools]
+        )
+        made += [v for k, v in vars(self).items() if k not in {"registry", "pools", "pool_gauges"}]
         _register_all(self.registry, [c for c in made if c is not standalone])
 
 

@@ -2,6 +2,8 @@
 
 Gauges (idle/used/overflow/max/pending) are read from the pool at scrape time by
 ``PoolHooks.read``; only what the pool cannot tell afterwards is recorded as it happens.
+Multiprocess mode also writes that reading to stored gauges after each change
+(``poolgauges``); in one process the wrappers are built without it, as before.
 
 Three things SQLAlchemy has no event for are caught with instance-attribute wrappers
 (``patching.Patcher``, undone by ``uninstrument()``):
@@ -31,6 +33,7 @@ from dbpulse.inprocess import compat
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet, PoolReading
 from dbpulse.inprocess.patching import Patcher, Switch
+from dbpulse.inprocess.poolgauges import published_queue_get, republish_after_fork, then_publish
 from dbpulse.inprocess.poolreading import read_pool
 from dbpulse.inprocess.scope import _CURRENT, PLUMBING
 
@@ -76,6 +79,10 @@ class PoolHooks:
         # of their own (NullPool, StaticPool, SingletonThreadPool).
         self._out: list[None] = []
         self._listened: list[weakref.ref[Pool]] = []
+        gauges = metrics.pool_gauges  # multiprocess mode only: writes the reading to them
+        self.publish = gauges.publisher(pool_name, self.read, guard) if gauges else None
+        if self.publish is not None:
+            republish_after_fork(self.publish, patcher.switch)
 
     # -- pool event listeners ----------------------------------------------------------
 
@@ -121,6 +128,8 @@ class PoolHooks:
         # A detached connection leaves the pool: its hold time ends here, and the pool
         # no longer counts it (the record goes back to the queue empty).
         self._returned(record, "detach")
+        if self.publish is not None:
+            self.publish()
 
     def on_invalidate(self, dbapi_connection: Any, record: Any, exception: Any) -> None:
         try:
@@ -182,6 +191,9 @@ class PoolHooks:
 
     def _make_queue_get(self, original: Callable[..., Any], switch: Switch) -> Callable[..., Any]:
         waiting = self._waiting
+        publish = self.publish
+        if publish is not None:
+            return published_queue_get(original, switch, waiting, publish)
 
         def get(*args: Any, **kwargs: Any) -> Any:
             if not switch.on:
@@ -244,7 +256,7 @@ class PoolHooks:
                 guard.failed("checkout", exc)
             return fairy
 
-        return connect
+        return connect if self.publish is None else then_publish(connect, self.publish, switch)
 
     def _make_return(
         self, original: Callable[[Any], None], switch: Switch
@@ -256,7 +268,10 @@ class PoolHooks:
                 returned(record, "checkin")
             original(record)
 
-        return _return_conn
+        # Published after the pool took the connection back (or closed an overflow one).
+        if self.publish is None:
+            return _return_conn
+        return then_publish(_return_conn, self.publish, switch)
 
     def _make_create(self, original: Callable[..., Any], switch: Switch) -> Callable[..., Any]:
         create = self._create

@@ -1,0 +1,1 @@
+"""Applications the in-process tests run under real servers (gunicorn, uvicorn) or alone."""
