@@ -1,0 +1,249 @@
+"""Every collector in the registry, and the other version-gated SQL, on each PostgreSQL major.
+
+``pg_matrix`` is the session's Debian server by default and one cluster per major with
+``DBPULSE_TEST_PG_VERSIONS=13,14,15,16,17,18`` (``make test-pg-matrix``). On each, one
+scene is set up and read once: a table with rows and statements in pg_stat_statements,
+a session idle in a transaction holding a row lock, a ``CREATE INDEX CONCURRENTLY``
+waiting on it (a build in progress and a lock wait with a blocker), an active
+``pg_sleep`` (a slow query) and a ``COPY`` in flight. Every collector of ``FACTORIES``
+and ``TRACING`` then runs its real fetch and build twice (the second run reads texts
+and carries state), so a collector added to the registry is covered here without a
+line changed; doctor, watch-migration's poll and a probe run beside them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+
+from dbpulse.doctor.fetch import fetch_facts
+from dbpulse.localpg import LocalPostgres
+from dbpulse.settings import ProbeSettings, load_settings
+from dbpulse.sidecar.base import BuildResult
+from dbpulse.sidecar.collectors import FACTORIES, TRACING
+from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.watch.fetch import poll, run_probe
+from dbpulse.watch.model import ProbeReading
+from tests.integration.collector_helpers import background, runner, wait_for
+
+DBNAME = "matrix"
+SLOW_SECONDS = 0.2
+COLLECTORS = sorted(FACTORIES) + sorted(TRACING)
+
+
+@dataclass
+class Scene:
+    """What one server answered; errors are kept as text so every test can report them."""
+
+    version: int
+    results: dict[str, list[BuildResult]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def major(self) -> int:
+        return self.version // 10000
+
+    def families(self, collector: str) -> set[str]:
+        return {fam.name for result in self.results[collector] for fam in result.families}
+
+
+def _prepare(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE owners (id int PRIMARY KEY)")
+        # owner_id has no index: a migrations finding on every version.
+        conn.execute(
+            "CREATE TABLE items (id int PRIMARY KEY, owner_id int REFERENCES owners, note text)"
+        )
+        conn.execute("INSERT INTO owners SELECT g FROM generate_series(1, 10) g")
+        conn.execute(
+            "INSERT INTO items SELECT g, 1 + g % 10, md5(g::text) FROM generate_series(1, 2000) g"
+        )
+        for i in range(5):
+            conn.execute("SELECT count(*) FROM items WHERE owner_id = %s", (i,))
+            conn.execute("UPDATE items SET note = note WHERE id = %s", (i,))
+        conn.execute("ANALYZE items")
+        for table in ("vacuumed", "analyzed"):
+            conn.execute(f"CREATE TABLE {table} (id int, pad text)")
+            conn.execute(
+                f"INSERT INTO {table} SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g"
+            )
+        conn.execute("DELETE FROM vacuumed WHERE id % 2 = 0")
+
+
+@pytest.fixture(scope="module")
+def scene(pg_matrix: LocalPostgres) -> Iterator[Scene]:
+    """One server's answers to every collector, read with work in flight."""
+    with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DBNAME}")
+    dsn = pg_matrix.dsn_for(DBNAME)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        version = conn.info.server_version
+    _prepare(dsn)
+    found = Scene(version)
+    with ExitStack() as stack:
+        holder = stack.enter_context(psycopg.connect(dsn))
+        holder.execute("INSERT INTO items VALUES (100000, 1, 'held')")  # stays open
+        build = stack.enter_context(
+            background(dsn, "CREATE INDEX CONCURRENTLY items_note ON items (note)")
+        )
+        stack.enter_context(background(dsn, "SELECT pg_sleep(30)"))
+        # Throttled to a page per 100 ms, so both are still running when read.
+        slow_dsn = f"{dsn}?options=-c%20vacuum_cost_delay%3D100%20-c%20vacuum_cost_limit%3D1"
+        stack.enter_context(background(slow_dsn, "VACUUM vacuumed"))
+        stack.enter_context(background(slow_dsn, "ANALYZE analyzed"))
+        copier = stack.enter_context(psycopg.connect(dsn, autocommit=True))
+        copy = stack.enter_context(copier.cursor().copy("COPY owners FROM STDIN"))
+        copy.write_row((500,))
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            for sql, params in (
+                (
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                    (build.pid,),
+                ),
+                ("SELECT 1 FROM pg_stat_progress_vacuum WHERE relid = 'vacuumed'::regclass", ()),
+                ("SELECT 1 FROM pg_stat_progress_analyze WHERE relid = 'analyzed'::regclass", ()),
+            ):
+                wait_for(lambda sql=sql, params=params: watcher.execute(sql, params).fetchone())
+        time.sleep(SLOW_SECONDS * 2)  # the pg_sleep is older than the slow threshold
+        _read_everything(dsn, found)
+    with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
+    yield found
+
+
+def _read_everything(dsn: str, found: Scene) -> None:
+    settings = load_settings(
+        dsn=dsn,
+        telemetry={"slow_query_seconds": SLOW_SECONDS},
+        collectors={"statements": {"top_n": 500, "max_series": 100000}},
+    )
+    with runner(dsn) as run:
+        for name in COLLECTORS:
+            factory = FACTORIES[name] if name in FACTORIES else TRACING[name][0]
+            collector = factory(settings)
+            try:
+                # Twice: the second run reads with the first one's state (texts, holds).
+                found.results[name] = [run(collector), run(collector)]
+            except Exception as exc:  # noqa: BLE001 - reported per collector by the tests
+                found.errors[name] = f"{type(exc).__name__}: {exc}"
+    conns = ConnectionManager(dsn, target="t", connect_timeout=5)
+    try:
+        found.extras["watch"] = poll(conns, [])
+        probe = ProbeSettings(
+            name="items", sql="SELECT count(*)::int8 AS items, 1.5::numeric AS ratio FROM items"
+        )
+        found.extras["probe"] = run_probe(conns, probe)
+    finally:
+        conns.close()
+    found.extras["doctor"] = fetch_facts(dsn)
+
+
+@pytest.mark.parametrize("name", COLLECTORS)
+def test_every_collector_runs_on_this_version(scene: Scene, name: str) -> None:
+    """The collector's real fetch and build succeed on this server, twice in a row."""
+    assert name not in scene.errors, f"PostgreSQL {scene.major}: {scene.errors.get(name)}"
+    first, second = scene.results[name]
+    assert isinstance(first, BuildResult)
+    assert isinstance(second, BuildResult)
+    # A metric collector exports families; a tracing one hands facts to the tracer.
+    if name in FACTORIES:
+        assert scene.families(name), f"{name} exported no family on PostgreSQL {scene.major}"
+
+
+def test_statements_families_and_texts(scene: Scene) -> None:
+    """pg_stat_statements' columns of this version (total_time or total_exec_time) are read
+    and the texts of the second poll are literal-free."""
+    families = scene.families("statements")
+    assert any(name.startswith("pg_stat_statements") for name in families), families
+    statements = scene.results["statements"][1].debug["statements"]
+    texts = [s["query"] for s in statements if s["query"]]
+    assert any("FROM items WHERE owner_id = $1" in text for text in texts), texts
+    assert not any("held" in text for text in texts)
+
+
+def test_database_session_counters_only_from_14(scene: Scene) -> None:
+    """pg_stat_database's session accounting (14+) is exported where the server has it."""
+    sessions = {name for name in scene.families("database") if "session" in name}
+    if scene.major >= 14:
+        assert sessions
+    else:
+        assert not sessions
+
+
+def test_progress_views_of_this_version(scene: Scene) -> None:
+    """The index build and the COPY in flight are reported; each view only where it exists,
+    with the vacuum columns of this version."""
+    result = scene.results["progress"][0]
+    families = scene.families("progress")
+    builds = result.facts.index_builds or ()
+    assert [b.relname for b in builds] == ["items"]
+    copy = {name for name in families if name.startswith("pg_stat_progress_copy")}
+    copying = [
+        s.labels
+        for fam in result.families
+        if fam.name.startswith("pg_stat_progress_copy")
+        for s in fam.samples
+    ]
+    if scene.major >= 14:
+        assert copy
+        assert any(labels.get("relname") == "owners" for labels in copying)
+    else:
+        assert not copy
+    vacuuming = _sampled(result, "pg_stat_progress_vacuum", "vacuumed")
+    if scene.major >= 17:
+        assert {"num_dead_item_ids", "dead_tuple_bytes", "indexes_total"} <= vacuuming
+    else:
+        assert {"num_dead_tuples", "max_dead_tuples"} <= vacuuming
+    assert "sample_blks_total" in _sampled(result, "pg_stat_progress_analyze", "analyzed")
+
+
+def _sampled(result: BuildResult, prefix: str, relname: str) -> set[str]:
+    """The columns of ``prefix``'s families with a sample for ``relname``."""
+    return {
+        s.name.removeprefix(prefix + "_")
+        for fam in result.families
+        if fam.name.startswith(prefix)
+        for s in fam.samples
+        if s.labels.get("relname") == relname
+    }
+
+
+def test_locks_tree_and_slow_queries(scene: Scene) -> None:
+    """The lock wait has its blocker in the tree, and the pg_sleep is a slow query with a
+    query ID where the server has one (14+)."""
+    tree = scene.results["locks"][0].debug
+    assert tree["waiting_sessions"] >= 1
+    slow = scene.results["slow_queries"][1].facts.slow_queries or ()
+    sleeping = [q for q in slow if "pg_sleep" in q.text]
+    assert sleeping, [q.text for q in slow]
+    assert (sleeping[0].query_id is not None) == (scene.major >= 14)
+
+
+def test_doctor_watch_and_probe(scene: Scene) -> None:
+    """doctor reads its facts, watch-migration sees the build and its lock wait, and a
+    probe's numeric columns are read, on this server."""
+    doctor = scene.extras["doctor"]
+    assert doctor.server_version == scene.version
+    assert doctor.pg_stat_statements_probe == "readable"
+    watch = scene.extras["watch"]
+    assert [b.relname for b in watch.builds] == ["items"]
+    assert watch.waits
+    probe: ProbeReading = scene.extras["probe"]
+    assert probe.error == ""
+    assert probe.values
+
+
+def test_threads_left_behind(scene: Scene) -> None:
+    """The scene's background statements ended with it (no thread outlives the fixture)."""
+    assert scene.results
+    assert not [t for t in threading.enumerate() if t.name == "bg-sql" and t.is_alive()]
