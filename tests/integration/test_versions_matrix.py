@@ -13,22 +13,26 @@ line changed; doctor, watch-migration's poll and a probe run beside them.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
 import pytest
 
 from dbpulse.doctor.fetch import fetch_facts
+from dbpulse.http import start_server
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import ProbeSettings, load_settings
 from dbpulse.sidecar.base import BuildResult
 from dbpulse.sidecar.collectors import FACTORIES, TRACING
 from dbpulse.sidecar.connection import ConnectionManager
+from dbpulse.sidecar.daemon import Sidecar
 from dbpulse.watch.fetch import poll, run_probe
 from dbpulse.watch.model import ProbeReading
 from tests.integration.collector_helpers import background, runner, wait_for
@@ -79,7 +83,7 @@ def _prepare(dsn: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def scene(pg_matrix: LocalPostgres) -> Iterator[Scene]:
+def scene(pg_matrix: LocalPostgres) -> Scene:
     """One server's answers to every collector, read with work in flight."""
     with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
@@ -113,12 +117,16 @@ def scene(pg_matrix: LocalPostgres) -> Iterator[Scene]:
                 ("SELECT 1 FROM pg_stat_progress_vacuum WHERE relid = 'vacuumed'::regclass", ()),
                 ("SELECT 1 FROM pg_stat_progress_analyze WHERE relid = 'analyzed'::regclass", ()),
             ):
-                wait_for(lambda sql=sql, params=params: watcher.execute(sql, params).fetchone())
+                wait_for(partial(_row, watcher, sql, params))
         time.sleep(SLOW_SECONDS * 2)  # the pg_sleep is older than the slow threshold
         _read_everything(dsn, found)
     with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-    yield found
+    return found
+
+
+def _row(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> Any:
+    return conn.execute(sql, params).fetchone()
 
 
 def _read_everything(dsn: str, found: Scene) -> None:
@@ -134,7 +142,7 @@ def _read_everything(dsn: str, found: Scene) -> None:
             try:
                 # Twice: the second run reads with the first one's state (texts, holds).
                 found.results[name] = [run(collector), run(collector)]
-            except Exception as exc:  # noqa: BLE001 - reported per collector by the tests
+            except Exception as exc:  # reported per collector by the tests
                 found.errors[name] = f"{type(exc).__name__}: {exc}"
     conns = ConnectionManager(dsn, target="t", connect_timeout=5)
     try:
@@ -247,3 +255,50 @@ def test_threads_left_behind(scene: Scene) -> None:
     """The scene's background statements ended with it (no thread outlives the fixture)."""
     assert scene.results
     assert not [t for t in threading.enumerate() if t.name == "bg-sql" and t.is_alive()]
+
+
+def test_sidecar_serves_every_collector(pg_matrix: LocalPostgres) -> None:
+    """The whole sidecar (connection, database list, every registry collector enabled)
+    polls this server and /metrics reports each collector's success."""
+    enabled = {name: {"enabled": True} for name in FACTORIES}
+    sidecar = Sidecar.build(load_settings(dsn=pg_matrix.dsn, collectors=enabled))
+    server, thread = start_server("127.0.0.1", 0, sidecar.endpoints())
+    try:
+        outcomes = sidecar.poller.run_all_once()
+        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        server.shutdown()
+        thread.join(5)
+        sidecar.close()
+    assert outcomes == dict.fromkeys(FACTORIES, True)
+    for name in FACTORIES:
+        assert re.search(
+            rf'^dbpulse_collector_success{{collector="{name}"[^}}]*}} 1\.0$', text, re.M
+        ), name
+
+
+def test_statements_with_an_extension_older_than_the_server(pg_matrix: LocalPostgres) -> None:
+    """pg_stat_statements 1.7 (total_time, before ALTER EXTENSION UPDATE) is read on this
+    server as well as its own version is: the variant follows the installed extension."""
+    name = "matrix_ext17"
+    with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    dsn = pg_matrix.dsn_for(name)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements VERSION '1.7'")
+            conn.execute("SELECT count(*) FROM pg_class WHERE relpages > %s", (7,))
+        settings = load_settings(dsn=dsn, collectors={"statements": {"top_n": 500}})
+        collector = FACTORIES["statements"](settings)
+        with runner(dsn) as run:
+            run(collector)
+            result = run(collector)
+    finally:
+        with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    texts = [s["query"] for s in result.debug["statements"] if s["query"]]
+    assert any("FROM pg_class WHERE relpages > $1" in text for text in texts), texts
+    assert any(s["seconds"] > 0 for s in result.debug["statements"])
