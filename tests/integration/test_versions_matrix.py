@@ -11,6 +11,8 @@ and carries state), so a collector added to the registry is covered here without
 line changed; doctor, watch-migration's poll and a probe run beside them.
 """
 
+# layout-note: one scene per server read once, then one test per concern; splitting the
+# module would set the scene up (and start the clusters) once per module.
 from __future__ import annotations
 
 import re
@@ -118,6 +120,8 @@ def scene(pg_matrix: LocalPostgres) -> Scene:
                 ("SELECT 1 FROM pg_stat_progress_analyze WHERE relid = 'analyzed'::regclass", ()),
             ):
                 wait_for(partial(_row, watcher, sql, params))
+        found.extras["holder_pid"] = holder.info.backend_pid
+        found.extras["build_pid"] = build.pid
         time.sleep(SLOW_SECONDS * 2)  # the pg_sleep is older than the slow threshold
         _read_everything(dsn, found)
     with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
@@ -224,6 +228,21 @@ def _sampled(result: BuildResult, prefix: str, relname: str) -> set[str]:
         for s in fam.samples
         if s.labels.get("relname") == relname
     }
+
+
+def test_debug_views_show_what_is_in_flight(scene: Scene) -> None:
+    """/debug/activity lists the session idle in its transaction and /debug/progress the
+    index build, vacuum and analyze in flight (objects, never null)."""
+    activity = scene.results["activity"][0].debug
+    (held,) = [s for s in activity["sessions"] if s["pid"] == scene.extras["holder_pid"]]
+    assert held["state"] == "idle in transaction"
+    assert held["xact_age_seconds"] > 0
+    operations = scene.results["progress"][0].debug["operations"]
+    in_flight = {(op["view"], op["relname"]) for op in operations}
+    assert {("create_index", "items"), ("vacuum", "vacuumed"), ("analyze", "analyzed")} <= in_flight
+    build = next(op for op in operations if op["view"] == "create_index")
+    assert build["pid"] == scene.extras["build_pid"]
+    assert build["phase"].startswith("waiting for")
 
 
 def test_locks_tree_and_slow_queries(scene: Scene) -> None:

@@ -22,6 +22,7 @@ from prometheus_client.metrics_core import Metric
 
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
+from dbpulse.sidecar.inflight import sessions_view
 
 _AGES = """
     EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS xact_age_seconds,
@@ -30,14 +31,14 @@ _AGES = """
 """
 # PostgreSQL 10 added backend_type (and started listing background processes here).
 SQL_V10 = f"""
-SELECT a.datname, a.usename, a.application_name, a.state, a.wait_event_type,
+SELECT a.pid, a.datname, a.usename, a.application_name, a.state, a.wait_event_type,
     a.backend_type, {_AGES}
 FROM pg_stat_activity a
 WHERE a.pid <> pg_backend_pid()
 """
 # 9.6 lists client backends only.
 SQL_OLD = f"""
-SELECT a.datname, a.usename, a.application_name, a.state, a.wait_event_type,
+SELECT a.pid, a.datname, a.usename, a.application_name, a.state, a.wait_event_type,
     'client backend'::text AS backend_type, {_AGES}
 FROM pg_stat_activity a
 WHERE a.pid <> pg_backend_pid()
@@ -65,7 +66,9 @@ class ActivityCollector:
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         return BuildResult(
-            families=build_families(rows["activity"], rows.get("settings", []), ctx.databases)
+            families=build_families(rows["activity"], rows.get("settings", []), ctx.databases),
+            # /debug/activity: the client sessions behind the counts (never a query text).
+            debug=sessions_view([r for r in rows["activity"] if is_client(r)], ctx.now),
         )
 
 
