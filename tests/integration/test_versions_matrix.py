@@ -12,7 +12,7 @@ line changed; doctor, watch-migration's poll and a probe run beside them.
 """
 
 # layout-note: one scene per server read once, then one test per concern; splitting the
-# module would set the scene up (and start the clusters) once per module.
+# layout-note: module would set the scene up (and start the clusters) once per module.
 from __future__ import annotations
 
 import re
