@@ -137,7 +137,7 @@ def _read_everything(dsn: str, found: Scene) -> None:
     settings = load_settings(
         dsn=dsn,
         telemetry={"slow_query_seconds": SLOW_SECONDS},
-        collectors={"statements": {"top_n": 500, "max_series": 100000}},
+        collectors={"statements": {"top_n": 5000, "max_series": 100000}},
     )
     with runner(dsn) as run:
         for name in COLLECTORS:
@@ -198,7 +198,7 @@ def test_progress_views_of_this_version(scene: Scene) -> None:
     result = scene.results["progress"][0]
     families = scene.families("progress")
     builds = result.facts.index_builds or ()
-    assert [b.relname for b in builds] == ["items"]
+    assert "items" in [b.relname for b in builds]
     copy = {name for name in families if name.startswith("pg_stat_progress_copy")}
     copying = [
         s.labels
@@ -310,7 +310,9 @@ def test_statements_with_an_extension_older_than_the_server(pg_matrix: LocalPost
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION pg_stat_statements VERSION '1.7'")
             conn.execute("SELECT count(*) FROM pg_class WHERE relpages > %s", (7,))
-        settings = load_settings(dsn=dsn, collectors={"statements": {"top_n": 500}})
+        settings = load_settings(
+            dsn=dsn, collectors={"statements": {"top_n": 5000, "max_series": 100000}}
+        )
         collector = FACTORIES["statements"](settings)
         with runner(dsn) as run:
             run(collector)
