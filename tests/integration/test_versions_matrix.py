@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,6 +27,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from dbpulse.doctor.fetch import fetch_facts
 from dbpulse.http import start_server
@@ -167,9 +171,44 @@ def test_every_collector_runs_on_this_version(scene: Scene, name: str) -> None:
     first, second = scene.results[name]
     assert isinstance(first, BuildResult)
     assert isinstance(second, BuildResult)
-    # A metric collector exports families; a tracing one hands facts to the tracer.
-    if name in FACTORIES:
-        assert scene.families(name), f"{name} exported no family on PostgreSQL {scene.major}"
+    # Every family renders in both exposition formats (label counts, values, names).
+    registry = CollectorRegistry()
+    registry.register(_Families(second.families))
+    text = generate_latest(registry).decode()
+    assert all(fam.name in text for fam in second.families)
+    assert openmetrics_text(registry).decode().endswith("# EOF\n")
+
+
+openmetrics_text: Callable[[CollectorRegistry], bytes] = openmetrics.generate_latest
+CORE = ("activity", "statements", "locks", "progress", "database", "migrations")
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_core_collectors_export_families(scene: Scene, name: str) -> None:
+    """The collectors every server has (no version gate on the whole view) export families."""
+    assert scene.families(name), f"{name} exported no family on PostgreSQL {scene.major}"
+
+
+def test_no_family_has_two_types(scene: Scene) -> None:
+    """Across the whole registry on this version, one family name has one type."""
+    types: dict[str, set[str]] = {}
+    for results in scene.results.values():
+        for fam in results[-1].families:
+            types.setdefault(fam.name, set()).add(fam.type)
+    assert {name: t for name, t in types.items() if len(t) > 1} == {}
+
+
+class _Families:
+    """A registry collector serving fixed families (exposition checks only)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+    def describe(self) -> list[Metric]:
+        return []
 
 
 def test_statements_families_and_texts(scene: Scene) -> None:
