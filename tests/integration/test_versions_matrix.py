@@ -337,7 +337,7 @@ def test_sidecar_serves_every_collector(pg_matrix: LocalPostgres) -> None:
     assert outcomes == dict.fromkeys(FACTORIES, True)
     for name in FACTORIES:
         assert re.search(
-            rf'^dbpulse_collector_success{{collector="{name}"[^}}]*}} 1\.0$', text, re.M
+            rf'^(dbpulse|pg_scrape)_collector_success{{collector="{name}"[^}}]*}} 1\.0$', text, re.M
         ), name
 
 
