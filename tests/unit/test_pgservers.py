@@ -44,3 +44,12 @@ def test_fetch_command_names_the_majors() -> None:
     """Skip and failure messages tell the command that fetches exactly what is missing."""
     assert pgservers.fetch_command([13, 18]) == "python -m tests.pgservers 13 18"
     assert pgservers.fetch_command().endswith(" ".join(str(m) for m in sorted(pgservers.PINNED)))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to postgres")
+def test_a_cache_the_postgres_user_cannot_reach_is_refused(tmp_path: Path) -> None:
+    """As root, a cache behind a directory closed to others is refused with what to do."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    with pytest.raises(SystemExit, match="DBPULSE_TEST_PG_CACHE"):
+        pgservers._check_reachable(closed)
