@@ -33,8 +33,8 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from dbpulse.doctor.fetch import fetch_facts
 from dbpulse.http import start_server
 from dbpulse.localpg import LocalPostgres
-from dbpulse.settings import ProbeSettings, load_settings
-from dbpulse.sidecar.base import BuildResult
+from dbpulse.settings import ProbeSettings, Settings, load_settings
+from dbpulse.sidecar.base import BuildResult, Collector
 from dbpulse.sidecar.collectors import FACTORIES, TRACING
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.daemon import Sidecar
@@ -141,6 +141,15 @@ def _row(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> An
     return conn.execute(sql, params).fetchone()
 
 
+def _every_collector(settings: Settings) -> dict[str, Collector]:
+    """One of each, all alive at once: the runner keys state by id(), which a collector
+    freed early would hand on to the next one."""
+    return {
+        name: (FACTORIES[name] if name in FACTORIES else TRACING[name][0])(settings)
+        for name in COLLECTORS
+    }
+
+
 def _read_everything(dsn: str, found: Scene) -> None:
     settings = load_settings(
         dsn=dsn,
@@ -148,9 +157,7 @@ def _read_everything(dsn: str, found: Scene) -> None:
         collectors={"statements": {"top_n": 5000, "max_series": 100000}},
     )
     with runner(dsn) as run:
-        for name in COLLECTORS:
-            factory = FACTORIES[name] if name in FACTORIES else TRACING[name][0]
-            collector = factory(settings)
+        for name, collector in _every_collector(settings).items():
             try:
                 # Twice: the second run reads with the first one's state (texts, holds).
                 found.results[name] = [run(collector), run(collector)]
@@ -366,3 +373,26 @@ def test_statements_with_an_extension_older_than_the_server(pg_matrix: LocalPost
     texts = [s["query"] for s in result.debug["statements"] if s["query"]]
     assert any("FROM pg_class WHERE relpages > $1" in text for text in texts), texts
     assert any(s["seconds"] > 0 for s in result.debug["statements"])
+
+
+def test_a_pg_monitor_role_runs_every_collector(pg_matrix: LocalPostgres) -> None:
+    """A login role with pg_monitor and nothing else (README's "Role and grants") runs
+    every collector of the registry on this server."""
+    role = "matrix_monitor"
+    with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.execute(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
+    dsn = pg_matrix.dsn_for(user=role)
+    settings = load_settings(dsn=dsn, telemetry={"slow_query_seconds": SLOW_SECONDS})
+    errors: dict[str, str] = {}
+    try:
+        with runner(dsn) as run:
+            for name, collector in _every_collector(settings).items():
+                try:
+                    run(collector)
+                except Exception as exc:  # reported below, every collector tried
+                    errors[name] = f"{type(exc).__name__}: {exc}"
+    finally:
+        with psycopg.connect(pg_matrix.dsn, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
+    assert errors == {}
