@@ -26,6 +26,8 @@ EXPECTED_ALERTS = {
     "DbpulseLockBlocking",
     "DbpulseIndexBuildStalled",
     "DbpulseInvalidIndex",
+    "DbpulseQueryRegressed",
+    "DbpulseTableNotVacuumed",
     "DbpulsePoolExhausted",
     "DbpulsePoolTimeouts",
     "DbpulseCollectorFailing",

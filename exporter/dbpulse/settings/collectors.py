@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, floor
 
@@ -13,10 +13,22 @@ __all__ = [
     "CollectorSettings",
     "CollectorsSettings",
     "MigrationsSettings",
+    "RegressionsSettings",
     "StatementsSettings",
+    "TablesSettings",
 ]
 
-COLLECTOR_NAMES = ("activity", "statements", "locks", "progress", "database", "migrations")
+COLLECTOR_NAMES = (
+    "activity",
+    "statements",
+    "locks",
+    "progress",
+    "database",
+    "migrations",
+    "regressions",
+    "tables",
+    "stat_io",
+)
 
 
 class CollectorSettings(Strict):
@@ -87,6 +99,74 @@ class MigrationsSettings(CollectorSettings):
     )
 
 
+class RegressionsSettings(CollectorSettings):
+    """Statements slower than their own baseline, their plans and advice (per database)."""
+
+    interval: float | None = Field(
+        default=60.0, gt=0, le=86400, description="seconds between polls (reads counters only)"
+    )
+    factor: float = Field(
+        default=2.0, gt=1, description="recent time per call / baseline that is a regression"
+    )
+    clear_factor: float = Field(
+        default=1.5, gt=1, description="a regression clears when its ratio falls below this"
+    )
+    min_calls: int = Field(
+        default=20, ge=1, description="calls in the recent window needed to judge a statement"
+    )
+    min_extra_seconds: float = Field(
+        default=0.001, ge=0, description="recent minus baseline time per call, at least"
+    )
+    recent_window: float = Field(
+        default=600.0, gt=0, description="seconds of polls that make up 'recent'"
+    )
+    baseline_half_life: float = Field(
+        default=21600.0, gt=0, description="seconds after which old calls weigh half"
+    )
+    top_n: int = Field(default=20, ge=1, le=1000, description="regressions exported, worst first")
+    explain: bool = Field(
+        default=True, description="plan regressed and top statements (EXPLAIN, never ANALYZE)"
+    )
+    explain_top: int = Field(
+        default=10, ge=0, le=1000, description="top statements by total time kept planned"
+    )
+    explain_per_poll: int = Field(default=3, ge=0, le=100, description="EXPLAINs per poll, at most")
+    explain_period: float = Field(
+        default=3600.0, ge=0, description="seconds before the same statement is planned again"
+    )
+    explain_timeout: float = Field(
+        default=0.5, gt=0, le=60, description="statement_timeout of each EXPLAIN, seconds"
+    )
+
+    @model_validator(mode="after")
+    def _clear_below_factor(self) -> RegressionsSettings:
+        if self.clear_factor > self.factor:
+            raise ValueError("clear_factor must not exceed factor")
+        return self
+
+
+class TablesSettings(CollectorSettings):
+    """Per-table and per-index statistics: the worst tables under a series budget."""
+
+    interval: float | None = Field(
+        default=60.0, gt=0, le=86400, description="seconds between polls (reads every table)"
+    )
+    top_n: int = Field(
+        default=20, ge=1, le=10000, description="tables exported per target, worst first"
+    )
+    max_series: int = Field(
+        default=1200,
+        ge=30,
+        le=100000,
+        description="hard cap on the per-table and per-index series of a target",
+    )
+    hold_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="a table that entered the top-N stays at least this long (no flapping)",
+    )
+
+
 class CollectorsSettings(Strict):
     activity: CollectorSettings = Field(default_factory=CollectorSettings)
     statements: StatementsSettings = Field(default_factory=StatementsSettings)
@@ -94,6 +174,9 @@ class CollectorsSettings(Strict):
     progress: CollectorSettings = Field(default_factory=CollectorSettings)
     database: CollectorSettings = Field(default_factory=CollectorSettings)
     migrations: MigrationsSettings = Field(default_factory=MigrationsSettings)
+    regressions: RegressionsSettings = Field(default_factory=RegressionsSettings)
+    tables: TablesSettings = Field(default_factory=TablesSettings)
+    stat_io: CollectorSettings = Field(default_factory=CollectorSettings)
 
     def items(self) -> Iterator[tuple[str, CollectorSettings]]:
         for name in COLLECTOR_NAMES:

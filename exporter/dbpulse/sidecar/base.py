@@ -30,6 +30,14 @@ Rows = dict[str, list[Row]]
 
 
 @dataclass(frozen=True)
+class Allotment:
+    """The items (``top_n``) and series one database may export of a target's budget."""
+
+    top_n: int
+    max_series: int
+
+
+@dataclass(frozen=True)
 class Context:
     """What ``fetch`` and ``build`` may know besides the rows and the state."""
 
@@ -39,6 +47,9 @@ class Context:
     # The server's connectable, non-template databases (sorted), read at most once per
     # poll round by the runtime, for collectors with ``needs_databases`` (zero-filling).
     databases: tuple[str, ...] = ()
+    # With discovery, this database's part of a per-database collector's target-wide
+    # budget (``sidecar/allotment.py``); None: the collector's own settings apply.
+    allotment: Allotment | None = None
 
 
 @dataclass

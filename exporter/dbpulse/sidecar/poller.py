@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -24,6 +24,9 @@ from dbpulse.sidecar.base import BuildResult, Collector, CollectorError, Context
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
 from dbpulse.sidecar.databases import DatabaseList
 from dbpulse.sidecar.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from dbpulse.sidecar.base import Allotment
 
 # Called with each successful poll's result (the sidecar's tracing); it must not raise,
 # and it runs outside the collector's transaction.
@@ -48,11 +51,13 @@ class Poller:
         snapshot: Snapshot,
         observer: Observer | None = None,
         database_list: bool = True,
+        allotment: Callable[[str], Allotment | None] = lambda _name: None,
     ) -> None:
         self.observer = observer
         self._collectors = dict(collectors)
         self._schedules = dict(schedules)
         self._conns = connections
+        self._allotment = allotment
         self._snapshot = snapshot
         # None for a discovered database's poller: its collectors need no list.
         self.databases = (
@@ -85,6 +90,7 @@ class Poller:
                     server_version_num=self._conns.server_version_num,
                     now=now,
                     databases=self._databases(collector, conn, now),
+                    allotment=self._allotment(name),
                 )
                 rows = collector.fetch(conn, ctx, state)
             result = collector.build(rows, ctx, state)

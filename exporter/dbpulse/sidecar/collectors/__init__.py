@@ -19,8 +19,11 @@ from dbpulse.sidecar.collectors import (
     locks,
     migrations,
     progress,
+    regressions,
     slow_queries,
+    stat_io,
     statements,
+    tables,
 )
 
 Factory = Callable[[Settings], Collector]
@@ -32,6 +35,9 @@ FACTORIES: dict[str, Factory] = {
     "progress": progress.create,
     "database": database.create,
     "migrations": migrations.create,
+    "regressions": regressions.create,
+    "tables": tables.create,
+    "stat_io": stat_io.create,
 }
 # name -> (factory, the collector whose settings schedule it)
 TRACING: dict[str, tuple[Factory, str]] = {
