@@ -15,6 +15,7 @@ line changed; doctor, watch-migration's poll and a probe run beside them.
 # layout-note: module would set the scene up (and start the clusters) once per module.
 from __future__ import annotations
 
+import json
 import re
 import threading
 import urllib.request
@@ -38,6 +39,7 @@ from dbpulse.sidecar.base import BuildResult, Collector
 from dbpulse.sidecar.collectors import FACTORIES, TRACING
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.daemon import Sidecar
+from dbpulse.sidecar.explain import attempt
 from dbpulse.watch.fetch import poll, run_probe
 from dbpulse.watch.model import ProbeReading
 from tests.integration.collector_helpers import background, runner, wait_for
@@ -45,6 +47,11 @@ from tests.integration.collector_helpers import background, runner, wait_for
 DBNAME = "matrix"
 SLOW_SECONDS = 0.2
 COLLECTORS = sorted(FACTORIES) + sorted(TRACING)
+# Texts as pg_stat_statements keeps them, planned by the doctor and the regressions collector.
+PLANNED = (
+    "SELECT count(*) FROM items WHERE owner_id = $1",
+    "UPDATE items SET note = $1 WHERE id = $2",
+)
 
 
 @dataclass
@@ -170,6 +177,10 @@ def _read_everything(dsn: str, found: Scene) -> None:
             name="items", sql="SELECT count(*)::int8 AS items, 1.5::numeric AS ratio FROM items"
         )
         found.extras["probe"] = run_probe(conns, probe)
+        with conns.transaction(5.0) as conn:  # read-only, like the poll's
+            found.extras["plans"] = {
+                text: attempt(conn, text, found.version, 1.0) for text in PLANNED
+            }
     finally:
         conns.close()
     found.extras["doctor"] = fetch_facts(dsn)
@@ -307,8 +318,8 @@ def test_locks_tree_and_slow_queries(scene: Scene) -> None:
 
 
 def test_doctor_watch_and_probe(scene: Scene) -> None:
-    """doctor reads its facts, watch-migration sees the build and its lock wait, and a
-    probe's numeric columns are read, on this server."""
+    """doctor reads its facts and plans the top statements, watch-migration sees the build
+    and its lock wait, and a probe's numeric columns are read, on this server."""
     doctor = scene.extras["doctor"]
     assert doctor.server_version == scene.version
     assert doctor.pg_stat_statements_probe == "readable"
@@ -318,6 +329,14 @@ def test_doctor_watch_and_probe(scene: Scene) -> None:
     probe: ProbeReading = scene.extras["probe"]
     assert probe.error == ""
     assert probe.values
+
+
+def test_generic_plans_of_parameterised_texts(scene: Scene) -> None:
+    """A pg_stat_statements-style text is planned without running it, in the read-only
+    transaction: EXPLAIN (GENERIC_PLAN) on 16+, PREPARE and EXPLAIN EXECUTE on 13-15."""
+    for text, (plan, error) in scene.extras["plans"].items():
+        assert error is None, (text, error)
+        assert "items" in json.dumps(plan), text
 
 
 def test_threads_left_behind(scene: Scene) -> None:
