@@ -34,12 +34,14 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from dbpulse.doctor.fetch import fetch_facts
 from dbpulse.http import start_server
 from dbpulse.localpg import LocalPostgres
+from dbpulse.migrationlint import live
 from dbpulse.settings import ProbeSettings, Settings, load_settings
 from dbpulse.sidecar.base import BuildResult, Collector
 from dbpulse.sidecar.collectors import FACTORIES, TRACING
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.daemon import Sidecar
 from dbpulse.sidecar.explain import attempt
+from dbpulse.watch.catalog import read_catalog
 from dbpulse.watch.fetch import poll, run_probe
 from dbpulse.watch.model import ProbeReading
 from tests.integration.collector_helpers import background, runner, wait_for
@@ -181,9 +183,11 @@ def _read_everything(dsn: str, found: Scene) -> None:
             found.extras["plans"] = {
                 text: attempt(conn, text, found.version, 1.0) for text in PLANNED
             }
+            found.extras["catalog"] = read_catalog(conn)
     finally:
         conns.close()
     found.extras["doctor"] = fetch_facts(dsn)
+    found.extras["lint_live"] = live.fetch(dsn)
 
 
 @pytest.mark.parametrize("name", COLLECTORS)
@@ -329,6 +333,18 @@ def test_doctor_watch_and_probe(scene: Scene) -> None:
     probe: ProbeReading = scene.extras["probe"]
     assert probe.error == ""
     assert probe.values
+
+
+def test_migration_catalog_reads(scene: Scene) -> None:
+    """watch-migration's catalog sees the build's index (still invalid) and the foreign key,
+    and lint-migrations --dsn reads table sizes and column types, on this server."""
+    catalog = scene.extras["catalog"]
+    assert catalog.indexes["items_note"] == ("items", False)
+    assert catalog.constraints[("items", "items_owner_id_fkey")] == ("foreign key", True)
+    lint = scene.extras["lint_live"]
+    assert lint.server_version_num == scene.version
+    assert lint.rows["items"] >= 2000
+    assert lint.columns[("items", "note")].name == "text"
 
 
 def test_generic_plans_of_parameterised_texts(scene: Scene) -> None:
