@@ -8,7 +8,8 @@ waiting on it (a build in progress and a lock wait with a blocker), an active
 ``pg_sleep`` (a slow query) and a ``COPY`` in flight. Every collector of ``FACTORIES``
 and ``TRACING`` then runs its real fetch and build twice (the second run reads texts
 and carries state), so a collector added to the registry is covered here without a
-line changed; doctor, watch-migration's poll and a probe run beside them.
+line changed; doctor, watch-migration's poll and catalog, lint-migrations' --dsn read,
+generic plans and a probe run beside them.
 """
 
 # layout-note: one scene per server read once, then one test per concern; splitting the
