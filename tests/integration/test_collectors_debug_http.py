@@ -66,3 +66,30 @@ def test_debug_views_show_tree_and_texts_without_literals(pg: LocalPostgres) -> 
     assert "SET application_name = '?'" in texts
     assert SECRET not in json.dumps(tree)
     assert SECRET not in json.dumps(statements)
+
+
+def test_debug_activity_and_progress_answer_objects(pg: LocalPostgres) -> None:
+    """/debug/activity lists a session idle in its transaction by pid, and /debug/progress
+    answers an object with a list of operations (empty when none is in flight), not null."""
+    sidecar = Sidecar.build(load_settings(dsn=pg.dsn))
+    server, thread = start_server("127.0.0.1", 0, sidecar.endpoints())
+    port = server.server_address[1]
+    holder = psycopg.connect(pg.dsn)
+    pid = holder.info.backend_pid
+    try:
+        holder.execute("SELECT 1")  # opens a transaction, left idle
+        assert sidecar.poller.run_once("activity")
+        assert sidecar.poller.run_once("progress")
+        activity = _get(port, "/debug/activity")
+        progress = _get(port, "/debug/progress")
+    finally:
+        holder.close()
+        server.shutdown()
+        thread.join(5)
+        sidecar.close()
+    (held,) = [s for s in activity["sessions"] if s["pid"] == pid]
+    assert held["state"] == "idle in transaction"
+    assert activity["client_backends"] >= 1
+    assert isinstance(progress["operations"], list)
+    assert progress["in_flight"] == len(progress["operations"])
+    assert "vacuum" in progress["views"]

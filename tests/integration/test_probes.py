@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
@@ -9,8 +10,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.daemon import Sidecar
+from tests.integration.collector_helpers import dbname
 
 BACKFILL = {
     "name": "backfill",
@@ -131,3 +134,42 @@ def test_label_columns_make_one_series_per_row(fresh_db: str) -> None:
         sidecar.close()
     by_state = {labels["state"]: value for labels, value in _samples(sidecar, "app_jobs_n")}
     assert by_state == {"done": 1.0, "queued": 2.0}
+
+
+def test_a_pg_monitor_role_is_told_the_grant_a_probe_needs(
+    pg: LocalPostgres, fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pg_monitor-only role's probe of an application table fails in one line naming the
+    GRANT it needs (table, then schema), and succeeds once that grant is given."""
+    role = f"mon_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_db, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
+        owner.execute("CREATE TABLE orders (id int)")
+        owner.execute("CREATE SCHEMA billing")
+        owner.execute("CREATE TABLE billing.invoices (id int)")
+    probes: list[dict[str, Any]] = [
+        {"name": "orders", "sql": "SELECT count(*) AS n FROM orders"},
+        {"name": "invoices", "sql": "SELECT count(*) AS n FROM billing.invoices"},
+    ]
+    dsn = pg.dsn_for(dbname(fresh_db), user=role)
+    try:
+        sidecar = _sidecar(dsn, probes)
+        try:
+            denied = sidecar.poller.run_all_once()
+            with psycopg.connect(fresh_db, autocommit=True) as owner:
+                owner.execute(f"GRANT SELECT ON orders TO {role}")
+                owner.execute(f"GRANT USAGE ON SCHEMA billing TO {role}")
+                owner.execute(f"GRANT SELECT ON billing.invoices TO {role}")
+            granted = sidecar.poller.run_all_once()
+        finally:
+            sidecar.close()
+    finally:
+        with psycopg.connect(fresh_db, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {role}")
+            owner.execute(f"DROP ROLE {role}")
+    assert (denied["probe:orders"], denied["probe:invoices"]) == (False, False)
+    assert (granted["probe:orders"], granted["probe:invoices"]) == (True, True)
+    logged = capsys.readouterr().out
+    assert f"run GRANT SELECT ON orders TO {role} " in logged
+    assert f"run GRANT USAGE ON SCHEMA billing TO {role} " in logged
+    assert "grant pg_monitor" not in logged  # the role has it: that advice would mislead

@@ -71,7 +71,11 @@ class StatementsSettings(CollectorSettings):
         description="a statement that entered the top-N stays at least this long (no flapping)",
     )
     text_max_length: int = Field(
-        default=200, ge=0, le=10000, description="query text kept for /debug (never a label)"
+        default=2000,
+        ge=0,
+        le=10000,
+        description="query text shown at /debug/statements (never a label); a longer text "
+        "is cut, with its tail and a hash of the whole beside it",
     )
 
 

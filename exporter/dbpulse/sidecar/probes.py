@@ -8,6 +8,7 @@ statement_timeout, so one failing or slow probe never holds up another, and
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ import psycopg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from dbpulse.errors import first_line
 from dbpulse.settings import ProbeSettings, Settings
 from dbpulse.sidecar.base import BuildResult, CollectorError, Context, Row, Rows
 
@@ -45,7 +47,10 @@ class ProbeCollector:
         with conn.cursor() as cur:
             # binary=True forces the extended query protocol, which accepts exactly one
             # statement: "COMMIT; DELETE ..." cannot step out of the read-only transaction.
-            cur.execute(self.config.sql, binary=True)
+            try:
+                cur.execute(self.config.sql, binary=True)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise CollectorError(denied(self.config.name, exc, conn.info.user)) from exc
             if cur.description is None:
                 raise CollectorError(f"probe {self.config.name}: the statement returns no rows")
             columns = [col.name for col in cur.description]
@@ -55,6 +60,29 @@ class ProbeCollector:
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         columns = [str(col["name"]) for col in rows["columns"]]
         return build_probe(self.config, columns, rows["rows"])
+
+
+# What PostgreSQL names in "permission denied for <kind> <name>", and the grant for each.
+_DENIED = re.compile(
+    r"permission denied for (materialized view|foreign table|table|view|sequence|schema|function)"
+    r" (\S+)"
+)
+_GRANT = {"schema": "USAGE ON SCHEMA", "function": "EXECUTE ON FUNCTION"}
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def denied(probe: str, exc: psycopg.Error, role: str) -> str:
+    """One line naming the grant a probe's role lacks: pg_monitor reads the statistics
+    views, never an application's tables, so a probe of those needs its own GRANT."""
+    text = first_line(exc)
+    found = _DENIED.search(text)
+    who = role if _PLAIN.fullmatch(role) else '"' + role.replace('"', '""') + '"'
+    if found is None:
+        grant = f"GRANT SELECT ON <each table it reads> TO {who}"
+    else:
+        kind, name = found.groups()
+        grant = f"GRANT {_GRANT.get(kind, 'SELECT ON')} {name} TO {who}"
+    return f"probe {probe}: {text}; run {grant} (pg_monitor does not cover application tables)"
 
 
 def value_columns(config: ProbeSettings, columns: list[str]) -> list[str]:

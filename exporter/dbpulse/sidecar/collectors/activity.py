@@ -31,9 +31,10 @@ from prometheus_client.metrics_core import Metric
 
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
+from dbpulse.sidecar.inflight import sessions_view
 
 SQL_ACTIVITY = """
-SELECT a.datname, a.usename, a.application_name, a.state, a.backend_type,
+SELECT a.pid, a.datname, a.usename, a.application_name, a.state, a.backend_type,
     a.wait_event_type, a.wait_event, a.pid = pg_backend_pid() AS is_self,
     EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS xact_age_seconds,
     EXTRACT(EPOCH FROM now() - a.query_start)::float8 AS query_age_seconds,
@@ -84,7 +85,8 @@ class ActivityCollector:
                 [_text(r.get("datname")) for r in rows.get("all_databases", [])],
                 server=ctx.server,
                 detail_max=self.detail_max_series,
-            )
+            ),
+            debug=sessions_view([r for r in rows["activity"] if is_client(r)], ctx.now),
         )
 
 

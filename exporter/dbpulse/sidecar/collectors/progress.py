@@ -27,6 +27,7 @@ from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
 from dbpulse.sidecar.collectors.progress_ratio import progress_ratio
 from dbpulse.sidecar.collectors.progress_vacuum import vacuum_families
 from dbpulse.sidecar.facts import Facts, IndexBuild
+from dbpulse.sidecar.inflight import operations_view
 from dbpulse.tracecontext import SQL_PATTERN
 
 __all__ = ["ProgressCollector", "build_families", "create", "progress_ratio", "queries_for"]
@@ -198,7 +199,12 @@ class ProgressCollector:
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         builds = None if "create_index" not in rows else index_builds(rows["create_index"])
-        return BuildResult(families=build_families(rows), facts=Facts(index_builds=builds))
+        # /debug/progress: the operations in flight, an empty list when there are none.
+        columns = {v.key: (*v.labels, *(c for c, _ in v.columns)) for v in VIEWS}
+        debug = operations_view(rows, columns, progress_ratio, ctx.now)
+        return BuildResult(
+            families=build_families(rows), debug=debug, facts=Facts(index_builds=builds)
+        )
 
 
 def index_builds(rows: list[Row]) -> tuple[IndexBuild, ...]:

@@ -12,9 +12,11 @@ with ``pg_stat_statements(true)``. That function always reads the whole query-te
 (a ``WHERE queryid = ...`` filter cannot make it cheaper), which is why texts are cached
 for as long as a statement stays selected and never fetched for the rest. They are
 scrubbed by PostgreSQL's own lexer (every constant and comment, utility statements such
-as ``ALTER ROLE ... PASSWORD`` included; ``sidecar/scrub.py``), truncated to
-``text_max_length``, and served only at ``/debug/statements``:
-never as labels, never in logs.
+as ``ALTER ROLE ... PASSWORD`` included; ``sidecar/scrub.py``), and served only at
+``/debug/statements``: never as labels, never in logs. A text longer than
+``text_max_length`` is cut there, and shown with its scrubbed tail and a short hash of the
+whole scrubbed text, so statements that share a long prefix (an ORM's column list) stay
+apart and the ``WHERE`` at the end still shows.
 
 Counter resets: ``pg_stat_statements_reset()`` (or eviction when ``pg_stat_statements.max``
 is exceeded) makes a statement's counters start again from zero. The exporter passes
@@ -22,8 +24,12 @@ the values through as they are; Prometheus' ``rate()``/``increase()`` treat a de
 as a counter reset, so graphs stay right and nothing here needs to compensate.
 """
 
+# layout-note: fetch, build and the /debug view of one collector; the selection and the
+# layout-note: families already live in statements_select and statements_families.
+
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -107,6 +113,8 @@ WHERE queryid = ANY(%(ids)s::int8[])
 
 # Characters fetched before scrubbing (a literal cut in half would not be recognised).
 TEXT_FETCH_MAX = 10000
+# The end of a cut text shown beside it (where an ORM's WHERE clause is).
+TAIL_CHARS = 200
 
 MISSING = (
     "pg_stat_statements is not installed in database {db}: add "
@@ -142,7 +150,7 @@ class StatementsCollector:
     top_n: int = 200
     max_series: int = 2000
     hold_seconds: float = 600.0
-    text_max_length: int = 200
+    text_max_length: int = 2000
 
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows:
         ext = query(conn, SQL_EXTENSION)[0]
@@ -230,7 +238,8 @@ class StatementsCollector:
             texts.setdefault(key_of(row), None)
         for row in rows.get("texts", []):
             if row.get("queryid") is not None and row.get("query") is not None:
-                texts[key_of(row)] = scrub_text(str(row["query"]), self.text_max_length)
+                # Kept whole (scrubbed): _debug cuts it and shows its tail and hash.
+                texts[key_of(row)] = scrub_text(str(row["query"]), TEXT_FETCH_MAX)
         keep = set(selected)
         return {key: text for key, text in texts.items() if key in keep}
 
@@ -266,11 +275,25 @@ class StatementsCollector:
                     "rows": row.get("rows"),
                     "in_top_n": key_of(row) in selection.in_top,
                     "last_in_top_n": selection.last_in_top.get(key_of(row)),
-                    "query": texts.get(key_of(row)),
+                    **shown_text(texts.get(key_of(row)), self.text_max_length),
                 }
                 for row in selected
             ],
         }
+
+
+def shown_text(text: str | None, max_length: int) -> dict[str, Any]:
+    """A scrubbed text as /debug/statements shows it: whole when it fits, else cut, with
+    its last characters and a hash of the whole (a cut scrubbed text reopens no literal)."""
+    if text is None or len(text) <= max_length:
+        return {"query": text, "query_truncated": False}
+    return {
+        "query": text[: max(0, max_length - 1)] + "\u2026",
+        "query_truncated": True,
+        "query_length": len(text),
+        "query_tail": "\u2026" + text[-TAIL_CHARS:],
+        "query_hash": hashlib.sha256(text.encode()).hexdigest()[:12],
+    }
 
 
 def create(settings: Settings) -> StatementsCollector:
