@@ -79,15 +79,25 @@ def pg_dsn(pg: LocalPostgres) -> str:
     return pg.dsn
 
 
+def _database_on(cluster: LocalPostgres) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield cluster.dsn_for(name)
+    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def fresh_db(pg: LocalPostgres) -> Iterator[str]:
     """A new empty database for one test, dropped afterwards; yields its DSN."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg.dsn_for(name)
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _database_on(pg)
+
+
+@pytest.fixture
+def matrix_db(pg_matrix: LocalPostgres) -> Iterator[str]:
+    """``fresh_db`` on each server of the version matrix (the test joins the matrix)."""
+    yield from _database_on(pg_matrix)
 
 
 @pytest.fixture(autouse=True)

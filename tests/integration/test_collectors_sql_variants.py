@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from dbpulse.localpg import LocalPostgres
-from dbpulse.sidecar.collectors import locks, progress
+from dbpulse.sidecar.collectors import locks, progress, progress_vacuum
 from dbpulse.sidecar.connection import ConnectionManager
 
 
@@ -56,6 +56,8 @@ def test_progress_queries_for_each_version_run(pg_matrix: LocalPostgres) -> None
         columns = _columns(pg_matrix.dsn, sql)
         view = next(v for v in progress.VIEWS if v.key == key)
         known = {*view.labels, *(c for c, _ in view.columns), "elapsed_seconds", "traceparent"}
+        if key == "vacuum":  # postgres_exporter's vacuum families read these (progress_vacuum)
+            known |= {column for column, _, _ in progress_vacuum.COLUMNS}
         assert set(view.labels) <= set(columns), key
         assert "elapsed_seconds" in columns
         assert set(columns) - {"index_relname"} <= known, key

@@ -47,11 +47,12 @@ def _entry(result: BuildResult, queryid: str, part: str) -> dict[str, Any] | Non
 
 
 @pytest.fixture
-def stats_db(fresh_db: str) -> str:
-    """A fresh database with pg_stat_statements created in it."""
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+def stats_db(matrix_db: str) -> str:
+    """A fresh database with pg_stat_statements created in it, on every server of the
+    version matrix (plans: PREPARE on 13-15, GENERIC_PLAN on 16+)."""
+    with psycopg.connect(matrix_db, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION pg_stat_statements")
-    return fresh_db
+    return matrix_db
 
 
 @pytest.fixture
