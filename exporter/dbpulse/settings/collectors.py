@@ -13,10 +13,26 @@ __all__ = [
     "CollectorSettings",
     "CollectorsSettings",
     "MigrationsSettings",
+    "SlowChangingSettings",
     "StatementsSettings",
 ]
 
-COLLECTOR_NAMES = ("activity", "statements", "locks", "progress", "database", "migrations")
+COLLECTOR_NAMES = (
+    "activity",
+    "statements",
+    "locks",
+    "progress",
+    "database",
+    "migrations",
+    "replication",
+    "replication_slots",
+    "bgwriter",
+    "archiver",
+    "wal",
+    "settings",
+    "server",
+    "roles",
+)
 
 
 class CollectorSettings(Strict):
@@ -83,6 +99,15 @@ class MigrationsSettings(CollectorSettings):
     )
 
 
+class SlowChangingSettings(CollectorSettings):
+    """Views that change only on a reload or restart (pg_settings, pg_roles, the version):
+    polled every minute by default rather than at the top-level interval."""
+
+    interval: float | None = Field(
+        default=60.0, gt=0, le=86400, description="seconds between polls (rarely changes)"
+    )
+
+
 class CollectorsSettings(Strict):
     activity: CollectorSettings = Field(default_factory=CollectorSettings)
     statements: StatementsSettings = Field(default_factory=StatementsSettings)
@@ -90,6 +115,14 @@ class CollectorsSettings(Strict):
     progress: CollectorSettings = Field(default_factory=CollectorSettings)
     database: CollectorSettings = Field(default_factory=CollectorSettings)
     migrations: MigrationsSettings = Field(default_factory=MigrationsSettings)
+    replication: CollectorSettings = Field(default_factory=CollectorSettings)
+    replication_slots: CollectorSettings = Field(default_factory=CollectorSettings)
+    bgwriter: CollectorSettings = Field(default_factory=CollectorSettings)
+    archiver: CollectorSettings = Field(default_factory=CollectorSettings)
+    wal: CollectorSettings = Field(default_factory=CollectorSettings)
+    settings: SlowChangingSettings = Field(default_factory=SlowChangingSettings)
+    server: SlowChangingSettings = Field(default_factory=SlowChangingSettings)
+    roles: SlowChangingSettings = Field(default_factory=SlowChangingSettings)
 
     def items(self) -> Iterator[tuple[str, CollectorSettings]]:
         for name in COLLECTOR_NAMES:

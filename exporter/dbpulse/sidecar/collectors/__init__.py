@@ -15,12 +15,20 @@ from dbpulse.settings import COLLECTOR_NAMES, Settings
 from dbpulse.sidecar.base import Collector
 from dbpulse.sidecar.collectors import (
     activity,
+    archiver,
+    bgwriter,
     database,
     locks,
     migrations,
+    pg_settings,
     progress,
+    replication,
+    replication_slots,
+    roles,
+    server,
     slow_queries,
     statements,
+    wal,
 )
 
 Factory = Callable[[Settings], Collector]
@@ -32,6 +40,14 @@ FACTORIES: dict[str, Factory] = {
     "progress": progress.create,
     "database": database.create,
     "migrations": migrations.create,
+    "replication": replication.create,
+    "replication_slots": replication_slots.create,
+    "bgwriter": bgwriter.create,
+    "archiver": archiver.create,
+    "wal": wal.create,
+    "settings": pg_settings.create,
+    "server": server.create,
+    "roles": roles.create,
 }
 # name -> (factory, the collector whose settings schedule it)
 TRACING: dict[str, tuple[Factory, str]] = {

@@ -168,34 +168,27 @@ def build_families(
 
 
 def _settings_families(settings: list[Row], clients: int) -> list[Metric]:
+    # The settings themselves are exported by the settings collector (pg_settings_*,
+    # every numeric one); here they only size the connection headroom.
     values = {
         str(row["name"]): int(row["value"]) for row in settings if row.get("value") is not None
     }
-    families: list[Metric] = []
-    for setting, doc in (
-        ("max_connections", "server setting max_connections"),
-        ("superuser_reserved_connections", "server setting superuser_reserved_connections"),
-        ("reserved_connections", "server setting reserved_connections (PostgreSQL 16+)"),
-    ):
-        if setting in values:
-            fam = GaugeMetricFamily(f"pg_settings_{setting}", doc)
-            fam.add_metric([], float(values[setting]))
-            families.append(fam)
-    if "max_connections" in values:
-        usable = (
-            values["max_connections"]
-            - values.get("superuser_reserved_connections", 0)
-            - values.get("reserved_connections", 0)
-        )
-        if usable > 0:
-            fam = GaugeMetricFamily(
-                "pg_connections_saturation_ratio",
-                "client backends / (max_connections - reserved slots); 1 means new "
-                "ordinary connections are refused",
-            )
-            fam.add_metric([], clients / usable)
-            families.append(fam)
-    return families
+    if "max_connections" not in values:
+        return []
+    usable = (
+        values["max_connections"]
+        - values.get("superuser_reserved_connections", 0)
+        - values.get("reserved_connections", 0)
+    )
+    if usable <= 0:
+        return []
+    fam = GaugeMetricFamily(
+        "pg_connections_saturation_ratio",
+        "client backends / (max_connections - reserved slots); 1 means new "
+        "ordinary connections are refused",
+    )
+    fam.add_metric([], clients / usable)
+    return [fam]
 
 
 def create(_settings: Settings) -> ActivityCollector:
