@@ -30,11 +30,14 @@ from prometheus_client.metrics_core import Metric
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
 
-# reset_val, not setting: the poll's own transaction sets statement_timeout,
-# lock_timeout and transaction_read_only (SET LOCAL), and those would be exported
-# instead of what every other session gets; reset_val is the value without them.
+# The poll's own transaction sets statement_timeout, lock_timeout and
+# transaction_read_only (SET LOCAL, source 'session'): for those, reset_val is what
+# every other session gets. Elsewhere ``setting`` is read as postgres_exporter reads it
+# (it parses the text, so the octal "0700" of data_directory_mode is 700 there too,
+# where reset_val would say 448).
 SQL = """
-SELECT name, reset_val AS setting, COALESCE(unit, '') AS unit, short_desc, vartype
+SELECT name, CASE WHEN source = 'session' THEN reset_val ELSE setting END AS setting,
+    COALESCE(unit, '') AS unit, short_desc, vartype
 FROM pg_settings
 WHERE vartype IN ('bool', 'integer', 'real')
 ORDER BY name
