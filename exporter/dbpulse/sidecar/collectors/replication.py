@@ -17,6 +17,9 @@ postgres_exporter users asked for in its issues #385 and #1007) and ``reply_time
 identical labels (same host and application, no slot) would make duplicate series; the
 one lagging most is kept.
 
+``client_addr`` is spelled as postgres_exporter 0.11.1 printed the inet ("10.0.0.2"),
+not as its 0.20 ``client_addr::text`` does ("10.0.0.2/32").
+
 On a standby ``pg_current_wal_lsn()`` raises, so every LSN expression branches on
 ``pg_is_in_recovery()`` and uses the last received LSN there, as postgres_exporter does.
 """
@@ -47,7 +50,7 @@ SELECT pg_is_in_recovery() AS is_replica,
 _HERE = """CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
     ELSE pg_current_wal_lsn() END"""
 _STANDBYS = f"""
-SELECT r.pid, r.application_name, r.client_addr::text AS client_addr, r.state,
+SELECT r.pid, r.application_name, host(r.client_addr) AS client_addr, r.state,
     s.slot_name,
     pg_wal_lsn_diff({_HERE}, '0/0')::float8 AS current_wal_lsn_bytes,
     pg_wal_lsn_diff({_HERE}, r.replay_lsn)::float8 AS wal_lsn_diff,
