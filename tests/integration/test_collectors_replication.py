@@ -2,7 +2,7 @@
 
 A primary (wal_level=logical so a logical slot can exist, archiving to /bin/true, a
 max_slot_wal_keep_size so safe_wal_size is defined) and a streaming standby made with
-pg_basebackup on a physical slot: the only honest way to see is_replica, replay lag and
+a copy of its data directory streaming on a physical slot: the only honest way to see is_replica, replay lag and
 standby byte lags come out of PostgreSQL itself.
 """
 
@@ -15,9 +15,10 @@ import pytest
 
 from dbpulse.localpg import LocalPostgres
 from dbpulse.settings import Settings
+from dbpulse.sidecar.base import BuildResult
 from dbpulse.sidecar.collectors import create
 from tests.integration.collector_helpers import runner, samples, value, wait_for
-from tests.integration.standby import standby_of
+from tests.integration.standby import APPLICATION_NAME, standby_of
 
 SLOT = "standby1_slot"
 
@@ -38,7 +39,7 @@ def primary() -> Iterator[LocalPostgres]:
 @pytest.fixture(scope="module")
 def standby(primary: LocalPostgres) -> Iterator[LocalPostgres]:
     """A streaming standby of ``primary`` on the physical slot SLOT."""
-    with standby_of(primary, slot=SLOT) as replica:
+    with standby_of(primary, SLOT) as replica:
         yield replica
 
 
@@ -63,7 +64,11 @@ def test_primary_sees_its_standby(primary: LocalPostgres, standby: LocalPostgres
         result = run(create("replication", Settings()))
     assert value(result, "pg_replication_is_replica") == 0
     assert value(result, "pg_replication_lag_seconds") == 0
-    labels = {"application_name": "standby1", "client_addr": "127.0.0.1", "state": "streaming"}
+    labels = {
+        "application_name": APPLICATION_NAME,
+        "client_addr": "127.0.0.1",
+        "state": "streaming",
+    }
     ((got, lsn),) = samples(result, "pg_stat_replication_pg_current_wal_lsn_bytes")
     assert got == {**labels, "slot_name": SLOT}
     assert lsn > 0
@@ -126,7 +131,16 @@ def test_slots_active_physical_and_abandoned_logical(
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS t_slots AS SELECT g FROM generate_series(1, 20000) g"
             )
-        after = run(collector)
+
+        # synchronous_commit is off in test clusters: the WAL position moves once the
+        # WAL writer has written the commit, a moment later.
+        def grown() -> BuildResult | None:
+            result = run(collector)
+            held = value(result, "pg_replication_slots_pg_wal_lsn_diff", slot_name="abandoned")
+            first = value(before, "pg_replication_slots_pg_wal_lsn_diff", slot_name="abandoned")
+            return result if held is not None and first is not None and held > first else None
+
+        after: BuildResult = wait_for(grown)
     physical = {"slot_name": SLOT, "slot_type": "physical"}
     logical = {"slot_name": "abandoned", "slot_type": "logical"}
     assert value(after, "pg_replication_slots_slot_is_active", **physical) == 1
