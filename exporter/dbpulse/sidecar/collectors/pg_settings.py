@@ -43,6 +43,14 @@ WHERE vartype IN ('bool', 'integer', 'real')
 ORDER BY name
 """
 
+# How the README's metric table lists these families (one row, not ~250).
+DOC_ROW = (
+    "pg_settings_<setting>",
+    "every numeric server setting (bool, integer, real), one gauge each: bools 0/1, "
+    "time units converted to seconds (name ends in _seconds), sizes to bytes (_bytes), "
+    "dots and dashes in the name as underscores; postgres_exporter's names",
+)
+
 _SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _BYTES = {"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 # Size units may carry a block multiplier: 8kB (pages), 16MB (old WAL segments).
