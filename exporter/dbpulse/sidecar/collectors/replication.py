@@ -18,7 +18,8 @@ identical labels (same host and application, no slot) would make duplicate serie
 one lagging most is kept.
 
 ``client_addr`` is spelled as postgres_exporter 0.11.1 printed the inet ("10.0.0.2"),
-not as its 0.20 ``client_addr::text`` does ("10.0.0.2/32").
+not as its 0.20 ``client_addr::text`` does ("10.0.0.2/32"). ``slot_name`` is the slot the
+walsender uses (0.20's join on ``active_pid``); 0.11.1 put the walsender's pid there.
 
 On a standby ``pg_current_wal_lsn()`` raises, so every LSN expression branches on
 ``pg_is_in_recovery()`` and uses the last received LSN there, as postgres_exporter does.
@@ -63,7 +64,8 @@ LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
 ORDER BY r.pid
 """
 # PostgreSQL 12 added reply_time (the standby's last status message).
-SQL_STANDBYS_V12 = _STANDBYS.format(reply_time="EXTRACT(EPOCH FROM r.reply_time)::float8")
+# Whole seconds, as postgres_exporter 0.11.1 printed it (Go's Time.Unix()).
+SQL_STANDBYS_V12 = _STANDBYS.format(reply_time="floor(EXTRACT(EPOCH FROM r.reply_time))::float8")
 SQL_STANDBYS_OLD = _STANDBYS.format(reply_time="NULL::float8")
 
 STANDBY_LABELS = ["application_name", "client_addr", "state", "slot_name"]
