@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dbpulse.localpg import LocalPostgres, free_port
 from dbpulse.settings import Settings
-from dbpulse.sidecar.collectors import create
+from dbpulse.sidecar.collectors import create, replication, replication_slots
 from dbpulse.sidecar.collectors.wal import NO_PERMISSION
 from tests.integration.collector_helpers import runner, samples, value, wait_for
 from tests.sidecar_process import fetch
@@ -228,3 +228,23 @@ def test_every_server_wide_collector_runs_as_pg_monitor(
     with runner(dsn) as run:
         results = {name: run(create(name, Settings())) for name in names}
     assert all(results[name].families for name in names)
+
+
+def _columns(dsn: str, sql: str) -> list[str]:
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        assert cur.description is not None
+        return [col.name for col in cur.description]
+
+
+@pytest.mark.parametrize(
+    ("newest", "older"),
+    [
+        (replication.SQL_STANDBYS_V12, replication.SQL_STANDBYS_OLD),
+        (replication_slots.SQL_V13, replication_slots.SQL_OLD),
+    ],
+    ids=["pg_stat_replication-pre-12", "pg_replication_slots-pre-13"],
+)
+def test_older_variants_keep_the_row_shape(pg: LocalPostgres, newest: str, older: str) -> None:
+    """An older server's query runs here too and yields the columns the build expects."""
+    assert _columns(pg.dsn, older) == _columns(pg.dsn, newest)
