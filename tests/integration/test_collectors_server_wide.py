@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dbpulse.localpg import LocalPostgres, free_port
 from dbpulse.settings import Settings
-from dbpulse.sidecar.collectors import create, replication, replication_slots
+from dbpulse.sidecar.collectors import FACTORIES, create, replication, replication_slots
 from dbpulse.sidecar.collectors.wal import NO_PERMISSION
 from tests.integration.collector_helpers import runner, samples, value, wait_for
 from tests.sidecar_process import fetch
@@ -248,3 +248,14 @@ def _columns(dsn: str, sql: str) -> list[str]:
 def test_older_variants_keep_the_row_shape(pg: LocalPostgres, newest: str, older: str) -> None:
     """An older server's query runs here too and yields the columns the build expects."""
     assert _columns(pg.dsn, older) == _columns(pg.dsn, newest)
+
+
+def test_no_family_comes_from_two_collectors(pg: LocalPostgres) -> None:
+    """Every registered collector runs once: no family name is built by two of them."""
+    owners: dict[str, set[str]] = {}
+    with runner(pg.dsn) as run:
+        for name in FACTORIES:
+            for fam in run(create(name, Settings())).families:
+                owners.setdefault(fam.name, set()).add(name)
+    assert "pg_settings_max_connections" in owners
+    assert {name: by for name, by in owners.items() if len(by) > 1} == {}
