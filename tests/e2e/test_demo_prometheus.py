@@ -45,6 +45,9 @@ ALERTS_QUIET = {
     "DbpulseSnapshotStale",
     "DbpulseExporterDown",
     "DbpulseExporterAbsent",
+    "DbpulseReplicationLag",
+    "DbpulseReplicationSlotRetainingWal",
+    "DbpulseWalArchivingFailing",
 }
 
 
