@@ -358,10 +358,10 @@ def collector_ready(disabled: list[str]) -> re.Pattern[str]:
     """The statements collector has succeeded once (or, without it, the target is up)."""
     if "statements" in disabled:
         return re.compile(r"^pg_up\{[^}]*\} 1\.0$", re.M)
-    return re.compile(r'^dbpulse_collector_success\{collector="statements"\} 1\.0$', re.M)
+    return re.compile(r'^pg_scrape_collector_success\{collector="statements"\} 1\.0$', re.M)
 
 
-_SUCCESS = re.compile(r'^dbpulse_collector_success\{collector="(\w+)"\} (\S+)$', re.M)
+_SUCCESS = re.compile(r'^pg_scrape_collector_success\{collector="(\w+)"\} (\S+)$', re.M)
 
 
 def collector_outcomes(body: str) -> dict[str, bool]:
@@ -444,7 +444,7 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-_DURATION = re.compile(r'^dbpulse_collector_duration_seconds\{collector="(\w+)"\} (\S+)$', re.M)
+_DURATION = re.compile(r'^pg_scrape_collector_duration_seconds\{collector="(\w+)"\} (\S+)$', re.M)
 
 
 @dataclass
@@ -707,7 +707,7 @@ def render(run: Run) -> str:
     ]
     if a.collector_seconds:
         out += [
-            "dbpulse's own `dbpulse_collector_duration_seconds` (wall time of fetch + build, "
+            "dbpulse's own `pg_scrape_collector_duration_seconds` (wall time of fetch + build, "
             "median over the scrapes): "
             + ", ".join(
                 f"{name} {median(v) * 1000:.1f} ms" for name, v in a.collector_seconds.items()

@@ -76,10 +76,10 @@ ROWS: tuple[Row, ...] = (
             Panel(
                 "Database up",
                 "stat",
-                (Target(f"min by (target) (pg_up{{{SIDE}}})", "{{target}}"),),
+                (Target(f"min by (instance) (pg_up{{{SIDE}}})", "{{instance}}"),),
                 width=4,
                 height=6,
-                description="pg_up: 1 when the sidecar's last poll connected to the target.",
+                description="pg_up: 1 when the exporter's last poll connected to its PostgreSQL.",
                 thresholds=((0, "red"), (1, "green")),
                 mappings=(("0", "DOWN", "red"), ("1", "UP", "green")),
             ),
@@ -106,7 +106,8 @@ ROWS: tuple[Row, ...] = (
                 "timeseries",
                 (
                     Target(
-                        f"sum by (datname) (pg_stat_activity_idle_in_transaction_count{{{DB}}})",
+                        "sum by (datname) (pg_stat_activity_count"
+                        f'{{{DB}, state=~"idle in transaction.*"}})',
                         "{{datname}} sessions",
                     ),
                 ),
@@ -134,13 +135,11 @@ ROWS: tuple[Row, ...] = (
                 "timeseries",
                 (
                     Target(
-                        "sum by (datname) "
-                        f"(rate(pg_stat_database_xact_commit_total{{{DB}}}[{RATE}]))",
+                        f"sum by (datname) (rate(pg_stat_database_xact_commit{{{DB}}}[{RATE}]))",
                         "{{datname}} commit",
                     ),
                     Target(
-                        "sum by (datname) "
-                        f"(rate(pg_stat_database_xact_rollback_total{{{DB}}}[{RATE}]))",
+                        f"sum by (datname) (rate(pg_stat_database_xact_rollback{{{DB}}}[{RATE}]))",
                         "{{datname}} rollback",
                     ),
                 ),
@@ -153,10 +152,10 @@ ROWS: tuple[Row, ...] = (
                 (
                     Target(
                         "sum by (datname) "
-                        f"(rate(pg_stat_database_xact_rollback_total{{{DB}}}[{RATE}])) / "
+                        f"(rate(pg_stat_database_xact_rollback{{{DB}}}[{RATE}])) / "
                         "clamp_min(sum by (datname) ("
-                        f"rate(pg_stat_database_xact_commit_total{{{DB}}}[{RATE}]) + "
-                        f"rate(pg_stat_database_xact_rollback_total{{{DB}}}[{RATE}])), 1e-9)",
+                        f"rate(pg_stat_database_xact_commit{{{DB}}}[{RATE}]) + "
+                        f"rate(pg_stat_database_xact_rollback{{{DB}}}[{RATE}])), 1e-9)",
                         "{{datname}}",
                     ),
                 ),
@@ -168,8 +167,7 @@ ROWS: tuple[Row, ...] = (
                 "timeseries",
                 (
                     Target(
-                        "sum by (datname) "
-                        f"(increase(pg_stat_database_deadlocks_total{{{DB}}}[{RATE}]))",
+                        f"sum by (datname) (increase(pg_stat_database_deadlocks{{{DB}}}[{RATE}]))",
                         "{{datname}}",
                     ),
                 ),
@@ -404,11 +402,24 @@ ROWS: tuple[Row, ...] = (
                 "timeseries",
                 (
                     Target(
-                        f"sum by (mode, granted) (pg_locks_count{{{DB}}})",
-                        "{{mode}} granted={{granted}}",
+                        f"sum by (mode) (pg_locks_count{{{DB}}})",
+                        "{{mode}}",
                     ),
                 ),
                 width=6,
+            ),
+            Panel(
+                "Sessions waiting, by wait event",
+                "timeseries",
+                (
+                    Target(
+                        "sum by (wait_event_type, wait_event) (pg_stat_activity_detail_count"
+                        f'{{{DB}, state="active", wait_event_type!=""}})',
+                        "{{wait_event_type}}: {{wait_event}}",
+                    ),
+                ),
+                width=24,
+                description="Active sessions waiting, by what they wait for (Lock, IO, LWLock...).",
             ),
         ),
     ),
@@ -604,7 +615,7 @@ ROWS: tuple[Row, ...] = (
                 "stat",
                 (
                     Target(
-                        f"min by (collector) (dbpulse_collector_success{{{SIDE}}})",
+                        f"min by (collector) (pg_scrape_collector_success{{{SIDE}}})",
                         "{{collector}}",
                     ),
                 ),
@@ -618,7 +629,7 @@ ROWS: tuple[Row, ...] = (
                 "timeseries",
                 (
                     Target(
-                        f"max by (collector) (dbpulse_collector_duration_seconds{{{SIDE}}})",
+                        f"max by (collector) (pg_scrape_collector_duration_seconds{{{SIDE}}})",
                         "{{collector}}",
                     ),
                 ),

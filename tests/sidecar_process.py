@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,19 +14,33 @@ import urllib.request
 from collections.abc import Callable
 
 import psycopg
-from prometheus_client.parser import text_string_to_metric_families
 
 from dbpulse.localpg import free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\[\\\"n]", lambda m: _ESCAPES[m[0]], value)
+
+
 def parse(text: str) -> Samples:
-    """Every sample of a /metrics body keyed by (name, sorted labels)."""
+    """Every sample of a text-format /metrics body keyed by (name, sorted labels).
+
+    Names are the samples' own, as Prometheus stores them: prometheus_client's parser
+    would append ``_total`` to a counter sample without it (postgres_exporter's names).
+    """
     out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    for line in text.splitlines():
+        if line.startswith("#") or not (m := _SAMPLE.match(line)):
+            continue
+        labels = tuple(sorted((k, _unescape(v)) for k, v in _LABEL.findall(m[2] or "")))
+        out[(m[1], labels)] = float(m[3])
     return out
 
 

@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 
 from dbpulse.docgen.layout import missing_notes, render_layout
 from dbpulse.docgen.origins import choose_origins, record_origins
+from dbpulse.http.barecounter import BareCounter
 from dbpulse.sidecar.collectors.pg_settings import DOC_ROW as SETTINGS_ROW
 
 START = "<!-- metrics:start -->"
@@ -34,6 +35,8 @@ SOURCE_DIR = "exporter/dbpulse"
 
 
 def _exposed_name(family: Metric) -> str:
+    if isinstance(family, BareCounter):  # postgres_exporter's counters keep their names
+        return family.name
     if family.type == "counter":
         return f"{family.name}_total"
     if family.type == "info":

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from dbpulse.sidecar.base import BuildResult, Collector, Context
+from dbpulse.sidecar.base import BuildResult, Collector, Context, server_label
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.databases import DatabaseList
 from dbpulse.sidecar.poller import Poller, Schedule
@@ -40,7 +40,13 @@ def runner(dsn: str) -> Iterator[Callable[..., BuildResult]]:
         state = states.get(id(collector))
         with conns.transaction(5.0) as conn:
             at = time.time() if now is None else now
-            ctx = Context("t", conns.server_version_num, at, databases.current(conn, at))
+            ctx = Context(
+                "t",
+                conns.server_version_num,
+                at,
+                databases.current(conn, at),
+                server=server_label(conn),
+            )
             rows = collector.fetch(conn, ctx, state)
         result = collector.build(rows, ctx, state)
         states[id(collector)] = result.state

@@ -19,8 +19,8 @@ from tests.integration.collector_helpers import (
 )
 
 
-def test_open_transaction_is_seen_and_own_backend_is_not(fresh_db: str) -> None:
-    """An idle-in-transaction session gives max_tx_duration > 0 and is counted; dbpulse is not."""
+def test_open_transaction_is_seen_and_counted_as_postgres_exporter_does(fresh_db: str) -> None:
+    """An idle-in-transaction session gives max_tx_duration > 0 and is counted; every state is zero-filled."""
     db = dbname(fresh_db)
     with (
         psycopg.connect(fresh_db, application_name="app-under-test") as held,
@@ -33,13 +33,22 @@ def test_open_transaction_is_seen_and_own_backend_is_not(fresh_db: str) -> None:
     tx = value(result, "pg_stat_activity_max_tx_duration", datname=db, state="idle in transaction")
     assert tx is not None
     assert tx >= 0.25
-    assert value(result, "pg_stat_activity_idle_in_transaction_count", datname=db) == 1
+    assert value(result, "pg_stat_activity_count", datname=db, state="idle in transaction") == 1
+    states = {
+        lab["state"] for lab, _ in samples(result, "pg_stat_activity_count") if lab["datname"] == db
+    }
+    assert len(states) == 6
+    assert {lab["server"] for lab, _ in samples(result, "pg_stat_activity_count")} == {
+        f"127.0.0.1:{fresh_db.rsplit(':', maxsplit=1)[-1].split('/', maxsplit=1)[0]}"
+    }
     idle = value(result, "pg_stat_activity_idle_in_transaction_max_seconds", datname=db)
     assert idle is not None
     assert idle >= 0.25
-    count = value(result, "pg_stat_activity_count", datname=db, application_name="app-under-test")
-    assert count == 1
-    assert value(result, "pg_stat_activity_count", application_name=APP_NAME) is None
+    detail = "pg_stat_activity_detail_count"
+    assert value(result, detail, datname=db, application_name="app-under-test") == 1
+    # postgres_exporter counts its own session too; so does dbpulse (active, no wait).
+    assert value(result, detail, application_name=APP_NAME, state="active", wait_event="") == 1
+    assert all(v > 0 for _, v in samples(result, detail))  # no zero series
     ratio = value(result, "pg_connections_saturation_ratio")
     assert ratio is not None
     assert 0 < ratio < 1
@@ -90,10 +99,11 @@ def test_lock_conflict_builds_the_blocking_tree(fresh_db: str) -> None:
             wait = value(result, "pg_blocking_max_wait_seconds", datname=db)
             assert wait is not None
             assert wait >= 0
-            waiting_locks = value(
-                result, "pg_locks_count", datname=db, mode="ShareLock", granted="false"
-            )
-            assert waiting_locks == 1
+            # postgres_exporter's count: locks on the database's objects, lowercased;
+            # both updaters hold RowExclusiveLock on the table and its primary key.
+            held = value(result, "pg_locks_count", datname=db, mode="rowexclusivelock")
+            assert held is not None
+            assert held >= 3
             holder.rollback()
             wait_for(waiter.done, timeout=10)
         assert not waiter.error
@@ -101,6 +111,16 @@ def test_lock_conflict_builds_the_blocking_tree(fresh_db: str) -> None:
     assert after.debug["roots"] == []
     assert value(after, "pg_blocking_sessions", datname=db) == 0
     assert value(after, "pg_blocking_root_blockers", datname=db) == 0
-    waiting = [v for lab, v in samples(after, "pg_locks_count") if lab["granted"] == "false"]
-    assert waiting
-    assert set(waiting) == {0.0}
+    modes = {lab["mode"]: v for lab, v in samples(after, "pg_locks_count") if lab["datname"] == db}
+    assert set(modes) == {
+        "accesssharelock",
+        "rowsharelock",
+        "rowexclusivelock",
+        "shareupdateexclusivelock",
+        "sharelock",
+        "sharerowexclusivelock",
+        "exclusivelock",
+        "accessexclusivelock",
+        "sireadlock",
+    }
+    assert modes["rowexclusivelock"] == 0

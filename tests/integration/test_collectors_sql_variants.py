@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbpulse.localpg import LocalPostgres
-from dbpulse.sidecar.collectors import activity, locks, progress
+from dbpulse.sidecar.collectors import locks, progress
 from dbpulse.sidecar.connection import ConnectionManager
 
 
@@ -24,11 +24,10 @@ def _columns(dsn: str, sql: str) -> list[str]:
 @pytest.mark.parametrize(
     ("newest", "older"),
     [
-        (activity.SQL_V10, activity.SQL_OLD),
         (locks.SQL_BLOCKING_V14, locks.SQL_BLOCKING_V12),
         (locks.SQL_BLOCKING_V14, locks.SQL_BLOCKING_OLD),
     ],
-    ids=["activity-9.6", "blocking-12", "blocking-9.6"],
+    ids=["blocking-12", "blocking-9.6"],
 )
 def test_older_variants_run_and_keep_the_row_shape(
     pg: LocalPostgres, newest: str, older: str

@@ -1,6 +1,6 @@
 """Faults under a running `dbpulse sidecar` process: restart loop, pg_stat_statements churn, a standby.
 
-In each the process stays up, pg_up and dbpulse_collector_success tell the truth, the
+In each the process stays up, pg_up and pg_scrape_collector_success tell the truth, the
 server never sees more dbpulse backends than configured, and it recovers by itself.
 """
 
@@ -24,7 +24,7 @@ COLLECTORS = ("activity", "statements", "locks", "progress", "database", "migrat
 
 def all_ok(samples: Samples) -> bool:
     return value(samples, "pg_up") == 1.0 and all(
-        value(samples, "dbpulse_collector_success", collector=c) == 1.0 for c in COLLECTORS
+        value(samples, "pg_scrape_collector_success", collector=c) == 1.0 for c in COLLECTORS
     )
 
 
@@ -49,7 +49,7 @@ def test_restart_loop_for_20_seconds(cluster: LocalPostgres) -> None:
             cluster.pg_ctl_stop("immediate" if cycles % 2 else "fast")
             side.wait_for(lambda s: value(s, "pg_up") == 0.0, timeout=10)
             down = side.wait_for(
-                lambda s: value(s, "dbpulse_collector_success", collector="database") == 0.0,
+                lambda s: value(s, "pg_scrape_collector_success", collector="database") == 0.0,
                 timeout=10,
             )
             assert value(down, "pg_up") == 0.0
@@ -91,11 +91,11 @@ def test_pg_stat_statements_dropped_recreated_and_reset(cluster: LocalPostgres) 
         with psycopg.connect(cluster.dsn, autocommit=True) as admin:
             admin.execute("DROP EXTENSION pg_stat_statements")
         broken = side.wait_for(
-            lambda s: value(s, "dbpulse_collector_success", collector="statements") == 0.0
+            lambda s: value(s, "pg_scrape_collector_success", collector="statements") == 0.0
         )
         assert value(broken, "pg_up") == 1.0
         for other in ("activity", "locks", "database"):
-            assert value(broken, "dbpulse_collector_success", collector=other) == 1.0
+            assert value(broken, "pg_scrape_collector_success", collector=other) == 1.0
         status, body = fetch(side.url + "/readyz")
         assert status == 200, body  # the database is reachable; one collector is not ready
 
@@ -160,7 +160,7 @@ def test_standby_in_recovery_is_fully_collected(cluster: LocalPostgres) -> None:
         side = SidecarProcess(standby.dsn, interval=0.3)
         try:
             samples = side.wait_for(all_ok, timeout=30)
-            assert value(samples, "pg_stat_database_xact_commit_total", datname="postgres")
+            assert value(samples, "pg_stat_database_xact_commit", datname="postgres")
             assert fetch(side.url + "/readyz")[0] == 200
         finally:
             code = side.stop()

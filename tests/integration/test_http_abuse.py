@@ -73,7 +73,7 @@ def scrape(port: int) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         body = resp.read()
     assert resp.status == 200
-    assert b"pg_stat_database_xact_commit_total" in body
+    assert b"pg_stat_database_xact_commit{" in body
 
 
 @pytest.mark.parametrize(

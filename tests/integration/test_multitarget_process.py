@@ -89,13 +89,13 @@ def test_probes_answer_fast_while_one_cluster_is_dead(
                 with contextlib.suppress(OSError):
                     status, body, _ = _probe(f"{base}c{i}")
                     done = all(f'collector="migrations@{n}"}} 1.0' in body for n in APP_DATABASES)
-                    if status == 200 and f'pg_up{{target="c{i}"}} 1.0' in body and (i or done):
+                    if status == 200 and "pg_up 1.0" in body and (i or done):
                         texts[f"c{i}"] = body
             time.sleep(0.2)
         assert len(texts) == 3, f"not all targets up: {sorted(texts)}\n{''.join(output)[-3000:]}"
         for i in range(3):
             body = texts[f"c{i}"]
-            assert f'pg_stat_database_xact_commit_total{{datname="only_on_c{i}"}}' in body
+            assert f'datname="only_on_c{i}",server=' in body
             others = {f"only_on_c{j}" for j in range(3)} - {f"only_on_c{i}"}
             assert not any(f'datname="{name}"' in body for name in others)
         assert 'dbpulse_discovery_databases{state="polled"} 3.0' in texts["c0"]
@@ -108,11 +108,11 @@ def test_probes_answer_fast_while_one_cluster_is_dead(
                 assert status == 200
                 # Served from the snapshot: never the 5 s connect_timeout of a poll.
                 assert took < 4.0, (name, took)
-                assert f'pg_up{{target="{name}"}} 1.0' in body
+                assert "pg_up 1.0" in body
             status, body, took = _probe(base + "c2")
             assert status == 200
             assert took < 4.0, ("c2", took)
-            dead_seen = dead_seen or 'pg_up{target="c2"} 0.0' in body
+            dead_seen = dead_seen or "pg_up 0.0" in body
             time.sleep(0.25)
         assert dead_seen, "the killed cluster never reported pg_up 0"
     finally:

@@ -114,8 +114,8 @@ def test_no_password_or_literal_in_anything_dbpulse_emits(scram: LocalPostgres) 
             side.wait_for(
                 lambda s: (
                     value(s, "pg_up") == 1.0
-                    and value(s, "dbpulse_collector_success", collector="statements") == 1.0
-                    and value(s, "dbpulse_collector_success", collector="activity") == 1.0
+                    and value(s, "pg_scrape_collector_success", collector="statements") == 1.0
+                    and value(s, "pg_scrape_collector_success", collector="activity") == 1.0
                 ),
                 timeout=30,
             )
@@ -195,7 +195,7 @@ def test_role_without_pg_monitor_is_told_what_is_missing(scram: LocalPostgres) -
     assert "lacks pg_monitor" in problem
     assert "GRANT pg_monitor TO plain" in problem
     # What the warning is about: the other role's open transaction is invisible.
-    assert 'pg_stat_activity_idle_in_transaction_count{datname="postgres"} 0.0' in body
+    assert 'pg_stat_activity_idle_in_transaction_max_seconds{datname="postgres"} 0.0' in body
 
 
 def test_pg_monitor_role_gets_no_privilege_warning(scram: LocalPostgres) -> None:

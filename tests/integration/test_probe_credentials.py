@@ -129,7 +129,7 @@ def test_ambient_pgpassword_never_reaches_a_host_named_in_the_url(
     assert status == 200
     wait_for(lambda: fake_pg.connections >= 1 or None, timeout=20, interval=0.1)
     status, text = _probe(served, target)
-    assert f'pg_up{{target="{FAKE_HOST}:{fake_pg.port}/postgres"}} 0.0' in text
+    assert "pg_up 0.0" in text
     assert fake_pg.passwords == []
 
 

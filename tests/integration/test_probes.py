@@ -37,7 +37,7 @@ def _samples(sidecar: Sidecar, name: str) -> list[tuple[dict[str, str], float]]:
 def _success(sidecar: Sidecar) -> dict[str, float]:
     return {
         labels["collector"]: value
-        for labels, value in _samples(sidecar, "dbpulse_collector_success")
+        for labels, value in _samples(sidecar, "pg_scrape_collector_success")
         if labels["collector"].startswith("probe:")
     }
 

@@ -47,10 +47,10 @@ def test_database_collector_against_real_server(pg: LocalPostgres) -> None:
     try:
         assert poller.run_once("database")
         text = _text(snap)
-        assert 'pg_up{target="t"} 1.0' in text
-        assert 'pg_stat_database_xact_commit_total{datname="postgres"}' in text
-        assert 'pg_database_size_bytes{datname="postgres"}' in text
-        assert 'dbpulse_collector_success{collector="database"} 1.0' in text
+        assert "pg_up 1.0" in text
+        assert 'pg_stat_database_xact_commit{datid="5",datname="postgres",' in text
+        assert 'pg_database_size_bytes{datname="postgres",server="127.0.0.1:' in text
+        assert 'pg_scrape_collector_success{collector="database"} 1.0' in text
     finally:
         conns.close()
 
@@ -69,8 +69,8 @@ def test_statement_timeout_cancels_and_connection_survives(pg: LocalPostgres) ->
         assert time.monotonic() - started < 30
         assert poller.run_once("database")
         text = _text(snap)
-        assert 'dbpulse_collector_success{collector="slow"} 0.0' in text
-        assert 'pg_up{target="t"} 1.0' in text
+        assert 'pg_scrape_collector_success{collector="slow"} 0.0' in text
+        assert "pg_up 1.0" in text
     finally:
         conns.close()
 
@@ -89,7 +89,7 @@ def test_lock_timeout_means_sidecar_never_queues(fresh_db: str) -> None:
         assert not poller.run_once("probe")
         # The lock is held until the test ends: returning at all means it gave up.
         assert time.monotonic() - started < 30
-        assert 'pg_up{target="t"} 1.0' in _text(snap)
+        assert "pg_up 1.0" in _text(snap)
         conns.close()
     finally:
         holder.rollback()
@@ -162,11 +162,11 @@ def test_unreachable_at_start_then_recovers() -> None:
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     poller, snap, conns = one_target_poller(dsn, {"database": DatabaseCollector()})
     assert not poller.run_once("database")
-    assert 'pg_up{target="t"} 0.0' in _text(snap)
+    assert "pg_up 0.0" in _text(snap)
     assert not snap.readiness(60)[0]
     with LocalPostgres(port=port):
         wait_for(lambda: poller.run_once("database"), timeout=10, interval=0.3)
-        assert 'pg_up{target="t"} 1.0' in _text(snap)
+        assert "pg_up 1.0" in _text(snap)
         assert snap.readiness(60) == (True, "ok")
         conns.close()
 
@@ -183,17 +183,17 @@ def test_restart_under_runningone_target_poller() -> None:
         ups: list[str] = []
         scheduler.start()
         try:
-            ups.append(wait_for(lambda: _with(_text(snap), 'pg_up{target="t"} 1.0')))
+            ups.append(wait_for(lambda: _with(_text(snap), "pg_up 1.0")))
             cluster.pg_ctl_stop("immediate")
-            ups.append(wait_for(lambda: _with(_text(snap), 'pg_up{target="t"} 0.0')))
+            ups.append(wait_for(lambda: _with(_text(snap), "pg_up 0.0")))
             cluster.pg_ctl_start()
-            wait_for(lambda: _with(_text(snap), 'pg_up{target="t"} 1.0'))
+            wait_for(lambda: _with(_text(snap), "pg_up 1.0"))
         finally:
             runtime.begin_close()
             scheduler.shutdown()
             runtime.close()
-        assert 'pg_up{target="t"} 1.0' in ups[0]
-        assert 'pg_up{target="t"} 0.0' in ups[1]
+        assert "pg_up 1.0" in ups[0]
+        assert "pg_up 0.0" in ups[1]
 
 
 def _with(text: str, needle: str) -> str | None:
@@ -201,22 +201,21 @@ def _with(text: str, needle: str) -> str | None:
 
 
 def test_database_list_is_read_once_per_round_and_shared(pg: LocalPostgres) -> None:
-    """Activity and locks zero-fill from one database list: a database created mid-round shows up only after the list's max_age."""
-    from dbpulse.sidecar.collectors.activity import ActivityCollector
+    """The blocking families zero-fill from the round's database list: a database created mid-round shows up only after the list's max_age."""
     from dbpulse.sidecar.collectors.locks import LocksCollector
 
-    collectors = {"activity": ActivityCollector(), "locks": LocksCollector()}
+    collectors = {"locks": LocksCollector()}
     poller, snap, conns = one_target_poller(pg.dsn, collectors, interval=2.0)
     name = f"round_{int(time.time() * 1000)}"
 
     def zero_filled() -> bool:
-        return f'pg_locks_count{{datname="{name}"' in _text(snap)
+        return f'pg_blocking_sessions{{datname="{name}"' in _text(snap)
 
     try:
-        assert poller.run_once("activity")
+        assert poller.run_once("locks")
         with psycopg.connect(pg.dsn, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
-        assert poller.run_once("locks")  # same round: the list activity read is reused
+        assert poller.run_once("locks")  # same round: the list read first is reused
         assert not zero_filled()
         assert poller.databases is not None
         assert name not in poller.databases.names

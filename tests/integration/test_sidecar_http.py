@@ -46,7 +46,7 @@ def test_http_endpoints_serve_snapshot(pg: LocalPostgres) -> None:
         status, ctype, body = _get(base + "/metrics")
         assert status == 200
         assert ctype.startswith("text/plain")
-        assert "pg_stat_database_xact_commit_total" in body
+        assert "pg_stat_database_xact_commit{" in body
         status, ctype, body = _get(base + "/metrics", "application/openmetrics-text; version=1.0.0")
         assert ctype.startswith("application/openmetrics-text")
         assert body.rstrip().endswith("# EOF")

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from dbpulse.localpg import LocalPostgres, free_port
-from tests.sidecar_process import SidecarProcess, fetch
+from tests.sidecar_process import SidecarProcess, fetch, parse, value
 
 PASSWORD = "pw-Sup3rSecret"
 
@@ -23,7 +23,6 @@ EXPECTED = [
     "pg_stat_activity_count",
     "pg_stat_activity_max_tx_duration",
     "pg_stat_activity_max_query_duration_seconds",
-    "pg_settings_max_connections",
     "pg_connections_saturation_ratio",
     "pg_stat_statements_calls_total",
     "pg_stat_statements_seconds_total",
@@ -34,7 +33,7 @@ EXPECTED = [
     "pg_blocking_sessions",
     "pg_blocking_max_wait_seconds",
     "pg_blocking_root_blockers",
-    "pg_stat_database_xact_commit_total",
+    "pg_stat_database_xact_commit",
     "pg_database_size_bytes",
     "pg_replication_is_replica",
     "pg_stat_bgwriter_buffers_alloc_total",
@@ -45,8 +44,8 @@ EXPECTED = [
     "pg_static",
     "pg_roles_connection_limit",
     "dbpulse_build_info",
-    "dbpulse_collector_duration_seconds",
-    "dbpulse_collector_success",
+    "pg_scrape_collector_duration_seconds",
+    "pg_scrape_collector_success",
     "dbpulse_snapshot_age_seconds",
 ]
 
@@ -87,9 +86,9 @@ def test_serves_every_family_within_two_intervals(
     started = time.monotonic()
     text = sidecar_on.wait_for_text(lambda t: set(EXPECTED) <= _families(t), timeout=20)
     assert time.monotonic() - started < 10
-    assert _value(text, 'pg_up{target="127.0.0.1:') == 1.0
-    assert "dbpulse_collector_success" in text
-    assert 'dbpulse_collector_success{collector="statements"} 1.0' in text
+    assert _value(text, "pg_up ") == 1.0
+    assert "pg_scrape_collector_success" in text
+    assert 'pg_scrape_collector_success{collector="statements"} 1.0' in text
     status, body = fetch(sidecar_on.url + "/readyz")
     assert status == 200, body
     status, body = fetch(sidecar_on.url + "/debug/blocking")
@@ -110,16 +109,20 @@ def test_open_transaction_shows_in_activity(sidecar_on: SidecarProcess, pg: Loca
         text = sidecar_on.wait_for_text(
             lambda t: (
                 (
-                    _value(
-                        t,
-                        'pg_stat_activity_max_tx_duration{datname="postgres",state="idle in transaction"}',
+                    value(
+                        parse(t),
+                        "pg_stat_activity_max_tx_duration",
+                        datname="postgres",
+                        state="idle in transaction",
                     )
                     or 0
                 )
                 > 1.0
             )
         )
-        assert "pg_stat_activity_idle_in_transaction_count" in text
+        samples = parse(text)
+        assert (value(samples, "pg_stat_activity_count", state="idle in transaction") or 0) >= 1
+        assert value(samples, "pg_stat_activity_idle_in_transaction_max_seconds") is not None
     finally:
         holder.close()
 
@@ -129,17 +132,15 @@ def test_restart_postgres_under_running_sidecar() -> None:
     with LocalPostgres() as cluster:
         side = Sidecar(cluster.dsn_for(password=PASSWORD), interval=0.5)
         try:
-            side.wait_for_text(
-                lambda t: 'pg_up{target="127.0.0.1:' in t and _value(t, "pg_up{") == 1.0
-            )
+            side.wait_for_text(lambda t: _value(t, "pg_up ") == 1.0)
             cluster.pg_ctl_stop("immediate")
-            side.wait_for_text(lambda t: _value(t, "pg_up{") == 0.0)
+            side.wait_for_text(lambda t: _value(t, "pg_up ") == 0.0)
             status, body = fetch(side.url + "/readyz")
             assert status == 503
             assert "not reachable" in body
             assert fetch(side.url + "/healthz")[0] == 200
             cluster.pg_ctl_start()
-            side.wait_for_text(lambda t: _value(t, "pg_up{") == 1.0, timeout=40)
+            side.wait_for_text(lambda t: _value(t, "pg_up ") == 1.0, timeout=40)
             assert side.proc.poll() is None
         finally:
             code = side.stop()
@@ -151,8 +152,8 @@ def test_unreachable_database_at_start_is_not_fatal() -> None:
     """With nothing listening, the sidecar stays up serving pg_up 0, and logs the reason once."""
     side = Sidecar(f"postgresql://u:{PASSWORD}@127.0.0.1:{free_port()}/db")
     try:
-        text = side.wait_for_text(lambda t: _value(t, "pg_up{") == 0.0)
-        assert "dbpulse_collector_success" in text
+        text = side.wait_for_text(lambda t: _value(t, "pg_up ") == 0.0)
+        assert "pg_scrape_collector_success" in text
         time.sleep(2)
         assert side.proc.poll() is None
     finally:

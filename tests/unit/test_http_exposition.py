@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from dbpulse.http import Endpoints
+from dbpulse.http.barecounter import BareCounter, PlainFamily
 from dbpulse.http.exposition import MAX_ENTRIES, Exposition
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -158,3 +159,43 @@ def test_refresh_encodes_used_formats_after_a_change() -> None:
     assert cached.collects == 2  # both scrapes were served from the refreshed entry
     assert gzip.decompress(packed) == plain
     assert b'big_gauge{i="499"}' in plain  # encoded at refresh, before series changed
+
+
+class _Bare:
+    """postgres_exporter-named families: a counter without _total, an untyped column."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        counter = BareCounter("pg_stat_database_xact_commit", "commits", ["datname"])
+        counter.add_metric(["app"], 7.0)
+        untyped = PlainFamily("pg_stat_database_sessions", "sessions", "unknown", ["datname"])
+        untyped.add_metric(["app"], 2.0)
+        yield counter
+        yield untyped
+
+
+def _bare_exposition() -> Exposition:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Bare())
+    return Exposition(Endpoints(registry=registry))
+
+
+def test_bare_counters_keep_their_names_in_every_format() -> None:
+    """Text, OpenMetrics, gzip and name[] all serve the counter as postgres_exporter names it."""
+    exposition = _bare_exposition()
+    sample = b'pg_stat_database_xact_commit{datname="app"} 7.0\n'
+    for accept, typ in (("", b"untyped"), (OPENMETRICS, b"unknown")):
+        for gz in (False, True):
+            raw = _body(exposition, accept, gz=gz)
+            text = gzip.decompress(raw) if gz else raw
+            assert b"# TYPE pg_stat_database_xact_commit counter\n" + sample in text
+            assert b"# TYPE pg_stat_database_sessions " + typ + b"\n" in text
+            assert b"_total" not in text
+    only = b"".join(
+        exposition.render("", gzip=False, names=["pg_stat_database_xact_commit"]).chunks
+    )
+    assert only == b"# HELP pg_stat_database_xact_commit commits\n" + (
+        b"# TYPE pg_stat_database_xact_commit counter\n" + sample
+    )

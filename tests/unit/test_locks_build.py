@@ -10,7 +10,7 @@ from typing import Any
 from dbpulse.sidecar.base import Context
 from dbpulse.sidecar.collectors.locks import MAX_DEPTH, LocksCollector, build_tree
 
-CTX = Context("t", 150000, 100.0)
+CTX = Context("t", 150000, 100.0, server="db:5432")
 
 
 def _s(pid: int, blocked_by: list[int] | None = None, **kw: Any) -> dict[str, Any]:
@@ -37,9 +37,11 @@ def _build(
     blocking: list[dict[str, Any]],
     locks: Sequence[dict[str, Any]] = (),
     databases: Sequence[dict[str, Any]] = (),
+    all_databases: Sequence[dict[str, Any]] = (),
 ) -> tuple[dict[tuple[str, Any], float], Any]:
     ctx = replace(CTX, databases=tuple(str(d["datname"]) for d in databases))
-    result = LocksCollector().build({"locks": list(locks), "blocking": blocking}, ctx, None)
+    rows = {"locks": list(locks), "blocking": blocking, "all_databases": list(all_databases)}
+    result = LocksCollector().build(rows, ctx, None)
     samples = {}
     for fam in result.families:
         for s in fam.samples:
@@ -143,21 +145,27 @@ def test_deep_chain_is_truncated() -> None:
 
 
 def test_lock_counts_and_zero_filled_databases() -> None:
-    """Lock counts keep their labels (granted as true/false); standard modes are zero-filled."""
+    """postgres_exporter's pg_locks_count: lowercased modes, summed, nine modes zero-filled per database."""
     locks: list[dict[str, Any]] = [
-        {"datname": "app", "mode": "RowExclusiveLock", "granted": True, "count": 4},
-        {"datname": "app", "mode": "ShareLock", "granted": False, "count": 1},
-        {"datname": None, "mode": "AccessShareLock", "granted": True, "count": 2},
+        {"datname": "app", "mode": "rowexclusivelock", "count": 4},
+        {"datname": "app", "mode": "RowExclusiveLock", "count": 1},
+        {"datname": "app", "mode": "sharelock", "count": 1},
     ]
-    samples, debug = _build([], locks=locks, databases=[{"datname": "app"}, {"datname": "b"}])
-    key = (("datname", "app"), ("granted", "false"), ("mode", "ShareLock"))
-    assert samples[("pg_locks_count", key)] == 1
-    empty = (("datname", ""), ("granted", "true"), ("mode", "AccessShareLock"))
-    assert samples[("pg_locks_count", empty)] == 2
+    all_dbs = [{"datname": "app"}, {"datname": "b"}, {"datname": "template0"}]
+    samples, debug = _build(
+        [], locks=locks, databases=[{"datname": "app"}, {"datname": "b"}], all_databases=all_dbs
+    )
+
+    def count(datname: str, mode: str) -> float:
+        key = (("datname", datname), ("mode", mode), ("server", "db:5432"))
+        return samples[("pg_locks_count", key)]
+
+    assert count("app", "rowexclusivelock") == 5
+    assert count("app", "sharelock") == 1
+    assert count("template0", "sireadlock") == 0
     assert samples[("pg_blocking_sessions", (("datname", "b"),))] == 0
-    zero = (("datname", "b"), ("granted", "false"), ("mode", "AccessExclusiveLock"))
-    assert samples[("pg_locks_count", zero)] == 0
-    assert len([k for k in samples if k[0] == "pg_locks_count"]) == 2 * 8 * 2 + 1
+    assert count("b", "accessexclusivelock") == 0
+    assert len([k for k in samples if k[0] == "pg_locks_count"]) == 3 * 9
     assert samples[("pg_blocking_root_blockers", (("datname", "app"),))] == 0
     assert debug["waiting_sessions"] == 0
     assert debug["generated_at"] == 100.0

@@ -38,7 +38,7 @@ def test_success_is_served_and_expires_after_stale_after() -> None:
     snap = Snapshot("t", {"a": 30.0}, clock=clock)
     snap.record_success("a", BuildResult([_family(5)]), 0.01)
     assert 'pg_example{datname="app"} 5.0' in _text(snap)
-    assert 'pg_up{target="t"} 1.0' in _text(snap)
+    assert "pg_up 1.0" in _text(snap)
     clock.now += 31
     assert "pg_example" not in _text(snap)
 
@@ -52,8 +52,8 @@ def test_failure_keeps_last_good_data_and_reports_success_zero() -> None:
     snap.record_failure("a", 0.02, "boom", reached=True)
     text = _text(snap)
     assert 'pg_example{datname="app"} 5.0' in text
-    assert 'dbpulse_collector_success{collector="a"} 0.0' in text
-    assert 'dbpulse_collector_success{collector="b"} 0.0' in text
+    assert 'pg_scrape_collector_success{collector="a"} 0.0' in text
+    assert 'pg_scrape_collector_success{collector="b"} 0.0' in text
 
 
 def test_readiness_needs_database_and_fresh_poll() -> None:
@@ -73,7 +73,7 @@ def test_readiness_needs_database_and_fresh_poll() -> None:
     ready, reason = snap.readiness(45)
     assert not ready
     assert "connection refused" in reason
-    assert 'pg_up{target="t"} 0.0' in _text(snap)
+    assert "pg_up 0.0" in _text(snap)
 
 
 def test_snapshot_age_counts_from_last_reach() -> None:
@@ -141,6 +141,6 @@ def test_live_part_holds_the_clock_driven_family_and_the_cached_part_the_rest() 
     assert "dbpulse_snapshot_age_seconds 3.0" in live
     assert "pg_up" not in live
     assert "dbpulse_snapshot_age_seconds" not in cached
-    for name in ("pg_up", "dbpulse_build_info", "dbpulse_collector_success", "pg_example"):
+    for name in ("pg_up", "dbpulse_build_info", "pg_scrape_collector_success", "pg_example"):
         assert name in cached
     assert sorted((live + cached).splitlines()) == sorted(_text(snap).splitlines())

@@ -74,32 +74,32 @@ def test_vanished_statement_is_forgotten() -> None:
 
 
 def test_capacity_counts_every_family_and_the_totals() -> None:
-    """6 series per statement + 2 per database stay within max_series (0 when none fit)."""
-    assert len(FAMILIES) == 6
+    """8 series per statement + 2 per database stay within max_series (0 when none fit)."""
+    assert len(FAMILIES) == 8
     expected = {
         (10, 0): 1,
         (10, 1): 1,
         (10, 3): 0,
         (10, 50): 0,
-        (100, 0): 16,
-        (100, 1): 16,
-        (100, 3): 15,
+        (100, 0): 12,
+        (100, 1): 12,
+        (100, 3): 11,
         (100, 50): 0,
-        (2000, 0): 333,
-        (2000, 1): 333,
-        (2000, 3): 332,
-        (2000, 50): 316,
-        (2001, 0): 333,
-        (2001, 1): 333,
-        (2001, 3): 332,
-        (2001, 50): 316,
+        (2000, 0): 250,
+        (2000, 1): 249,
+        (2000, 3): 249,
+        (2000, 50): 237,
+        (2001, 0): 250,
+        (2001, 1): 249,
+        (2001, 3): 249,
+        (2001, 50): 237,
     }
     for (max_series, databases), want in expected.items():
         cap = statement_capacity(max_series, databases)
         assert cap == want, (max_series, databases)
         if 2 * databases <= max_series:
-            assert cap * 6 + 2 * databases <= max_series
-            assert (cap + 1) * 6 + 2 * databases > max_series
+            assert cap * 8 + 2 * databases <= max_series
+            assert (cap + 1) * 8 + 2 * databases > max_series
         else:
             assert cap == 0
 

@@ -21,6 +21,7 @@ Requests with ``name[]`` filters (sample names, as prometheus_client's
 
 from __future__ import annotations
 
+import copy
 import threading
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -31,6 +32,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from dbpulse.http.barecounter import text_encoder
 from dbpulse.http.endpoints import Endpoints
 from dbpulse.logging import get_logger
 
@@ -109,6 +111,8 @@ class Exposition:
     def render(self, accept: str, *, gzip: bool, names: list[str] | None = None) -> Body:
         encoder, content_type = choose_encoder(accept)
         openmetrics = content_type.startswith("application/openmetrics-text")
+        if not openmetrics:  # postgres_exporter's counters keep their names (barecounter.py)
+            encoder = text_encoder(encoder)
         endpoints = self._endpoints
         live: Collector | None = endpoints.live_registry
         if names:
@@ -201,6 +205,6 @@ class _Restricted:
         for family in self._source.collect():
             samples = [s for s in family.samples if s.name in self._names]
             if samples:
-                kept = Metric(family.name, family.documentation, family.type, family.unit)
+                kept = copy.copy(family)  # keeps the class: a BareCounter stays one
                 kept.samples = samples
                 yield kept

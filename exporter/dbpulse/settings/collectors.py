@@ -79,6 +79,17 @@ class StatementsSettings(CollectorSettings):
     )
 
 
+class ActivitySettings(CollectorSettings):
+    """pg_stat_activity: sessions by state, and by who and what they wait for."""
+
+    detail_max_series: int = Field(
+        default=100,
+        ge=2,
+        le=10000,
+        description="series of pg_stat_activity_detail_count; smaller groups fold into (other)",
+    )
+
+
 class MigrationsSettings(CollectorSettings):
     """Schema hazards left by migrations; catalog queries, so polled less often."""
 
@@ -109,7 +120,7 @@ class SlowChangingSettings(CollectorSettings):
 
 
 class CollectorsSettings(Strict):
-    activity: CollectorSettings = Field(default_factory=CollectorSettings)
+    activity: ActivitySettings = Field(default_factory=ActivitySettings)
     statements: StatementsSettings = Field(default_factory=StatementsSettings)
     locks: CollectorSettings = Field(default_factory=CollectorSettings)
     progress: CollectorSettings = Field(default_factory=CollectorSettings)

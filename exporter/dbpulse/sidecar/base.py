@@ -39,6 +39,9 @@ class Context:
     # The server's connectable, non-template databases (sorted), read at most once per
     # poll round by the runtime, for collectors with ``needs_databases`` (zero-filling).
     databases: tuple[str, ...] = ()
+    # "host:port" of the server as the poll's connection reached it: postgres_exporter's
+    # ``server`` label, which its families carry and dbpulse's same-named families copy.
+    server: str = ""
 
 
 @dataclass
@@ -68,6 +71,11 @@ class Collector(Protocol):
     def fetch(self, conn: psycopg.Connection[Row], ctx: Context, state: Any) -> Rows: ...
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult: ...
+
+
+def server_label(conn: psycopg.Connection[Row]) -> str:
+    """postgres_exporter's ``server`` label: the host (or socket directory) and port."""
+    return f"{conn.info.host}:{conn.info.port}"
 
 
 def query(conn: psycopg.Connection[Row], sql: str, params: Any = None) -> list[Row]:

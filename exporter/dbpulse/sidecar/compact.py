@@ -1,7 +1,7 @@
 """Smaller snapshots for many targets: equal label sets and names shared, not copied (pure).
 
 prometheus_client builds a fresh labels dict and fresh strings for every sample, so the
-six families of one pg_stat_statements row hold six copies of the same labels. A process
+eight families of one pg_stat_statements row hold eight copies of the same labels. A process
 holding a hundred targets' snapshots keeps all of them; sharing one dict per label set
 and interning names and values cuts a target's snapshot by about a fifth.
 """

@@ -20,7 +20,14 @@ import psycopg
 
 from dbpulse.errors import first_line
 from dbpulse.logging import get_logger
-from dbpulse.sidecar.base import BuildResult, Collector, CollectorError, Context, Row
+from dbpulse.sidecar.base import (
+    BuildResult,
+    Collector,
+    CollectorError,
+    Context,
+    Row,
+    server_label,
+)
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
 from dbpulse.sidecar.databases import DatabaseList
 from dbpulse.sidecar.snapshot import Snapshot
@@ -85,6 +92,7 @@ class Poller:
                     server_version_num=self._conns.server_version_num,
                     now=now,
                     databases=self._databases(collector, conn, now),
+                    server=server_label(conn),
                 )
                 rows = collector.fetch(conn, ctx, state)
             result = collector.build(rows, ctx, state)

@@ -2,7 +2,7 @@
 
 Each probe is its own poller job (``probe:<name>``) with its own interval and
 statement_timeout, so one failing or slow probe never holds up another, and
-``dbpulse_collector_success{collector="probe:<name>"}`` tells its state.
+``pg_scrape_collector_success{collector="probe:<name>"}`` tells its state.
 """
 
 from __future__ import annotations

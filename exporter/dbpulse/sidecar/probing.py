@@ -8,12 +8,14 @@ unreadable password file), 200 with the target's snapshot otherwise.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 
+from dbpulse.http.barecounter import text_encoder
 from dbpulse.sidecar.runtime import TargetRuntime
 
 TEXT = "text/plain; charset=utf-8"
@@ -48,7 +50,7 @@ def unavailable(message: str) -> ProbeAnswer:
 def render(runtime: TargetRuntime, only: Only | None) -> ProbeAnswer:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_View(runtime, only))
-    return 200, generate_latest(registry), CONTENT_TYPE_LATEST
+    return 200, text_encoder(generate_latest)(registry), CONTENT_TYPE_LATEST
 
 
 class _View:
@@ -76,7 +78,8 @@ def merge_families(families: list[Metric]) -> list[Metric]:
         if seen.type != family.type:
             continue  # cannot happen for one collector's families; never corrupt a scrape
         # Snapshot families are shared with other probes: build a new one, never extend.
-        combined = Metric(seen.name, seen.documentation, seen.type, seen.unit)
+        # A copy keeps the family's class (a BareCounter must stay one: barecounter.py).
+        combined = copy.copy(seen)
         combined.samples = [*seen.samples, *family.samples]
         merged[family.name] = combined
     return list(merged.values())

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from dbpulse import __version__
@@ -55,6 +56,7 @@ class Snapshot:
         self._lock = threading.Lock()
         self._states = {name: CollectorState(stale_after=s) for name, s in stale_after.items()}
         self._up = False
+        self._runs = 0  # collector runs recorded: postgres_exporter's pg_exporter_scrapes_total
         self._started = clock()
         self._last_reached: float | None = None
         # Bumped by every change to what the cached part renders, except staleness,
@@ -73,6 +75,7 @@ class Snapshot:
             state.duration = duration
             state.last_success = state.last_attempt = now
             state.last_error = ""
+            self._runs += 1
             if state.counts_for_up:
                 self._up = True
                 self._last_reached = now
@@ -87,6 +90,7 @@ class Snapshot:
             state.duration = duration
             state.last_attempt = now
             state.last_error = error
+            self._runs += 1
             if state.counts_for_up:
                 self._up = reached
                 if reached:
@@ -172,23 +176,39 @@ class Snapshot:
                 if only is None or only(name)
             }
             up = self._up
+            runs = self._runs
+        # postgres_exporter's names (its alerts and dashboards query them): pg_up without
+        # labels (one target per page, /metrics or /probe; Prometheus adds ``instance``),
+        # and its scrape health families, which here describe the background polls.
         yield gauge(
-            "pg_up",
-            "1 when the last poll connected to the target",
-            [([self.target], 1.0 if up else 0.0)],
-            ["target"],
+            "pg_up", "1 when the last poll connected to the target", [([], 1.0 if up else 0.0)]
         )
+        attempted = [s for s in states.values() if s.last_attempt is not None]
+        failed = not up or any(not s.success for s in attempted)
+        yield gauge(
+            "pg_exporter_last_scrape_error",
+            "1 when the target was unreachable or a collector's last run failed",
+            [([], 1.0 if failed else 0.0)],
+        )
+        yield gauge(
+            "pg_exporter_last_scrape_duration_seconds",
+            "wall time of the collectors' last runs, summed",
+            [([], sum(s.duration for s in attempted))],
+        )
+        scrapes = CounterMetricFamily("pg_exporter_scrapes", "collector runs (polls) so far")
+        scrapes.add_metric([], float(runs))
+        yield scrapes
         yield gauge("dbpulse_build_info", "dbpulse version", [([__version__], 1.0)], ["version"])
         if live:
             yield self._age_family()
         yield gauge(
-            "dbpulse_collector_success",
+            "pg_scrape_collector_success",
             "1 when the collector's last run succeeded",
             [([n], 1.0 if s.success else 0.0) for n, s in states.items()],
             ["collector"],
         )
         yield gauge(
-            "dbpulse_collector_duration_seconds",
+            "pg_scrape_collector_duration_seconds",
             "wall time of the collector's last run",
             [([n], s.duration) for n, s in states.items()],
             ["collector"],

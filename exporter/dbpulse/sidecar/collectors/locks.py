@@ -9,8 +9,7 @@ blockers that are not waiting themselves) is built once here: served as JSON at
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,16 +23,18 @@ from dbpulse.sidecar.blocking import MAX_DEPTH, BlockingTree, build_tree
 from dbpulse.sidecar.facts import Facts
 from dbpulse.tracecontext import SQL_PATTERN
 
-# Locks on shared objects or on transaction IDs have no database; they are attributed
-# to the holder's database. Prepared transactions (pid NULL) keep only the lock's own.
+# postgres_exporter's pg_locks_count: locks on a database's objects (shared-object,
+# transaction-ID and virtual-xid locks have no database and are not counted), by
+# lowercased mode, every backend's included (the exporter's own too, as postgres_exporter
+# counts its own), zero-filled for every database of pg_database and every table-lock
+# mode. Who waits on whom is the blocking tree's job, not this count's.
 SQL_LOCK_COUNTS = """
-SELECT COALESCE(d.datname, a.datname, '') AS datname, l.mode, l.granted, count(*) AS count
+SELECT d.datname, lower(l.mode) AS mode, count(*) AS count
 FROM pg_locks l
-LEFT JOIN pg_database d ON d.oid = l.database
-LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.pid IS DISTINCT FROM pg_backend_pid()
-GROUP BY 1, 2, 3
+JOIN pg_database d ON d.oid = l.database
+GROUP BY 1, 2
 """
+SQL_ALL_DATABASES = "SELECT datname FROM pg_database"
 
 
 def _blocking_sql(*, materialized: str, waitstart: bool, query_id: bool) -> str:
@@ -83,14 +84,15 @@ SQL_BLOCKING_V12 = _blocking_sql(materialized="MATERIALIZED", waitstart=False, q
 SQL_BLOCKING_OLD = _blocking_sql(materialized="", waitstart=False, query_id=False)
 
 LOCK_MODES = (
-    "AccessShareLock",
-    "RowShareLock",
-    "RowExclusiveLock",
-    "ShareUpdateExclusiveLock",
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
+    "accesssharelock",
+    "rowsharelock",
+    "rowexclusivelock",
+    "shareupdateexclusivelock",
+    "sharelock",
+    "sharerowexclusivelock",
+    "exclusivelock",
+    "accessexclusivelock",
+    "sireadlock",
 )
 __all__ = ["MAX_DEPTH", "LocksCollector", "build_families", "build_tree", "create"]
 
@@ -110,12 +112,19 @@ class LocksCollector:
             blocking = SQL_BLOCKING_OLD
         return {
             "locks": query(conn, SQL_LOCK_COUNTS),
+            "all_databases": query(conn, SQL_ALL_DATABASES),
             "blocking": query(conn, blocking),
         }
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
         tree = build_tree(rows["blocking"])
-        families = build_families(rows["locks"], ctx.databases, tree)
+        families = build_families(
+            rows["locks"],
+            ctx.databases,
+            tree,
+            all_databases=rows.get("all_databases", []),
+            server=ctx.server,
+        )
         return BuildResult(
             families=families, debug=tree.as_json(ctx.now), facts=Facts(blocking=tree)
         )
@@ -125,30 +134,32 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def build_families(locks: list[Row], databases: Iterable[str], tree: BlockingTree) -> list[Metric]:
+def build_families(
+    locks: list[Row],
+    databases: Iterable[str],
+    tree: BlockingTree,
+    *,
+    all_databases: Sequence[Row] = (),
+    server: str = "",
+) -> list[Metric]:
     families: list[Metric] = []
     fam = GaugeMetricFamily(
         "pg_locks_count",
-        "locks held (granted=true) or awaited (granted=false), by database and mode",
-        labels=["datname", "mode", "granted"],
+        "locks held or awaited on the database's objects, by lowercased lock mode",
+        labels=["datname", "mode", "server"],
     )
-    counts: dict[tuple[str, str, str], float] = defaultdict(float)
-    # Zeros for the standard modes in every connectable database, so that a quiet
-    # database still has series (and "no waiting locks" is a 0, not an absence).
-    datnames = set(databases)
-    for datname in datnames:
+    counts: dict[tuple[str, str], float] = {}
+    for datname in {_text(row.get("datname")) for row in all_databases}:
         for mode in LOCK_MODES:
-            for granted in ("true", "false"):
-                counts[(datname, mode, granted)] += 0.0
+            counts[(datname, mode)] = 0.0
     for row in locks:
-        granted = "true" if row.get("granted") else "false"
-        counts[(_text(row.get("datname")), _text(row.get("mode")), granted)] += float(
-            row.get("count") or 0
-        )
-    for labels, n in sorted(counts.items()):
-        fam.add_metric(list(labels), n)
+        key = (_text(row.get("datname")), _text(row.get("mode")).lower())
+        counts[key] = counts.get(key, 0.0) + float(row.get("count") or 0)
+    for (datname, mode), n in sorted(counts.items()):
+        fam.add_metric([datname, mode, server], n)
     families.append(fam)
 
+    datnames = set(databases)
     datnames.update(_text(tree.session(pid).datname) for pid in tree.blockers)
     sessions: dict[str, int] = dict.fromkeys(datnames, 0)
     max_wait: dict[str, float] = dict.fromkeys(datnames, 0.0)

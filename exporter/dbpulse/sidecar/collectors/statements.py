@@ -69,7 +69,7 @@ SELECT current_database() AS db,
 """
 
 
-def _raw_sql(time_column: str) -> str:
+def _raw_sql(time_column: str, blk_time: str) -> str:
     # Only the counters, one row per entry, no query text: reading the function is the
     # floor every pg_stat_statements exporter pays (it materialises every entry). Grouping,
     # totals and the top-N happen in summarise() on the sidecar's CPU instead of the
@@ -77,7 +77,8 @@ def _raw_sql(time_column: str) -> str:
     # sums, ORDER BY ... LIMIT) cost 3-4x this plain read (benchmarks/README.md).
     return f"""
 SELECT dbid::int8 AS dbid, userid::int8 AS userid, queryid, calls,
-    {time_column} AS total_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written
+    {time_column} AS total_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written,
+    {blk_time}_read_time AS blk_read_ms, {blk_time}_write_time AS blk_write_ms
 FROM {{schema}}.pg_stat_statements(false)
 """
 
@@ -91,8 +92,11 @@ SELECT false, oid::int8, rolname::text FROM pg_roles
 # Extension 1.8 (PostgreSQL 13) split total_time into total_plan_time + total_exec_time.
 # The columns follow the *installed extension version*, which can lag the server's
 # until ALTER EXTENSION ... UPDATE, so that is what picks the variant.
-SQL_RAW_V18 = _raw_sql("total_exec_time")
-SQL_RAW_OLD = _raw_sql("total_time")
+# Extension 1.11 (PostgreSQL 17) split blk_read_time into shared_ and local_; the shared
+# one is what postgres_exporter reports as block_read_seconds_total.
+SQL_RAW_V111 = _raw_sql("total_exec_time", "shared_blk")
+SQL_RAW_V18 = _raw_sql("total_exec_time", "blk")
+SQL_RAW_OLD = _raw_sql("total_time", "blk")
 
 # Reads the whole query-text file on the server whatever the filter; see the docstring.
 SQL_TEXTS = """
@@ -145,14 +149,20 @@ class StatementsCollector:
         if ext["schema"] is None:
             raise CollectorError(MISSING.format(db=ext["db"]))
         schema = sql.Identifier(str(ext["schema"]))
-        modern = _version(ext["version"]) >= (1, 8)
+        version = _version(ext["version"])
+        if version >= (1, 11):
+            raw_sql = SQL_RAW_V111
+        elif version >= (1, 8):
+            raw_sql = SQL_RAW_V18
+        else:
+            raw_sql = SQL_RAW_OLD
 
         def in_schema(template: str) -> str:
             return sql.SQL(template).format(schema=schema).as_string(conn)
 
         try:
             rows: Rows = {
-                "raw": query(conn, in_schema(SQL_RAW_V18 if modern else SQL_RAW_OLD)),
+                "raw": query(conn, in_schema(raw_sql)),
                 "names": query(conn, SQL_NAMES),
             }
             wanted = texts_wanted(state or StatementsState(), ctx.now, self.text_max_length)

@@ -19,6 +19,18 @@ FAMILIES = (
         0.001,
     ),
     ("rows", "pg_stat_statements_rows", "rows retrieved or affected", 1.0),
+    (
+        "blk_read_ms",
+        "pg_stat_statements_block_read_seconds",
+        "time the statement spent reading shared blocks (needs track_io_timing)",
+        0.001,
+    ),
+    (
+        "blk_write_ms",
+        "pg_stat_statements_block_write_seconds",
+        "time the statement spent writing shared blocks (needs track_io_timing)",
+        0.001,
+    ),
     ("shared_blks_hit", "pg_stat_statements_shared_blks_hit", "shared buffer hits", 1.0),
     (
         "shared_blks_read",

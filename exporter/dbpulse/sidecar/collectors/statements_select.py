@@ -21,9 +21,18 @@ from dbpulse.sidecar.base import Row
 # (dbid, userid, queryid): what pg_stat_statements keys a statement by (minus toplevel).
 Key = tuple[int, int, int]
 
-_SUMMED = ("calls", "total_ms", "rows", "shared_blks_hit", "shared_blks_read", "temp_blks_written")
+_SUMMED = (
+    "calls",
+    "total_ms",
+    "rows",
+    "shared_blks_hit",
+    "shared_blks_read",
+    "temp_blks_written",
+    "blk_read_ms",
+    "blk_write_ms",
+)
 # Series per exported statement (one per counter family) and per database (the totals).
-SERIES_PER_STATEMENT = 6
+SERIES_PER_STATEMENT = 8
 TOTAL_FAMILIES = 2
 # Minimum seconds between two reads of the query-text file.
 TEXT_FETCH_INTERVAL = 60.0
@@ -76,10 +85,10 @@ def summarise(
         key = (dbid, int(row["userid"]), int(row["queryid"]))
         entry = merged.get(key)
         if entry is None:
-            merged[key] = {col: float(row[col] or 0) for col in _SUMMED}
+            merged[key] = {col: float(row.get(col) or 0) for col in _SUMMED}
         else:
             for col in _SUMMED:
-                entry[col] += float(row[col] or 0)
+                entry[col] += float(row.get(col) or 0)
 
     def heaviest(k: Key) -> tuple[float, int, int, int]:
         return (-merged[k]["total_ms"], *k)
