@@ -37,7 +37,7 @@ EXPECTED = [
     "pg_database_size_bytes",
     "pg_replication_is_replica",
     "pg_stat_bgwriter_buffers_alloc_total",
-    "pg_stat_archiver_archived_count_total",
+    "pg_stat_archiver_archived_count",
     "pg_wal_size_bytes",
     "pg_settings_shared_buffers_bytes",
     "pg_postmaster_start_time_seconds",

@@ -9,7 +9,7 @@ import pytest
 from dbpulse.sidecar.base import Context
 from dbpulse.sidecar.collectors.pg_settings import SettingsCollector, convert_unit
 
-CTX = Context("t", 150000, 0.0)
+CTX = Context("t", 150000, 0.0, server="db:5432")
 
 
 def _row(
@@ -30,7 +30,7 @@ def _build(*rows: dict[str, Any]) -> tuple[dict[str, tuple[float, str]], list[st
     for fam in result.families:
         assert fam.type == "gauge"
         assert len(fam.samples) == 1
-        assert fam.samples[0].labels == {}
+        assert fam.samples[0].labels == {"server": "db:5432"}
         out[fam.name] = (fam.samples[0].value, fam.documentation)
     return out, result.notices
 

@@ -10,7 +10,8 @@ from dbpulse.sidecar.base import Context
 from dbpulse.sidecar.collectors.replication import ReplicationCollector
 from dbpulse.sidecar.collectors.replication_slots import ReplicationSlotsCollector
 
-CTX = Context("t", 150000, 0.0)
+CTX = Context("t", 150000, 0.0, server="db:5432")
+SERVER = ("server", "db:5432")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -62,6 +63,7 @@ def test_primary_reports_zero_lag_and_its_standbys() -> None:
     labels = (
         ("application_name", "walreceiver"),
         ("client_addr", "10.0.0.2"),
+        SERVER,
         ("slot_name", "standby1"),
         ("state", "streaming"),
     )
@@ -101,6 +103,7 @@ def test_caught_up_standby_without_slot_and_old_server_shape() -> None:
         "pg_stat_replication_pg_current_wal_lsn_bytes",
     }
     labels = dict(next(lab for name, lab in s if name == "pg_stat_replication_pg_wal_lsn_diff"))
+    assert labels["server"] == "db:5432"
     assert labels["slot_name"] == ""
     assert labels["client_addr"] == ""
 
@@ -141,8 +144,8 @@ def _slots(rows: list[dict[str, Any]]) -> Samples:
 def test_slot_families_and_labels() -> None:
     """An active logical slot gets every family, under postgres_exporter's two label sets."""
     s = _slots([_slot()])
-    by_db = (("database", "app"), ("slot_name", "s1"))
-    by_type = (("slot_name", "s1"), ("slot_type", "logical"))
+    by_db = (("database", "app"), SERVER, ("slot_name", "s1"))
+    by_type = (SERVER, ("slot_name", "s1"), ("slot_type", "logical"))
     assert s[("pg_replication_slots_active", by_db)] == 1
     assert s[("pg_replication_slots_pg_wal_lsn_diff", by_db)] == 4096
     assert s[("pg_replication_slots_slot_current_wal_lsn", by_type)] == 90000
@@ -165,7 +168,9 @@ def test_inactive_physical_slot_on_old_server() -> None:
         wal_status=None,
     )
     s = _slots([row])
-    assert s[("pg_replication_slots_active", (("database", ""), ("slot_name", "phys")))] == 0
+    assert (
+        s[("pg_replication_slots_active", (("database", ""), SERVER, ("slot_name", "phys")))] == 0
+    )
     names = {name for name, _ in s}
     assert "pg_replication_slots_slot_confirmed_flush_lsn" not in names
     assert "pg_replication_slots_safe_wal_size_bytes" not in names
@@ -175,7 +180,7 @@ def test_inactive_physical_slot_on_old_server() -> None:
         s[
             (
                 "pg_replication_slots_slot_is_active",
-                (("slot_name", "phys"), ("slot_type", "physical")),
+                (SERVER, ("slot_name", "phys"), ("slot_type", "physical")),
             )
         ]
         == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -13,7 +14,7 @@ from dbpulse.sidecar.collectors.roles import RolesCollector
 from dbpulse.sidecar.collectors.server import ServerCollector, short_version
 from dbpulse.sidecar.collectors.wal import NO_PERMISSION, WalCollector
 
-CTX = Context("t", 150000, 0.0)
+CTX = Context("t", 150000, 0.0, server="db:5432")
 
 
 def _values(families: list[Metric]) -> dict[str, float]:
@@ -88,22 +89,20 @@ def test_bgwriter_17_moves_checkpoints_to_the_checkpointer() -> None:
     assert v18["pg_stat_checkpointer_slru_written_total"] == 2
 
 
-def test_archiver_never_archived_has_no_age() -> None:
-    """Counts are counters; the age is absent until a segment was archived, never negative."""
-    fams = (
-        ArchiverCollector()
-        .build(
-            {"archiver": [{"archived_count": 0, "failed_count": 2, "last_archive_age": None}]},
-            CTX,
-            None,
-        )
-        .families
-    )
-    v = _values(fams)
-    assert v == {
-        "pg_stat_archiver_archived_count_total": 0,
-        "pg_stat_archiver_failed_count_total": 2,
+def test_archiver_never_archived_has_nan_age() -> None:
+    """Counts are counters named without _total; the age is NaN until a segment was archived."""
+    row: dict[str, Any] = {"archived_count": 0, "failed_count": 2, "last_archive_age": None}
+    fams = ArchiverCollector().build({"archiver": [row]}, CTX, None).families
+    assert {f.name: f.type for f in fams} == {
+        "pg_stat_archiver_archived_count": "counter",
+        "pg_stat_archiver_failed_count": "counter",
+        "pg_stat_archiver_last_archive_age": "gauge",
     }
+    v = _values(fams)
+    assert v["pg_stat_archiver_archived_count"] == 0
+    assert v["pg_stat_archiver_failed_count"] == 2
+    assert math.isnan(v["pg_stat_archiver_last_archive_age"])
+    assert all(s.labels == {"server": "db:5432"} for f in fams for s in f.samples)
     row = {"archived_count": 9, "failed_count": 0, "last_archive_age": -0.001}
     v = _values(ArchiverCollector().build({"archiver": [row]}, CTX, None).families)
     assert v["pg_stat_archiver_last_archive_age"] == 0
@@ -133,6 +132,7 @@ def test_server_start_time_and_static_version() -> None:
     static = next(f for f in fams if f.name == "pg_static")
     assert static.type == "unknown"
     assert static.samples[0].labels == {
+        "server": "db:5432",
         "short_version": "15.18.0",
         "version": "PostgreSQL 15.18 (Debian)",
     }

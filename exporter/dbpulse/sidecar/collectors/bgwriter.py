@@ -11,6 +11,8 @@ Unix time (0 when never reset), odd but theirs. A family exists only where its c
 does, so a 17+ server has no ``pg_stat_bgwriter_checkpoints_timed_total`` to look
 flat; postgres_exporter users asked for the checkpointer on 17 in its issues #1060
 and #1219. ``num_done`` and ``slru_written`` (18+) are dbpulse's, named the same way.
+``pg_stat_bgwriter_*`` carry the ``server`` label as in postgres_exporter 0.11.1;
+``pg_stat_checkpointer_*``, which only its current release has, carry none, as there.
 """
 
 from __future__ import annotations
@@ -179,10 +181,14 @@ class BgwriterCollector:
         }
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
-        return BuildResult(families=build_families(rows["bgwriter"], rows.get("checkpointer", [])))
+        return BuildResult(
+            families=build_families(rows["bgwriter"], rows.get("checkpointer", []), ctx.server)
+        )
 
 
-def _counters(rows: list[Row], spec: tuple[tuple[str, str, str], ...]) -> list[Metric]:
+def _counters(
+    rows: list[Row], spec: tuple[tuple[str, str, str], ...], labels: dict[str, str]
+) -> list[Metric]:
     if not rows:
         return []
     row = rows[0]
@@ -192,14 +198,17 @@ def _counters(rows: list[Row], spec: tuple[tuple[str, str, str], ...]) -> list[M
         # in a column it has is 0, as postgres_exporter reports it.
         if column not in row:
             continue
-        fam = CounterMetricFamily(name, doc)
-        fam.add_metric([], float(row[column] or 0))
+        fam = CounterMetricFamily(name, doc, labels=list(labels))
+        fam.add_metric(list(labels.values()), float(row[column] or 0))
         families.append(fam)
     return families
 
 
-def build_families(bgwriter: list[Row], checkpointer: list[Row]) -> list[Metric]:
-    return [*_counters(bgwriter, BGWRITER), *_counters(checkpointer, CHECKPOINTER)]
+def build_families(bgwriter: list[Row], checkpointer: list[Row], server: str) -> list[Metric]:
+    return [
+        *_counters(bgwriter, BGWRITER, {"server": server}),
+        *_counters(checkpointer, CHECKPOINTER, {}),
+    ]
 
 
 def create(_settings: Settings) -> BgwriterCollector:

@@ -9,7 +9,8 @@ postgres_exporter's rules, kept exactly so dashboards and alerts carry over:
 - a time unit (``ms``, ``s``, ``min``, ``h``, ``d``) is converted to seconds and the name
   gets ``_seconds``; a size unit (``B``, ``kB``, ``8kB``, ``MB``, ``16MB`` ...) to bytes
   with ``_bytes``; the help then ends in ``[Units converted to seconds.]`` / ``bytes``;
-- ``-1`` ("disabled"/"use the default") is kept as -1, never scaled.
+- ``-1`` ("disabled"/"use the default") is kept as -1, never scaled;
+- every family carries postgres_exporter's ``server`` label (host:port).
 
 A setting whose unit is not one of those is skipped with a notice rather than exported
 under a wrong name (postgres_exporter panics there). Settings change rarely, so the
@@ -120,11 +121,11 @@ class SettingsCollector:
         return {"settings": query(conn, SQL)}
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
-        families, notices = build_families(rows["settings"])
+        families, notices = build_families(rows["settings"], ctx.server)
         return BuildResult(families=families, notices=notices)
 
 
-def build_families(rows: list[Row]) -> tuple[list[Metric], list[str]]:
+def build_families(rows: list[Row], server: str) -> tuple[list[Metric], list[str]]:
     families: dict[str, Metric] = {}
     notices: list[str] = []
     for row in rows:
@@ -136,8 +137,8 @@ def build_families(rows: list[Row]) -> tuple[list[Metric], list[str]]:
         if setting.name in families:
             notices.append(f"settings {setting.name} collide after renaming; one is exported")
             continue
-        fam = GaugeMetricFamily(setting.name, setting.help)
-        fam.add_metric([], setting.value)
+        fam = GaugeMetricFamily(setting.name, setting.help, labels=["server"])
+        fam.add_metric([server], setting.value)
         families[setting.name] = fam
     return list(families.values()), notices
 

@@ -10,12 +10,12 @@ as ``GREATEST(0, NULL)`` is 0 in postgres_exporter's query).
 
 The standby part is ``pg_stat_replication`` on a primary (or a cascading standby), under
 postgres_exporter's names and labels (``application_name``, ``client_addr``, ``state``,
-``slot_name``): the server's WAL position and each standby's replay lag in bytes. dbpulse
-adds the server-measured ``write_lag``/``flush_lag``/``replay_lag`` intervals (what
-postgres_exporter users asked for in its issues #385 and #1007) and ``reply_time``
-(PostgreSQL 12+), which postgres_exporter 0.11.1 exported untyped. Two walsenders with
-identical labels (same host and application, no slot) would make duplicate series; the
-one lagging most is kept.
+``slot_name`` and 0.11.1's ``server``): the server's WAL position and each standby's
+replay lag in bytes. dbpulse adds the server-measured ``write_lag``, ``flush_lag`` and
+``replay_lag`` intervals (what postgres_exporter users asked for in its issues #385 and
+#1007) and ``reply_time`` (PostgreSQL 12+), which postgres_exporter 0.11.1 exported
+untyped. Two walsenders with identical labels (same host and application, no slot)
+would make duplicate series; the one lagging most is kept.
 
 ``client_addr`` is spelled as postgres_exporter 0.11.1 printed the inet ("10.0.0.2"),
 not as its 0.20 ``client_addr::text`` does ("10.0.0.2/32"). ``slot_name`` is the slot the
@@ -69,6 +69,7 @@ SQL_STANDBYS_V12 = _STANDBYS.format(reply_time="floor(EXTRACT(EPOCH FROM r.reply
 SQL_STANDBYS_OLD = _STANDBYS.format(reply_time="NULL::float8")
 
 STANDBY_LABELS = ["application_name", "client_addr", "state", "slot_name"]
+LABELS = [*STANDBY_LABELS, "server"]
 # (column, family, help, scale); the byte lags are postgres_exporter's.
 _STANDBY_GAUGES: tuple[tuple[str, str, str], ...] = (
     (
@@ -109,14 +110,14 @@ class ReplicationCollector:
         return {"role": query(conn, SQL_ROLE), "standbys": query(conn, sql)}
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
-        return BuildResult(families=build_families(rows["role"], rows["standbys"]))
+        return BuildResult(families=build_families(rows["role"], rows["standbys"], ctx.server))
 
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def build_families(role: list[Row], standbys: list[Row]) -> list[Metric]:
+def build_families(role: list[Row], standbys: list[Row], server: str) -> list[Metric]:
     families: list[Metric] = []
     if role:
         row = role[0]
@@ -136,7 +137,7 @@ def build_families(role: list[Row], standbys: list[Row]) -> list[Metric]:
             fam = GaugeMetricFamily(name, doc)
             fam.add_metric([], _float(row.get(column)) or 0.0)
             families.append(fam)
-    families.extend(_standby_families(standbys))
+    families.extend(_standby_families(standbys, server))
     return families
 
 
@@ -158,26 +159,26 @@ def _worst_per_labels(standbys: list[Row]) -> dict[tuple[str, ...], Row]:
     return chosen
 
 
-def _standby_families(standbys: list[Row]) -> list[Metric]:
+def _standby_families(standbys: list[Row], server: str) -> list[Metric]:
     chosen = sorted(_worst_per_labels(standbys).items())
     families: list[Metric] = []
     for column, name, doc in _STANDBY_GAUGES:
-        gauge = GaugeMetricFamily(name, doc, labels=STANDBY_LABELS)
+        gauge = GaugeMetricFamily(name, doc, labels=LABELS)
         for labels, row in chosen:
             value = _float(row.get(column))
             if value is not None:
-                gauge.add_metric(list(labels), value)
+                gauge.add_metric([*labels, server], value)
         families.append(gauge)
     # postgres_exporter 0.11.1 exported reply_time from its catch-all, untyped.
     reply = UnknownMetricFamily(
         "pg_stat_replication_reply_time",
         "Unix time of the standby's last status message (PostgreSQL 12+)",
-        labels=STANDBY_LABELS,
+        labels=LABELS,
     )
     for labels, row in chosen:
         value = _float(row.get("reply_time"))
         if value is not None:
-            reply.add_metric(list(labels), value)
+            reply.add_metric([*labels, server], value)
     families.append(reply)
     return families
 

@@ -14,6 +14,10 @@ and semantics are postgres_exporter's ``replication_slots`` collector (0.20):
   ``max_slot_wal_keep_size``) and ``..._wal_status`` (1, with the status as a label),
   labelled ``slot_name``, ``slot_type``.
 
+Every family also carries postgres_exporter 0.11.1's ``server`` label (its
+``pg_replication_slots_active`` and ``..._pg_wal_lsn_diff`` had it; the others get it
+too so that all of a slot's series join on the same labels).
+
 On a standby ``pg_current_wal_lsn()`` raises: positions there use the last received LSN.
 """
 
@@ -44,8 +48,8 @@ ORDER BY slot_name
 SQL_V13 = _SQL.format(v13="safe_wal_size, wal_status")
 SQL_OLD = _SQL.format(v13="NULL::int8 AS safe_wal_size, NULL::text AS wal_status")
 
-DATABASE_LABELS = ["slot_name", "database"]
-SLOT_LABELS = ["slot_name", "slot_type"]
+DATABASE_LABELS = ["slot_name", "database", "server"]
+SLOT_LABELS = ["slot_name", "slot_type", "server"]
 
 
 @dataclass
@@ -57,14 +61,14 @@ class ReplicationSlotsCollector:
         return {"slots": query(conn, sql)}
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
-        return BuildResult(families=build_families(rows["slots"]))
+        return BuildResult(families=build_families(rows["slots"], ctx.server))
 
 
 def _text(value: Any, default: str) -> str:
     return default if value is None else str(value)
 
 
-def build_families(slots: list[Row]) -> list[Metric]:
+def build_families(slots: list[Row], server: str) -> list[Metric]:
     active = GaugeMetricFamily(
         "pg_replication_slots_active",
         "Flag indicating if the slot is active",
@@ -100,8 +104,12 @@ def build_families(slots: list[Row]) -> list[Metric]:
         labels=[*SLOT_LABELS, "wal_status"],
     )
     for row in slots:
-        by_database = [_text(row.get("slot_name"), ""), _text(row.get("database"), "")]
-        by_type = [_text(row.get("slot_name"), "unknown"), _text(row.get("slot_type"), "unknown")]
+        by_database = [_text(row.get("slot_name"), ""), _text(row.get("database"), ""), server]
+        by_type = [
+            _text(row.get("slot_name"), "unknown"),
+            _text(row.get("slot_type"), "unknown"),
+            server,
+        ]
         flag = row.get("active")
         if flag is not None:
             active.add_metric(by_database, 1.0 if flag else 0.0)

@@ -1,8 +1,9 @@
 """The server itself: when the postmaster started and which version it runs.
 
 ``pg_postmaster_start_time_seconds`` (Unix time; a restart shows as a jump, and
-``time() - pg_postmaster_start_time_seconds`` is the uptime) and ``pg_static`` (always
-1, the version in its ``short_version`` and ``version`` labels, untyped) are
+``time() - pg_postmaster_start_time_seconds`` is the uptime; no labels, as in
+postgres_exporter's current release) and ``pg_static`` (always 1, the version in its
+``short_version`` and ``version`` labels and ``server``, untyped, as in 0.11.1) are
 postgres_exporter's. ``short_version`` is spelled as postgres_exporter's semver parse
 prints it, always three parts: "15.18.0", "17.0.0" (and "10.23.0" for 10.23), derived
 from ``server_version_num`` so a distribution suffix ("15.18 (Debian ...)") never
@@ -36,7 +37,7 @@ class ServerCollector:
         return {"server": query(conn, SQL)}
 
     def build(self, rows: Rows, ctx: Context, state: Any) -> BuildResult:
-        return BuildResult(families=build_families(rows["server"]))
+        return BuildResult(families=build_families(rows["server"], ctx.server))
 
 
 def short_version(version_num: int) -> str:
@@ -48,7 +49,7 @@ def short_version(version_num: int) -> str:
     return f"{major}.{minor}.{patch}"
 
 
-def build_families(rows: list[Row]) -> list[Metric]:
+def build_families(rows: list[Row], server: str) -> list[Metric]:
     if not rows:
         return []
     row = rows[0]
@@ -63,11 +64,10 @@ def build_families(rows: list[Row]) -> list[Metric]:
         static = UnknownMetricFamily(
             "pg_static",
             "Version string as reported by postgres",
-            labels=["short_version", "version"],
+            labels=["server", "short_version", "version"],
         )
-        static.add_metric(
-            [short_version(int(row["version_num"])), str(row.get("version") or "")], 1.0
-        )
+        version = str(row.get("version") or "")
+        static.add_metric([server, short_version(int(row["version_num"])), version], 1.0)
         families.append(static)
     return families
 
