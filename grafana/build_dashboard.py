@@ -23,6 +23,11 @@ OUT = Path(__file__).resolve().parent / "dashboards" / "dbpulse.json"
 UID = "dbpulse-overview"
 TITLE = "dbpulse: PostgreSQL and SQLAlchemy"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# A service_version whose target_info series did not exist 5 minutes earlier.
+DEPLOYS = (
+    'count by (service_name, service_version) (target_info{service_version!=""}) unless '
+    'count by (service_name, service_version) (target_info{service_version!=""} offset 5m)'
+)
 GRID_WIDTH = 24
 
 # Selectors shared by the expressions below.
@@ -329,6 +334,35 @@ ROWS: tuple[Row, ...] = (
                 width=12,
                 description="Seconds of execution per second over 5m; queryid links to "
                 "/debug/statements on the sidecar.",
+            ),
+            Panel(
+                "What got slower",
+                "table",
+                (
+                    Target(
+                        f"topk(10, pg_stat_statements_regression_ratio{{{DB}}})",
+                        instant=True,
+                        table=True,
+                    ),
+                ),
+                width=12,
+                description="Statements whose recent time per call is at least "
+                "collectors.regressions.factor x their own baseline (the value); their "
+                "text, plan, plan flips and advice are at /debug/regressions on the sidecar.",
+            ),
+            Panel(
+                "Plan advice findings",
+                "timeseries",
+                (
+                    Target(
+                        f"sum by (rule) (pg_plan_advice_findings{{{DB}}})",
+                        "{{rule}}",
+                    ),
+                ),
+                width=12,
+                description="Findings over the latest plans of top and regressed statements "
+                "(sequential scans a filter could avoid, N+1-like nested loops, sorts and "
+                "hashes past work_mem, joins on unindexed foreign keys); /debug/plans.",
             ),
             Panel(
                 "Top statements by calls (pg_stat_statements)",
@@ -893,7 +927,21 @@ def build() -> dict[str, Any]:
                     "iconColor": "rgba(0, 211, 255, 1)",
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
-                }
+                },
+                {
+                    # A version of an instrumented application first seen: a deploy
+                    # (target_info, exported by dbpulse in-process or any OpenTelemetry
+                    # Prometheus exporter), to read regressions against.
+                    "datasource": DATASOURCE,
+                    "enable": True,
+                    "hide": False,
+                    "iconColor": "purple",
+                    "name": "Deploys",
+                    "expr": DEPLOYS,
+                    "step": "1m",
+                    "titleFormat": "deploy {{service_name}} {{service_version}}",
+                    "tagKeys": "service_name,service_version",
+                },
             ]
         },
         "description": "Open this first: is PostgreSQL up, saturated, blocked, or busy with a "

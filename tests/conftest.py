@@ -13,6 +13,10 @@ from hypothesis import settings
 
 from dbpulse.localpg import LocalPostgres
 
+# The plugin's own tests run pytest in pytest; dbpulse's suite uses the plugin (the demo
+# models' query budgets) without depending on how dbpulse was installed.
+pytest_plugins = ["pytester", "dbpulse.pytest_plugin"]
+
 # CI (CI=true) replays the same examples every run, so a red build always reproduces; a
 # developer's run explores new ones (and `make test` on a laptop finds new bugs).
 settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -139,6 +139,12 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--long-transaction-seconds", type=_seconds, help="report transactions open longer"
     )
     p.add_argument(
+        "--explain-top",
+        type=_count(0),
+        default=10,
+        help="plan the top N statements and report advice (0: off; default 10)",
+    )
+    p.add_argument(
         "--format", choices=["table", "json"], help="default: table on a terminal, else JSON"
     )
     p.set_defaults(func=_cmd_doctor)
@@ -160,11 +166,74 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--wait", type=_seconds, help="seconds to wait for a migration to start (default: none)"
     )
+    p.add_argument(
+        "--application-name",
+        help="follow the migration's backends by application_name; end when they disconnect",
+    )
+    p.add_argument(
+        "--pid",
+        type=_count(1),
+        action="append",
+        help="follow this backend (repeatable); end when it disconnects",
+    )
+    p.add_argument(
+        "--quiet-seconds",
+        type=_seconds,
+        default=3.0,
+        help="without a command or pid: end after nothing was in flight (or, with "
+        "--application-name, no backend was connected) for this long (default 3)",
+    )
+    p.add_argument(
+        "migration_command",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND",
+        help="run the migration (e.g. -- alembic upgrade head); exit with its status",
+    )
     p.set_defaults(func=_cmd_watch)
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     from dbpulse.watch.command import run
+
+    return run(args)
+
+
+def _add_lint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "lint-migrations",
+        help="flag migrations that lock or rewrite tables; --roundtrip tests downgrades",
+    )
+    p.add_argument("paths", nargs="*", type=Path, help="SQL files or directories of them")
+    p.add_argument("--alembic", type=Path, metavar="INI", help="lint an Alembic project")
+    p.add_argument(
+        "--range", default="base:heads", help="Alembic revision range (default base:heads)"
+    )
+    p.add_argument("--python", help="the project's Python (where Alembic and its models import)")
+    p.add_argument("--dsn", help="optional: real table sizes, column types and server version")
+    p.add_argument("--pg-version", type=_count(9), help="server major version when no --dsn")
+    p.add_argument(
+        "--small-table-rows",
+        type=_count(0),
+        default=10_000,
+        help="with --dsn: rewrites of tables this small are info (default 10000 rows)",
+    )
+    p.add_argument(
+        "--assume-in-transaction",
+        action="store_true",
+        help="SQL files run inside a transaction (the tool applying them wraps each)",
+    )
+    p.add_argument("--format", choices=["table", "json", "github"])
+    p.add_argument(
+        "--roundtrip",
+        action="store_true",
+        help="upgrade, downgrade step by step, upgrade again on a throwaway database",
+    )
+    p.add_argument("--list-rules", action="store_true", help="print the rules and exit")
+    p.set_defaults(func=_cmd_lint)
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from dbpulse.migrationlint.command import run
 
     return run(args)
 
@@ -180,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_doctor(sub)
     _add_watch(sub)
+    _add_lint(sub)
     return parser
 
 

@@ -1,5 +1,8 @@
 """``dbpulse watch-migration`` following real index builds, lock waits and a backfill."""
 
+# layout-note: one scenario per test, each a real build or wait; their shared fixtures
+# layout-note: (a screen reader, a background session) are small and live at the top.
+
 from __future__ import annotations
 
 import os
@@ -293,3 +296,57 @@ def test_misconfigured_probe_is_shown_as_an_error(
     assert main(["watch-migration", "--dsn", fresh_db, "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "probe backfill: error: remaining_column 'left' is not a value column" in out
+
+
+def _stamp(line: str) -> float:
+    return float(line.split("]", maxsplit=1)[0].strip("[ s"))
+
+
+def test_slow_probe_does_not_hold_back_the_screen(
+    fresh_db: str,
+    builder: psycopg.Connection[tuple[object, ...]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A probe that takes 2 s runs on its own thread: the build is on screen refreshes before the probe's first answer."""
+    _setup(fresh_db)
+    config = tmp_path / "dbpulse.yaml"
+    config.write_text(
+        "probes:\n  - name: slow\n    sql: SELECT 0 AS remaining FROM pg_sleep(2)\n"
+        "    remaining_column: remaining\n    timeout: 10\n",
+        encoding="utf-8",
+    )
+    holder = psycopg.connect(fresh_db)
+    holder.execute("INSERT INTO big VALUES (0, 'x')")
+
+    def build() -> None:
+        builder.execute("CREATE INDEX CONCURRENTLY big_idx ON big (slow_key(id))")
+
+    thread = _in_thread(build)
+    _wait_for_build(fresh_db)
+    screen = Screen()
+    screen.when("probe slow:", holder.commit)  # the build may go on once the probe answered
+    monkeypatch.setattr(sys, "stdout", screen)
+    code = main(
+        [
+            "watch-migration",
+            "--dsn",
+            fresh_db,
+            "--config",
+            str(config),
+            "--interval",
+            "0.2",
+            "--quiet-seconds",
+            "0.5",
+        ]
+    )
+    thread.join(timeout=30)
+    holder.close()
+    out = screen.getvalue()
+    assert code == 0, out
+    lines = out.splitlines()
+    first_build = next(_stamp(ln) for ln in lines if "build big_idx on big" in ln)
+    first_probe = next(_stamp(ln) for ln in lines if "probe slow:" in ln)
+    assert first_build < first_probe, out
+    refreshes = {_stamp(ln) for ln in lines if ln.startswith("[") and _stamp(ln) < first_probe}
+    assert len(refreshes) >= 2, out  # the screen kept refreshing while the probe ran

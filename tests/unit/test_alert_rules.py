@@ -29,6 +29,8 @@ EXPECTED_ALERTS = {
     "DbpulseReplicationLag",
     "DbpulseReplicationSlotRetainingWal",
     "DbpulseWalArchivingFailing",
+    "DbpulseQueryRegressed",
+    "DbpulseTableNotVacuumed",
     "DbpulsePoolExhausted",
     "DbpulsePoolTimeouts",
     "DbpulseCollectorFailing",

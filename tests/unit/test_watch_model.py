@@ -66,10 +66,44 @@ def test_only_waits_involving_ddl_or_a_build_are_relevant() -> None:
 def test_build_counter_follows_the_phase() -> None:
     """Blocks while scanning, tuples while loading, lockers while waiting."""
     assert _build(blocks_done=5).counter() == ("blocks", 5, 100)
-    assert _build(blocks_total=0, tuples_total=50, tuples_done=7).counter() == ("tuples", 7, 50)
-    waiting = _build(blocks_total=0, lockers_total=2, lockers_done=1)
+    loading = _build(phase="building index: loading tuples in tree", tuples_total=50, tuples_done=7)
+    assert loading.counter() == ("tuples", 7, 50)
+    waiting = _build(phase="waiting for writers before build", lockers_total=2, lockers_done=1)
     assert waiting.counter() == ("lockers", 1, 2)
     assert _build(blocks_total=0).counter() is None
+
+
+def test_waiting_phase_shows_no_stale_block_counts() -> None:
+    """'waiting for old snapshots' keeps the scan's blocks in the view: they are not shown."""
+    stale = _build(phase="waiting for old snapshots", blocks_done=100, blocks_total=100)
+    assert stale.counter() is None
+    view = Tracker(started=0.0).update(1.0, [stale], [], [], {})
+    (line,) = plain_lines(view)
+    assert "blocks" not in line
+    assert line.endswith("waiting for old snapshots")
+    sorting = _build(phase="index validation: sorting tuples", tuples_done=9, tuples_total=9)
+    assert sorting.counter() is None
+
+
+def test_phase_change_resets_the_rate() -> None:
+    """A new phase starts a new rate window: the scan's rate is not carried into validation."""
+    tracker = Tracker(started=0.0)
+    tracker.update(1.0, [_build(blocks_done=10)], [], [], {})
+    tracker.update(2.0, [_build(blocks_done=60)], [], [], {})
+    validating = _build(phase="index validation: scanning table", blocks_done=1)
+    view = tracker.update(3.0, [validating], [], [], {})
+    assert view.builds[0].estimate.rate is None  # one sample of the new phase: no rate yet
+
+
+def test_quiet_period_keeps_the_watch_between_steps() -> None:
+    """Legacy mode: a gap with nothing in flight ends the watch only after ``quiet`` seconds."""
+    tracker = Tracker(started=0.0)
+    busy = tracker.update(2.0, [_build()], [], [], {})
+    assert tracker.decide(busy, wait=0, quiet=3.0) == "continue"
+    gap = tracker.update(4.0, [], [], [], {500: True})
+    assert tracker.decide(gap, wait=0, quiet=3.0) == "continue"
+    later = tracker.update(5.5, [], [], [], {})
+    assert tracker.decide(later, wait=0, quiet=3.0) == "finished"
 
 
 def test_finished_build_with_valid_index_is_done_and_exit_follows() -> None:

@@ -15,6 +15,7 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine
 
+from dbpulse import __version__
 from dbpulse.demo import workload
 from dbpulse.http import Endpoints, start_server
 from dbpulse.localpg import LocalPostgres, PostgresNotFound
@@ -77,7 +78,11 @@ def _app(dsn: str, options: DemoOptions, say: Say) -> Iterator[Engine]:
         connect_args={"options": "-c statement_timeout=30000", "application_name": "demo-app"},
     )
     instrumentation = instrument(
-        engine, pool_name="demo", registry=registry, slow_query_seconds=0.5
+        engine,
+        pool_name="demo",
+        registry=registry,
+        slow_query_seconds=0.5,
+        service_version=__version__,  # target_info: the dashboard's "Deploys" annotation
     )
     say(f"application metrics:  http://{host}:{server.server_address[1]}/metrics")
     try:

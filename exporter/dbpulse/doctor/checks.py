@@ -27,6 +27,7 @@ from dbpulse.doctor.database_checks import (
     check_invalid_indexes,
     check_long_transactions,
     check_not_valid_constraints,
+    check_plan_advice,
     check_tables_without_pk,
 )
 from dbpulse.doctor.facts import Facts, PoolPlan
@@ -54,6 +55,7 @@ __all__ = [
     "check_long_transactions",
     "check_not_valid_constraints",
     "check_pg_stat_statements",
+    "check_plan_advice",
     "check_pool",
     "check_role",
     "check_statement_timeout",
@@ -92,4 +94,5 @@ def run_checks(
             facts, check_long_transactions(facts, long_transaction_seconds)
         ),
         check_tables_without_pk(facts),
+        *([advice] if (advice := check_plan_advice(facts)) else []),
     ]

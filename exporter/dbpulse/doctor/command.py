@@ -42,7 +42,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     plan = pool_plan(args)
     threshold = args.long_transaction_seconds or LONG_TRANSACTION_SECONDS
     try:
-        facts = fetch_facts(dsn, role=args.role, long_transaction_seconds=threshold)
+        facts = fetch_facts(
+            dsn,
+            role=args.role,
+            long_transaction_seconds=threshold,
+            explain_top=getattr(args, "explain_top", 10),
+        )
     except DoctorError as exc:
         print(f"dbpulse doctor: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

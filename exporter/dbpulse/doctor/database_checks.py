@@ -7,7 +7,9 @@ primary key, and transactions open too long. Pure: facts in, findings out.
 from __future__ import annotations
 
 from dbpulse.doctor.facts import Facts, Row
-from dbpulse.doctor.findings import Finding, items, qualified, quote_ident
+from dbpulse.doctor.findings import MAX_ITEMS, Finding, items, qualified, quote_ident
+from dbpulse.plans import advice
+from dbpulse.plans.tree import root, summary
 
 LONG_TRANSACTION_SECONDS = 300.0
 
@@ -110,4 +112,43 @@ def check_tables_without_pk(facts: Facts) -> Finding:
         "ALTER TABLE ... ADD PRIMARY KEY (...); (build a unique index concurrently first, "
         "then ADD PRIMARY KEY USING INDEX):",
         items(rows, lambda row: qualified(row["schemaname"], row["relname"])),
+    )
+
+
+def check_plan_advice(facts: Facts) -> Finding | None:
+    """Advice from the plans of the top statements (None when they were not planned)."""
+    if facts.top_plans is None:
+        return None
+    catalog = advice.catalog_facts(facts.plan_catalog)
+    lines: list[str] = []
+    planned = 0
+    for entry in facts.top_plans:
+        if entry.get("plan") is None:
+            continue
+        planned += 1
+        top = root(entry["plan"])
+        for finding in advice.advise(top, catalog):
+            lines.append(
+                f"queryid {entry['queryid']} ({summary(top)}): {finding.message}; "
+                f"fix: {finding.fix}"
+            )
+    if not lines:
+        return Finding(
+            "plan_advice",
+            "ok",
+            f"no plan advice for the top {planned} statement(s)",
+        )
+    shown = lines[:MAX_ITEMS] + (
+        [f"... and {len(lines) - MAX_ITEMS} more"] if len(lines) > MAX_ITEMS else []
+    )
+    return Finding(
+        "plan_advice",
+        "warning",
+        f"{len(lines)} finding(s) in the plans of the top {planned} statement(s)",
+        "generic plans (EXPLAIN, never ANALYZE) of the statements that take the most "
+        "time: sequential scans a filter could avoid, N+1-like nested loops, sorts and "
+        "hashes past work_mem, joins on foreign keys without an index",
+        "apply the fix named on each line (indexes: CREATE INDEX CONCURRENTLY, outside a "
+        "transaction)",
+        shown,
     )

@@ -68,6 +68,11 @@ class Facts:
     fk_missing_index: list[Row] = field(default_factory=list)
     long_transactions: list[Row] = field(default_factory=list)
     tables_without_pk: list[Row] = field(default_factory=list)
+    # The top statements by execution time, planned: queryid, query (scrubbed), plan
+    # (EXPLAIN JSON, generic, never ANALYZE) or error; None when they were not looked at.
+    top_plans: list[Row] | None = None
+    # What advice needs about the tables those plans read (sidecar.explain.catalog_rows).
+    plan_catalog: dict[str, list[Row]] = field(default_factory=dict)
 
     @property
     def grantee(self) -> str:

@@ -12,6 +12,8 @@ from dbpulse.doctor.facts import Facts, RoleSetting, Row, ServerSetting, Stateme
 from dbpulse.dsn import target_name
 from dbpulse.errors import first_line
 from dbpulse.sidecar.collectors import migrations
+from dbpulse.sidecar.explain import attempt, catalog_rows
+from dbpulse.sidecar.scrub import scrub_text
 
 # Enough to judge; the report lists the first MAX_ITEMS of each anyway.
 ROW_LIMIT = 1000
@@ -62,6 +64,18 @@ LIMIT %(limit)s
 """
 
 
+# The connected database's top statements by execution time (extension 1.8+ columns; an
+# older extension is left unexamined rather than guessed at).
+SQL_TOP_STATEMENTS = """
+SELECT queryid, query FROM {}.pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND queryid IS NOT NULL
+ORDER BY total_exec_time DESC
+LIMIT %(limit)s
+"""
+EXPLAIN_TIMEOUT = 1.0
+
+
 class DoctorError(Exception):
     """The database could not be examined; the message is one line, password-free."""
 
@@ -88,6 +102,32 @@ def _probe_statements(conn: psycopg.Connection[Row], schema: str | None) -> Stat
     return "readable"
 
 
+def _top_plans(
+    conn: psycopg.Connection[Row], schema: str, server_version: int, limit: int
+) -> tuple[list[Row], dict[str, list[Row]]]:
+    """Plan the top statements (each in a savepoint; a failure is that statement's error)."""
+    top = sql.SQL(SQL_TOP_STATEMENTS).format(sql.Identifier(schema))
+    try:
+        with conn.transaction():
+            rows = _rows(conn, top.as_string(conn), {"limit": limit})
+    except psycopg.errors.UndefinedColumn:
+        return [], {}
+    planned: list[Row] = []
+    for row in rows:
+        text = row.get("query")
+        plan, error = attempt(conn, text, server_version, EXPLAIN_TIMEOUT)
+        planned.append(
+            {
+                "queryid": str(row["queryid"]),
+                # Only the scrubbed text leaves; the raw one was for EXPLAIN alone.
+                "query": scrub_text(str(text), 300) if text is not None else None,
+                "plan": plan,
+                "error": error,
+            }
+        )
+    return planned, catalog_rows(conn, [p["plan"] for p in planned])
+
+
 def fetch_facts(
     dsn: str,
     *,
@@ -95,6 +135,7 @@ def fetch_facts(
     long_transaction_seconds: float = 300.0,
     connect_timeout: float = 5.0,
     statement_timeout: float = 10.0,
+    explain_top: int = 10,
 ) -> Facts:
     target = target_name(dsn)
     try:
@@ -125,6 +166,13 @@ def fetch_facts(
             role_exists = bool(_rows(conn, SQL_ROLE_EXISTS, {"role": checked_role})[0]["found"])
             schema = identity["pg_stat_statements_schema"]
             limit = {"limit": ROW_LIMIT}
+            probe = _probe_statements(conn, schema)
+            top_plans: list[Row] | None = None
+            plan_catalog: dict[str, list[Row]] = {}
+            if probe == "readable" and explain_top > 0 and schema is not None:
+                top_plans, plan_catalog = _top_plans(
+                    conn, str(schema), int(identity["server_version"]), explain_top
+                )
             return Facts(
                 target=target,
                 datname=str(identity["datname"]),
@@ -136,7 +184,7 @@ def fetch_facts(
                     for r in _rows(conn, SQL_ROLE_SETTINGS, {"role": checked_role})
                 ],
                 pg_stat_statements_installed=schema is not None,
-                pg_stat_statements_probe=_probe_statements(conn, schema),
+                pg_stat_statements_probe=probe,
                 login_role=str(identity["role"]),
                 reads_all_stats=bool(identity["reads_all_stats"]),
                 role_exists=role_exists,
@@ -147,6 +195,8 @@ def fetch_facts(
                     conn, SQL_LONG_TRANSACTIONS, {**limit, "seconds": long_transaction_seconds}
                 ),
                 tables_without_pk=_rows(conn, SQL_TABLES_WITHOUT_PK, limit),
+                top_plans=top_plans,
+                plan_catalog=plan_catalog,
             )
     except psycopg.Error as exc:
         raise DoctorError(f"examining {target} failed: {first_line(exc)}") from exc

@@ -103,3 +103,9 @@ def connect_args(engine: Engine) -> dict[str, Any] | None:
     except (TypeError, ValueError):
         return None
     return cparams if isinstance(cparams, dict) else None
+
+
+def new_dbapi_connection(engine: Engine) -> Any:
+    """A new DBAPI connection made the way the engine's pool makes its own (URL,
+    ``connect_args``, ``creator``), but outside the pool: not counted, never lent out."""
+    return engine.pool._creator()  # type: ignore[call-arg]

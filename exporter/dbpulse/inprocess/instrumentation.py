@@ -13,6 +13,10 @@ dispose); one process-wide ``Session`` listener for lazy loads. No engine-level
 onto SQLAlchemy's slower event path.
 """
 
+# layout-note: the Instrumentation lifecycle and instrument(), its one entry point, stay
+# layout-note: together: what _install adds _remove takes out, and instrument() only picks
+# layout-note: which Instrumentation to build (a new one, the existing one, or an inert one).
+
 from __future__ import annotations
 
 import contextlib
@@ -21,17 +25,19 @@ import threading
 import weakref
 from typing import Any
 
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from dbpulse.dsn import redact
-from dbpulse.inprocess import nplusone
+from dbpulse.inprocess import appinfo, nplusone, plancapture
 from dbpulse.inprocess.compat import unproxied_engine
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.lint import PoolConfig, findings, running_under_tests
 from dbpulse.inprocess.metrics import MetricSet, PoolReading, failure_counter, metric_set
 from dbpulse.inprocess.naming import default_pool_name, unique_name
 from dbpulse.inprocess.patching import Patcher
+from dbpulse.inprocess.plancapture import PlanCapture
 from dbpulse.inprocess.pool import PoolHooks
 from dbpulse.inprocess.queries import QueryHooks
 from dbpulse.inprocess.tracing import target_of
@@ -54,6 +60,11 @@ def sync_engine(engine: Any) -> Engine:
     # engine.execution_options() returns an OptionEngine sharing the real one's pool.
     proxied = unproxied_engine(sync)
     return proxied if isinstance(proxied, Engine) else sync
+
+
+def instrumented_engines() -> int:
+    """How many live engines dbpulse instruments now (a query budget with none counts 0)."""
+    return sum(1 for inst in list(_INSTRUMENTED.values()) if inst.active)
 
 
 def pool_reading(engine: Engine) -> PoolReading | None:
@@ -80,6 +91,8 @@ class Instrumentation:
         tracer_provider: Any = None,
         statement_span_ratio: float = 0.0,
         traceparent_comment: bool = False,
+        explain_slow_queries: bool = False,
+        explain_interval: float = 300.0,
     ) -> None:
         self.pool_name = pool_name
         self.metrics = metrics
@@ -101,6 +114,9 @@ class Instrumentation:
             else None
         )
         self._pool = PoolHooks(engine, pool_name, metrics, self._guard, self._patcher)
+        self.plans = self._plan_capture(
+            engine, explain_slow_queries, explain_interval, tracer_provider
+        )
         self._queries = QueryHooks(
             pool_name,
             metrics,
@@ -114,8 +130,23 @@ class Instrumentation:
             target=target_of(engine.url, engine.dialect.name),
             statement_span_ratio=statement_span_ratio,
             traceparent_comment=traceparent_comment,
+            plan_capture=self.plans,
         )
         self._transactions = TransactionHooks(pool_name, metrics, self._guard)
+
+    def _plan_capture(
+        self, engine: Engine, wanted: bool, interval: float, tracer_provider: Any
+    ) -> PlanCapture | None:
+        if not wanted:
+            return None
+        why_not = plancapture.supported(engine)
+        if why_not is not None:
+            logging.getLogger("dbpulse.plans").warning(
+                "explain_slow_queries ignored for %s: %s", self.pool_name, why_not
+            )
+            return None
+        tracer = trace.get_tracer("dbpulse", tracer_provider=tracer_provider)
+        return PlanCapture(engine, tracer, self.pool_name, interval=interval)
 
     @property
     def engine(self) -> Engine | None:
@@ -160,6 +191,8 @@ class Instrumentation:
                 self.metrics.pool_config.remove(*self._config_labels.values())
             self._config_labels = None
         engine = self._engine_ref()
+        if self.plans is not None:
+            self.plans.close()
         if self._nplusone is not None:
             nplusone.detach(engine)
         if engine is not None and _INSTRUMENTED.get(engine) is self:
@@ -205,6 +238,9 @@ def instrument(
     tracer_provider: Any = None,
     statement_span_ratio: float = 0.0,
     traceparent_comment: bool = False,
+    explain_slow_queries: bool = False,
+    explain_interval: float = 300.0,
+    service_version: str | None = None,
 ) -> Instrumentation:
     """Hook ``engine`` (an ``Engine`` or ``AsyncEngine``) into Prometheus metrics.
 
@@ -223,7 +259,14 @@ def instrument(
     ``traceparent_comment=True`` prepends ``/*traceparent='...'*/`` to each statement so
     the sidecar (and the server's logs) can tell which trace issued it; both are off by
     default, and then the statement path does no tracing work.
+    ``explain_slow_queries=True`` (PostgreSQL, synchronous drivers) plans a slow statement
+    with its real parameters (``EXPLAIN``, never ``ANALYZE``) on a separate connection in
+    a background thread, at most once per fingerprint per ``explain_interval`` seconds,
+    and reports the scrubbed plan as a child span of the slow-query span and a log line.
+    ``service_version`` (default: ``service.version`` of the OpenTelemetry resource) is
+    exported as ``target_info{service_name,service_version}`` so dashboards mark deploys.
     """
+    appinfo.publish(registry, service_version, tracer_provider)
     sync = sync_engine(engine)
     options: dict[str, Any] = {
         "slow_query_seconds": slow_query_seconds,
@@ -235,6 +278,8 @@ def instrument(
         "tracer_provider": tracer_provider,
         "statement_span_ratio": statement_span_ratio,
         "traceparent_comment": traceparent_comment,
+        "explain_slow_queries": explain_slow_queries,
+        "explain_interval": explain_interval,
     }
     wanted = pool_name or default_pool_name(sync)
     with _LOCK:

@@ -28,14 +28,27 @@ from dbpulse.inprocess.callsite import caller
 from dbpulse.inprocess.compat import LAZY_LOADED_FROM, ORM_LOAD_OPTIONS, unproxied_engine
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet
-from dbpulse.inprocess.scope import current_scope
+from dbpulse.inprocess.scope import current_scope, note_finding, note_lazy_load
 from dbpulse.logging import get_logger
 
-__all__ = ["NPlusOneDetector", "NPlusOneError"]
+__all__ = ["NPlusOneDetector", "NPlusOneError", "NPlusOneFinding"]
 
 
 class NPlusOneError(RuntimeError):
     """Raised instead of logging when an instrumentation runs in strict mode (tests)."""
+
+
+@dataclass(frozen=True)
+class NPlusOneFinding:
+    """One reported N+1 pattern, as recording scopes (the pytest plugin) keep it."""
+
+    kind: str  # "lazy load" or "repeated statement"
+    pattern: str  # the relationship (User.posts) or the statement's fingerprint
+    relationship: str  # "" for a repeated statement
+    collection: str
+    caller: str
+    fix: str
+    message: str
 
 
 class _Unit(Protocol):
@@ -87,6 +100,7 @@ class NPlusOneDetector:
     def lazy_load(self, session: Session, relationship: str, collection: str) -> None:
         """One lazy load of ``relationship`` (e.g. ``User.posts``) in ``session``."""
         scope = current_scope()
+        note_lazy_load(scope, relationship)
         unit: _Unit | None = scope.unit() if scope is not None else None
         where = "request"
         if unit is None:
@@ -133,6 +147,18 @@ class NPlusOneDetector:
         message = (
             f"N+1 query pattern ({kind}): {what} ran {self.threshold}+ times in one "
             f"{unit} at {site}; {fix}"
+        )
+        note_finding(
+            current_scope(),
+            NPlusOneFinding(
+                kind=kind,
+                pattern=what,
+                relationship=extra.get("relationship", ""),
+                collection=collection,
+                caller=site,
+                fix=fix,
+                message=message,
+            ),
         )
         span = trace.get_current_span()
         if span.is_recording():

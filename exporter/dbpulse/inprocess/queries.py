@@ -30,6 +30,7 @@ from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet
 from dbpulse.inprocess.nplusone import NPlusOneDetector, NPlusOneError
 from dbpulse.inprocess.patching import Patcher, Switch
+from dbpulse.inprocess.plancapture import PlanCapture
 from dbpulse.inprocess.scope import _CURRENT, PLUMBING, record
 from dbpulse.inprocess.slowquery import SlowQueryReporter
 from dbpulse.inprocess.tracing import DbTarget, StatementTracer, db_system_name
@@ -69,8 +70,10 @@ class QueryHooks:
         target: DbTarget | None = None,
         statement_span_ratio: float = 0.0,
         traceparent_comment: bool = False,
+        plan_capture: PlanCapture | None = None,
     ) -> None:
         self._pool_name = pool_name
+        self._plans = plan_capture
         self._metrics = metrics
         self._guard = guard
         self._nplusone = nplusone
@@ -223,7 +226,9 @@ class QueryHooks:
             if entry is None:
                 entry = self.entry(key)
             if elapsed >= self._slow:
-                self._slow_query(entry, elapsed, parameters, span)  # observes, with exemplar
+                slow_span = self._slow_query(entry, elapsed, parameters, span)  # observes
+                if self._plans is not None:
+                    self._plans.submit(entry.fp, statement, parameters, slow_span)
             else:
                 entry.duration.observe(elapsed)
             if current is not None:

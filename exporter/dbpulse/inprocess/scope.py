@@ -14,8 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["PLUMBING", "QueryScope", "current_scope", "query_counter", "scope"]
+__all__ = [
+    "PLUMBING",
+    "QueryScope",
+    "current_scope",
+    "note_finding",
+    "note_lazy_load",
+    "query_counter",
+    "scope",
+]
 
 
 @dataclass(slots=True, eq=False)
@@ -32,6 +41,11 @@ class QueryScope:
     # already reported so a loop of 1000 lazy loads yields one report, not 996.
     repeats: dict[object, int] = field(default_factory=dict)
     reported: set[object] = field(default_factory=set)
+    # For recording scopes (tests): the N+1 patterns reported while the scope was current,
+    # and every lazy load by relationship, so a query budget's failure can name the
+    # relationship to eager-load even below the detector's threshold.
+    findings: list[Any] = field(default_factory=list)
+    lazy_loads: dict[str, int] = field(default_factory=dict)
 
     @property
     def time(self) -> float:
@@ -74,11 +88,34 @@ def record(scope_: QueryScope, elapsed: float, statement: str) -> None:
         node = node.parent
 
 
+def note_finding(scope_: QueryScope | None, finding: Any) -> None:
+    """Give an N+1 report to every recording scope around the current code."""
+    node = scope_
+    while node is not None:
+        if node.record_statements:
+            node.findings.append(finding)
+        node = node.parent
+
+
+def note_lazy_load(scope_: QueryScope | None, relationship: str) -> None:
+    """Count one lazy load of ``relationship`` in every recording scope around the code."""
+    node = scope_
+    while node is not None:
+        if node.record_statements:
+            node.lazy_loads[relationship] = node.lazy_loads.get(relationship, 0) + 1
+        node = node.parent
+
+
 @contextmanager
-def scope(*, unit_of_work: bool = False, record_statements: bool = False) -> Iterator[QueryScope]:
-    """Open a scope for the code in the ``with`` block (nested inside any current one)."""
+def scope(
+    *, unit_of_work: bool = False, record_statements: bool = False, root: bool = False
+) -> Iterator[QueryScope]:
+    """Open a scope for the code in the ``with`` block (nested inside any current one,
+    unless ``root``: a test's scope, which an outer pytest run must not count)."""
     new = QueryScope(
-        unit_of_work=unit_of_work, record_statements=record_statements, parent=current_scope()
+        unit_of_work=unit_of_work,
+        record_statements=record_statements,
+        parent=None if root else current_scope(),
     )
     token = _CURRENT.set(new)
     try:

@@ -52,9 +52,15 @@ class SlowQueryReporter:
         self._threshold = threshold_seconds
         self._log_parameters = log_parameters
 
-    def report(self, entry: Entry, elapsed: float, parameters: Any, span: Span | None) -> None:
-        """Count, log and trace one slow statement; observe its duration whatever fails."""
+    def report(
+        self, entry: Entry, elapsed: float, parameters: Any, span: Span | None
+    ) -> SpanContext | None:
+        """Count, log and trace one slow statement; observe its duration whatever fails.
+
+        Returns the slow span's context (a captured plan becomes its child), if any.
+        """
         exemplar: dict[str, str] | None = None
+        context: SpanContext | None = None
         try:
             self._metrics.slow_queries.labels(
                 self._pool_name, entry.operation, entry.collection
@@ -71,11 +77,13 @@ class SlowQueryReporter:
             if self._log_parameters:  # opt-in only: parameters can hold personal data
                 fields["parameters"] = repr(parameters)[:1000]
             get_logger(pool_name=self._pool_name).warning("slow query", **fields)
-            exemplar = _exemplar(self._span(entry, elapsed, site, span))
+            context = self._span(entry, elapsed, site, span)
+            exemplar = _exemplar(context)
         finally:
             # Observed here rather than by the hot path, so the slow observation carries
             # its trace (the exemplar) and is still counted if logging or tracing failed.
             entry.duration.observe(elapsed, exemplar)
+        return context
 
     def _span(self, entry: Entry, elapsed: float, site: str, span: Span | None) -> SpanContext:
         slow_attrs = {"dbpulse.slow_query": True, **code_attributes(site)}

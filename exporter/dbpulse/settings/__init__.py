@@ -15,7 +15,9 @@ from dbpulse.settings.collectors import (
     CollectorSettings,
     CollectorsSettings,
     MigrationsSettings,
+    RegressionsSettings,
     StatementsSettings,
+    TablesSettings,
 )
 from dbpulse.settings.errors import ConfigError
 from dbpulse.settings.listen import parse_listen
@@ -34,8 +36,10 @@ __all__ = [
     "DiscoverySettings",
     "MigrationsSettings",
     "ProbeSettings",
+    "RegressionsSettings",
     "Settings",
     "StatementsSettings",
+    "TablesSettings",
     "TargetSettings",
     "TelemetrySettings",
     "load_settings",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dbpulse.settings.base import MIN_INTERVAL, MIN_TIMEOUT, Strict, floor
 
@@ -13,8 +13,10 @@ __all__ = [
     "CollectorSettings",
     "CollectorsSettings",
     "MigrationsSettings",
+    "RegressionsSettings",
     "SlowChangingSettings",
     "StatementsSettings",
+    "TablesSettings",
 ]
 
 COLLECTOR_NAMES = (
@@ -24,6 +26,9 @@ COLLECTOR_NAMES = (
     "progress",
     "database",
     "migrations",
+    "regressions",
+    "tables",
+    "stat_io",
     "replication",
     "replication_slots",
     "bgwriter",
@@ -79,17 +84,6 @@ class StatementsSettings(CollectorSettings):
     )
 
 
-class ActivitySettings(CollectorSettings):
-    """pg_stat_activity: sessions by state, and by who and what they wait for."""
-
-    detail_max_series: int = Field(
-        default=100,
-        ge=2,
-        le=10000,
-        description="series of pg_stat_activity_detail_count; smaller groups fold into (other)",
-    )
-
-
 class MigrationsSettings(CollectorSettings):
     """Schema hazards left by migrations; catalog queries, so polled less often."""
 
@@ -110,12 +104,91 @@ class MigrationsSettings(CollectorSettings):
     )
 
 
+class ActivitySettings(CollectorSettings):
+    """pg_stat_activity: sessions by state, and by who and what they wait for."""
+
+    detail_max_series: int = Field(
+        default=100,
+        ge=2,
+        le=10000,
+        description="series of pg_stat_activity_detail_count; smaller groups fold into (other)",
+    )
+
+
 class SlowChangingSettings(CollectorSettings):
     """Views that change only on a reload or restart (pg_settings, pg_roles, the version):
     polled every minute by default rather than at the top-level interval."""
 
     interval: float | None = Field(
         default=60.0, gt=0, le=86400, description="seconds between polls (rarely changes)"
+    )
+
+
+class RegressionsSettings(CollectorSettings):
+    """Statements slower than their own baseline, their plans and advice (per database)."""
+
+    interval: float | None = Field(
+        default=60.0, gt=0, le=86400, description="seconds between polls (reads counters only)"
+    )
+    factor: float = Field(
+        default=2.0, gt=1, description="recent time per call / baseline that is a regression"
+    )
+    clear_factor: float = Field(
+        default=1.5, gt=1, description="a regression clears when its ratio falls below this"
+    )
+    min_calls: int = Field(
+        default=20, ge=1, description="calls in the recent window needed to judge a statement"
+    )
+    min_extra_seconds: float = Field(
+        default=0.001, ge=0, description="recent minus baseline time per call, at least"
+    )
+    recent_window: float = Field(
+        default=600.0, gt=0, description="seconds of polls that make up 'recent'"
+    )
+    baseline_half_life: float = Field(
+        default=21600.0, gt=0, description="seconds after which old calls weigh half"
+    )
+    top_n: int = Field(default=20, ge=1, le=1000, description="regressions exported, worst first")
+    explain: bool = Field(
+        default=True, description="plan regressed and top statements (EXPLAIN, never ANALYZE)"
+    )
+    explain_top: int = Field(
+        default=10, ge=0, le=1000, description="top statements by total time kept planned"
+    )
+    explain_per_poll: int = Field(default=3, ge=0, le=100, description="EXPLAINs per poll, at most")
+    explain_period: float = Field(
+        default=3600.0, ge=0, description="seconds before the same statement is planned again"
+    )
+    explain_timeout: float = Field(
+        default=0.5, gt=0, le=60, description="statement_timeout of each EXPLAIN, seconds"
+    )
+
+    @model_validator(mode="after")
+    def _clear_below_factor(self) -> RegressionsSettings:
+        if self.clear_factor > self.factor:
+            raise ValueError("clear_factor must not exceed factor")
+        return self
+
+
+class TablesSettings(CollectorSettings):
+    """Per-table and per-index statistics: the worst tables under a series budget."""
+
+    interval: float | None = Field(
+        default=60.0, gt=0, le=86400, description="seconds between polls (reads every table)"
+    )
+    top_n: int = Field(
+        default=20, ge=1, le=10000, description="tables exported per target, worst first"
+    )
+    max_series: int = Field(
+        default=1200,
+        ge=30,
+        le=100000,
+        description="hard cap on the per-table and per-index series of a target",
+    )
+    hold_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="a table that entered the top-N stays at least this long (no flapping)",
     )
 
 
@@ -126,6 +199,9 @@ class CollectorsSettings(Strict):
     progress: CollectorSettings = Field(default_factory=CollectorSettings)
     database: CollectorSettings = Field(default_factory=CollectorSettings)
     migrations: MigrationsSettings = Field(default_factory=MigrationsSettings)
+    regressions: RegressionsSettings = Field(default_factory=RegressionsSettings)
+    tables: TablesSettings = Field(default_factory=TablesSettings)
+    stat_io: CollectorSettings = Field(default_factory=CollectorSettings)
     replication: CollectorSettings = Field(default_factory=CollectorSettings)
     replication_slots: CollectorSettings = Field(default_factory=CollectorSettings)
     bgwriter: CollectorSettings = Field(default_factory=CollectorSettings)

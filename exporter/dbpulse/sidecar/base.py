@@ -30,6 +30,14 @@ Rows = dict[str, list[Row]]
 
 
 @dataclass(frozen=True)
+class Allotment:
+    """The items (``top_n``) and series one database may export of a target's budget."""
+
+    top_n: int
+    max_series: int
+
+
+@dataclass(frozen=True)
 class Context:
     """What ``fetch`` and ``build`` may know besides the rows and the state."""
 
@@ -42,6 +50,9 @@ class Context:
     # "host:port" of the server as the poll's connection reached it: postgres_exporter's
     # ``server`` label, which its families carry and dbpulse's same-named families copy.
     server: str = ""
+    # With discovery, this database's part of a per-database collector's target-wide
+    # budget (``sidecar/allotment.py``); None: the collector's own settings apply.
+    allotment: Allotment | None = None
 
 
 @dataclass

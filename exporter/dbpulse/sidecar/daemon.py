@@ -30,7 +30,8 @@ from dbpulse.sidecar.targets import TargetSpec
 from dbpulse.sidecar.tracing import SidecarTracing
 
 # /debug/blocking is the name users look for; the data belongs to the locks collector.
-DEBUG_ALIASES = {"blocking": "locks"}
+# /debug/plans likewise: plans are made by the regressions collector.
+DEBUG_ALIASES = {"blocking": "locks", "plans": "regressions"}
 
 # On shutdown, how long a poll in flight has to end after its cancel before its socket is
 # cut: a reachable server answers a cancel in milliseconds, a frozen link never does.

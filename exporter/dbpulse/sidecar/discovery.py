@@ -15,11 +15,12 @@ import psycopg
 from dbpulse.logging import get_logger
 from dbpulse.settings import Settings
 from dbpulse.sidecar import collectors as collector_registry
-from dbpulse.sidecar.base import Collector
+from dbpulse.sidecar.allotment import split
+from dbpulse.sidecar.base import Allotment, Collector
 from dbpulse.sidecar.compact import Compacting
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
 from dbpulse.sidecar.databases import DatabaseList
-from dbpulse.sidecar.poller import Poller, Schedule
+from dbpulse.sidecar.poller import Observer, Poller, Schedule
 from dbpulse.sidecar.snapshot import Snapshot
 from dbpulse.sidecar.targets import Cadence, TargetSpec, database_dsn, select_databases
 
@@ -50,6 +51,7 @@ class Discovery:
         connect: Connect,
         reserve: Callable[[str], bool],
         release: Callable[[str], None],
+        observer: Observer | None = None,
     ) -> None:
         self._spec = spec
         self._settings = settings
@@ -60,6 +62,8 @@ class Discovery:
         self._connect = connect
         self._reserve = reserve
         self._release = release
+        # Per-database collectors have facts for tracing too (regressions).
+        self._observer = observer
         self.cadence = Cadence({"discovery": settings.discovery.interval})
         self.databases: dict[str, _Database] = {}
         self.skipped: list[str] = []
@@ -132,8 +136,25 @@ class Discovery:
             connections=connections,
             snapshot=self._snapshot,
             database_list=False,
+            observer=self._observer,
+            allotment=self.allotment,
         )
         self.databases[name] = _Database(poller, connections, list(collectors))
+
+    def allotment(self, key: str) -> Allotment | None:
+        """This database's part of a budgeted collector's target-wide budget (``key`` is
+        ``<collector>@<database>``), split by what every database last wanted."""
+        base, _, name = key.partition("@")
+        config = getattr(self._settings.collectors, base, None)
+        top_n, max_series = getattr(config, "top_n", None), getattr(config, "max_series", None)
+        if not isinstance(top_n, int) or not isinstance(max_series, int):
+            return None  # not a budgeted collector
+        wants = {
+            other: getattr(database.poller.state(f"{base}@{other}"), "wants", None)
+            for other, database in list(self.databases.items())
+        }
+        wants.setdefault(name, None)
+        return split(top_n, max_series, wants)[name]
 
     def _drop(self, name: str) -> None:
         database = self.databases.pop(name)

@@ -47,7 +47,23 @@ class SlowQuery:
 
 
 @dataclass(frozen=True)
+class Regression:
+    """A statement slower than its own baseline; ``text`` is scrubbed (or None)."""
+
+    datname: str
+    user: str
+    query_id: int
+    ratio: float
+    recent_seconds_per_call: float
+    baseline_seconds_per_call: float
+    since: float  # epoch seconds when it was first judged regressed
+    text: str | None
+    plan: str | None  # the plan's one-line summary, e.g. "Seq Scan on orders"
+
+
+@dataclass(frozen=True)
 class Facts:
     index_builds: tuple[IndexBuild, ...] | None = None
     blocking: BlockingTree | None = None
     slow_queries: tuple[SlowQuery, ...] | None = None
+    regressions: tuple[Regression, ...] | None = None

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -31,6 +31,9 @@ from dbpulse.sidecar.base import (
 from dbpulse.sidecar.connection import ConnectionManager, Unavailable
 from dbpulse.sidecar.databases import DatabaseList
 from dbpulse.sidecar.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from dbpulse.sidecar.base import Allotment
 
 # Called with each successful poll's result (the sidecar's tracing); it must not raise,
 # and it runs outside the collector's transaction.
@@ -55,11 +58,13 @@ class Poller:
         snapshot: Snapshot,
         observer: Observer | None = None,
         database_list: bool = True,
+        allotment: Callable[[str], Allotment | None] = lambda _name: None,
     ) -> None:
         self.observer = observer
         self._collectors = dict(collectors)
         self._schedules = dict(schedules)
         self._conns = connections
+        self._allotment = allotment
         self._snapshot = snapshot
         # None for a discovered database's poller: its collectors need no list.
         self.databases = (
@@ -93,6 +98,7 @@ class Poller:
                     now=now,
                     databases=self._databases(collector, conn, now),
                     server=server_label(conn),
+                    allotment=self._allotment(name),
                 )
                 rows = collector.fetch(conn, ctx, state)
             result = collector.build(rows, ctx, state)

@@ -117,6 +117,7 @@ class TargetRuntime:
                 connect=self.connect,
                 reserve=reserve,
                 release=release,
+                observer=observer,
             )
             self.db_tick = min(
                 DATABASE_TICK_MAX,

@@ -21,7 +21,7 @@ from dbpulse.sidecar.urldsn import RefusedDsn, safe_url_dsn
 
 # Collectors that read the connected database's own catalog; with discovery they run once
 # per database. Everything else reads cluster-wide views and runs once per server.
-PER_DATABASE = frozenset({"migrations"})
+PER_DATABASE = frozenset({"migrations", "regressions", "tables"})
 
 
 class UnknownTarget(LookupError):

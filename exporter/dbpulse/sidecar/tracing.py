@@ -32,6 +32,7 @@ from dbpulse.sidecar.tracing_episodes import (
 from dbpulse.sidecar.tracing_sightings import (
     blocking_sightings,
     index_build_sightings,
+    regression_sightings,
     slow_query_sightings,
 )
 from dbpulse.tracecontext import context_from
@@ -140,6 +141,8 @@ def _sightings(result: BuildResult, now: float) -> list[tuple[str, list[Sighting
         found.append(("blocking", blocking_sightings(facts.blocking, now)))
     if facts.slow_queries is not None:
         found.append(("slow_query", slow_query_sightings(facts.slow_queries, now)))
+    if facts.regressions is not None:
+        found.append(("regression", regression_sightings(facts.regressions)))
     return found
 
 

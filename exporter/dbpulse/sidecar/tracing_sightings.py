@@ -4,7 +4,10 @@
 - blocking episodes: one per root blocker of ``facts.blocking``, the tree the locks
   collector built (built once, read here);
 - slow queries: ``facts.slow_queries`` (the slow_queries collector, on with tracing),
-  whose text is literal-free already; only that text ever reaches a sighting.
+  whose text is literal-free already; only that text ever reaches a sighting;
+- regressions: ``facts.regressions`` (the regressions collector): a span per regression
+  from when it was judged until it clears; a change of plan while it lasts is a phase
+  event (the phase is the plan's one-line summary).
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from collections.abc import Sequence
 
 from dbpulse.inprocess.fingerprint import fingerprint
 from dbpulse.sidecar.blocking import BlockingTree
-from dbpulse.sidecar.facts import IndexBuild, SlowQuery
+from dbpulse.sidecar.facts import IndexBuild, Regression, SlowQuery
 from dbpulse.sidecar.tracing_episodes import Sighting
 
-__all__ = ["blocking_sightings", "index_build_sightings", "slow_query_sightings"]
+__all__ = [
+    "blocking_sightings",
+    "index_build_sightings",
+    "regression_sightings",
+    "slow_query_sightings",
+]
 
 
 def index_build_sightings(builds: Sequence[IndexBuild], now: float) -> list[Sighting]:
@@ -103,6 +111,39 @@ def slow_query_sightings(queries: Sequence[SlowQuery], now: float) -> list[Sight
                 name=f"{fp.operation} {fp.collection}".strip(),
                 attributes=attrs,
                 traceparent=q.traceparent,
+            )
+        )
+    return found
+
+
+def regression_sightings(regressions: Sequence[Regression]) -> list[Sighting]:
+    """One sighting per regressed statement; its plan summary is the episode's phase."""
+    found = []
+    for r in regressions:
+        fp = fingerprint(r.text) if r.text else None
+        summary = f"{fp.operation} {fp.collection}".strip() if fp else ""
+        attrs: dict[str, str | bool | int | float] = {
+            "db.system.name": "postgresql",
+            "db.namespace": r.datname,
+            "dbpulse.query_id": str(r.query_id),
+            "dbpulse.user": r.user,
+            "dbpulse.regression.ratio": r.ratio,
+            "dbpulse.regression.recent_seconds_per_call": r.recent_seconds_per_call,
+            "dbpulse.regression.baseline_seconds_per_call": r.baseline_seconds_per_call,
+        }
+        if r.text and fp is not None:
+            attrs["db.query.text"] = r.text
+            attrs["db.query.summary"] = summary
+            attrs["db.operation.name"] = fp.operation
+            if fp.collection:
+                attrs["db.collection.name"] = fp.collection
+        found.append(
+            Sighting(
+                key=("regression", r.datname, r.user, r.query_id),
+                started_at=r.since,
+                name=f"regression {summary}".strip(),
+                phase=r.plan,
+                attributes=attrs,
             )
         )
     return found

@@ -12,7 +12,7 @@ from dbpulse.settings import ProbeSettings
 from dbpulse.sidecar.base import CollectorError, Context, query
 from dbpulse.sidecar.connection import ConnectionManager
 from dbpulse.sidecar.probes import ProbeCollector, value_columns
-from dbpulse.watch.model import Build, LockWait, ProbeReading, lock_waits_from_rows
+from dbpulse.watch.model import Build, LockWait, ProbeReading, Row, lock_waits_from_rows
 
 # Builds in this database only: relid::regclass means nothing in another database.
 SQL_BUILDS = """
@@ -45,6 +45,19 @@ SQL_SESSIONS = """
 SELECT pid, state, left(query, 200) AS query FROM pg_stat_activity WHERE pid = ANY(%(pids)s)
 """
 
+# The migration's own backends: by application_name (the command's PGAPPNAME, or the
+# one given) or by pid. Times as epoch floats, so steps are timed by the server's clock.
+SQL_ACTIVITY = """
+SELECT pid, state, query,
+       extract(epoch FROM query_start)::float8 AS query_start,
+       extract(epoch FROM state_change)::float8 AS state_change,
+       extract(epoch FROM now())::float8 AS now
+FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
+  AND (application_name = %(app)s OR pid = ANY(%(pids)s))
+ORDER BY pid
+"""
+
 SQL_INDEX_VALID = """
 SELECT x.indexrelid, x.indisvalid FROM pg_index x WHERE x.indexrelid = ANY(%(oids)s)
 """
@@ -74,6 +87,12 @@ def poll(conns: ConnectionManager, index_oids: list[int]) -> Poll:
     return Poll(builds, lock_waits_from_rows(waits, sessions), valid)
 
 
+def activity(conns: ConnectionManager, app: str | None, pids: list[int]) -> list[Row]:
+    """pg_stat_activity rows of the watched backends (empty when nothing is watched)."""
+    with conns.transaction(POLL_TIMEOUT) as conn:
+        return query(conn, SQL_ACTIVITY, {"app": app or "", "pids": pids})
+
+
 @dataclass
 class ProbeRunner:
     """Runs the configured probes, each no more often than its own interval."""
@@ -83,13 +102,25 @@ class ProbeRunner:
     last_reading: dict[str, ProbeReading] = field(default_factory=dict)
 
     def run(self, conns: ConnectionManager, interval: float) -> list[ProbeReading]:
-        now = time.monotonic()
+        """Run the probes that are due; return the latest reading of each."""
         for probe in self.probes:
             every = max(interval, probe.interval or 0.0)
-            if now - self.last_run.get(probe.name, -1e18) >= every:
-                self.last_run[probe.name] = now
+            if time.monotonic() - self.last_run.get(probe.name, -1e18) >= every:
+                self.last_run[probe.name] = time.monotonic()
                 self.last_reading[probe.name] = run_probe(conns, probe)
+        return self.latest()
+
+    def latest(self) -> list[ProbeReading]:
         return [self.last_reading[p.name] for p in self.probes if p.name in self.last_reading]
+
+    def next_due(self, interval: float) -> float:
+        """Seconds until the next probe is due (0 when one already is)."""
+        now = time.monotonic()
+        waits = [
+            self.last_run.get(p.name, -1e18) + max(interval, p.interval or 0.0) - now
+            for p in self.probes
+        ]
+        return max(0.0, min(waits, default=interval))
 
 
 def run_probe(conns: ConnectionManager, probe: ProbeSettings) -> ProbeReading:
@@ -114,4 +145,4 @@ def run_probe(conns: ConnectionManager, probe: ProbeSettings) -> ProbeReading:
                 totals[col] = totals.get(col, 0.0) + float(row[col])
     remaining = totals.get(probe.remaining_column) if probe.remaining_column else None
     total = totals.get(probe.total_column) if probe.total_column else None
-    return ProbeReading(probe.name, totals, remaining, total)
+    return ProbeReading(probe.name, totals, remaining, total, at=time.monotonic())

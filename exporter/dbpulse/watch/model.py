@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from dbpulse.watch.rate import Estimate, RateWindow
 
+# layout-note: the row types of one poll and the Tracker that folds them in are one state
+# layout-note: machine; rate math, steps and the catalog comparison live in their own modules
+
 Row = dict[str, Any]
 
 # Statements that are part of a schema migration: a wait they cause or suffer is shown.
@@ -78,13 +81,22 @@ class Build:
         return (self.pid, self.index_relid, self.relname)
 
     def counter(self) -> tuple[str, int, int] | None:
-        """What this phase counts: blocks while scanning the table, else tuples or lockers."""
-        if self.blocks_total > 0:
+        """What this phase counts, and only that.
+
+        pg_stat_progress_create_index keeps the previous phase's blocks and tuples while
+        a build waits (e.g. "waiting for old snapshots" still shows the table scan's
+        blocks at 100%), so the phase name, not whichever total is set, picks the counter:
+        lockers while waiting, blocks while scanning, tuples while loading the tree.
+        """
+        phase = self.phase
+        if phase.startswith("waiting for"):
+            if self.lockers_total > 0:
+                return "lockers", self.lockers_done, self.lockers_total
+            return None
+        if "scanning" in phase and self.blocks_total > 0:
             return "blocks", self.blocks_done, self.blocks_total
-        if self.tuples_total > 0:
+        if "loading tuples" in phase and self.tuples_total > 0:
             return "tuples", self.tuples_done, self.tuples_total
-        if self.lockers_total > 0:
-            return "lockers", self.lockers_done, self.lockers_total
         return None
 
 
@@ -137,6 +149,7 @@ class ProbeReading:
     remaining: float | None
     total: float | None
     error: str = ""
+    at: float = 0.0  # time.monotonic() when the probe's query returned
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,7 @@ class Tracker:
     pending: dict[tuple[int, int, str], Build] = field(default_factory=dict)
     finished: list[Finished] = field(default_factory=list)
     seen_activity: bool = False
+    last_busy: float = 0.0  # elapsed seconds when something was last in flight
 
     def vanished(self, builds: list[Build]) -> list[Build]:
         """Builds seen last poll and gone now."""
@@ -252,7 +266,10 @@ class Tracker:
                 key = ("probe", reading.name)
                 live_keys.add(key)
                 window = self.windows.setdefault(key, RateWindow(self.window))
-                window.add(now, reading.remaining, 0.0)
+                # Probes run on their own cadence: a reading is one sample, at its own time.
+                at = reading.at or now
+                if not window.samples or window.samples[-1][0] < at:
+                    window.add(at, reading.remaining, 0.0)
                 estimate_ = window.estimate(0.0, reading.total)
             probe_views.append(ProbeView(reading, estimate_))
         for key in set(self.windows) - live_keys:
@@ -269,12 +286,20 @@ class Tracker:
         self.seen_activity = self.seen_activity or view.in_flight
         return view
 
-    def decide(self, view: View, wait: float) -> Literal["continue", "finished", "idle"]:
-        """Stop once what was in flight is done, or when nothing started within ``wait``."""
+    def decide(
+        self, view: View, wait: float, quiet: float = 0.0
+    ) -> Literal["continue", "finished", "idle"]:
+        """Legacy end (no migration to follow): nothing in flight for ``quiet`` seconds
+        after something was, or nothing started within ``wait``.
+
+        A multi-step migration has gaps between its steps (an index build done, the
+        next ALTER not started): the quiet period keeps one gap from ending the watch.
+        """
         if view.in_flight:
+            self.last_busy = view.elapsed
             return "continue"
         if self.seen_activity or self.finished:
-            return "finished"
+            return "finished" if view.elapsed - self.last_busy >= quiet else "continue"
         return "continue" if view.elapsed < wait else "idle"
 
 

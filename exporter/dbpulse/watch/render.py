@@ -27,8 +27,6 @@ def build_line(view: BuildView) -> str:
     return (
         f"{head}: {view.unit} {view.done:,}/{view.total:,} ({_percent(est)}), "
         f"{format_rate(est.rate, view.unit)}, ETA {format_duration(est.eta_seconds)}"
-        f" | blocks {b.blocks_done:,}/{b.blocks_total:,}"
-        f" tuples {b.tuples_done:,}/{b.tuples_total:,}"
     )
 
 
@@ -65,7 +63,7 @@ def plain_lines(view: View) -> list[str]:
     return lines
 
 
-def rich_view(view: View, target: str) -> RenderableType:
+def rich_view(view: View, target: str, extra: list[str] | None = None) -> RenderableType:
     """The live screen: a progress bar per index build, then lock waits and probes."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
@@ -94,8 +92,9 @@ def rich_view(view: View, target: str) -> RenderableType:
                 build_label(b),
                 b.phase,
                 bar,
-                f"{b.blocks_done:,}/{b.blocks_total:,}",
-                f"{b.tuples_done:,}/{b.tuples_total:,}",
+                # Only the phase's own counter: the others keep an earlier phase's values.
+                f"{b.blocks_done:,}/{b.blocks_total:,}" if bv.unit == "blocks" else "",
+                f"{b.tuples_done:,}/{b.tuples_total:,}" if bv.unit == "tuples" else "",
                 format_rate(est.rate, bv.unit) if bv.unit else "",
                 format_duration(est.eta_seconds) if bv.unit else "",
             )
@@ -118,6 +117,7 @@ def rich_view(view: View, target: str) -> RenderableType:
                 progress = ProgressBar(total=r.total, completed=r.total - r.remaining, width=24)
             probes.add_row(r.name, progress, probe_line(pv).split(": ", 1)[1])
         parts.append(probes)
+    parts += [Text(line, style="cyan") for line in extra or []]
     for finished in view.finished:
         style = "green" if finished.outcome == "done" else "red"
         parts.append(Text(f"{finished.outcome} {finished.label}: {finished.detail}", style=style))

@@ -22,12 +22,15 @@ from dbpulse.sidecar.collectors import (
     migrations,
     pg_settings,
     progress,
+    regressions,
     replication,
     replication_slots,
     roles,
     server,
     slow_queries,
+    stat_io,
     statements,
+    tables,
     wal,
 )
 
@@ -48,6 +51,9 @@ FACTORIES: dict[str, Factory] = {
     "settings": pg_settings.create,
     "server": server.create,
     "roles": roles.create,
+    "regressions": regressions.create,
+    "tables": tables.create,
+    "stat_io": stat_io.create,
 }
 # name -> (factory, the collector whose settings schedule it)
 TRACING: dict[str, tuple[Factory, str]] = {

@@ -1,0 +1,83 @@
+"""In-process plan capture (opt-in): a slow statement's plan, made with its real parameters
+in the background, arrives as a scrubbed child span of the slow-query span and a log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import text
+
+from tests.integration.collector_helpers import wait_for
+from tests.integration.inprocess.conftest import Instrumented
+from tests.integration.inprocess.test_tracing_inprocess import SECRET, assert_no_literal
+from tests.otel import attrs
+
+SLOW = "SELECT id, (SELECT pg_sleep(0.05)) AS pause FROM items WHERE note = :n"
+
+
+def _items(engine: object) -> None:
+    """20,000 rows, one of them the secret (so the slow statement returns a row and its
+    pg_sleep initplan runs once)."""
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text("CREATE TABLE items (id serial PRIMARY KEY, note text)"))
+        conn.execute(
+            text("INSERT INTO items (note) SELECT 'n' || i FROM generate_series(1, 20000) i")
+        )
+        conn.execute(text("INSERT INTO items (note) VALUES (:n)"), {"n": SECRET})
+        conn.execute(text("ANALYZE items"))
+
+
+def test_slow_statement_plan_is_a_scrubbed_child_span_and_a_log_line(
+    pg_url: str,
+    instrumented: Instrumented,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The plan of a slow SELECT (real parameter, a secret) is captured once per
+    fingerprint, as a child of the slow span, with its summary, hash and no constant."""
+    provider, exporter = spans
+    engine, inst = instrumented(
+        pg_url,
+        instrument_kw={
+            "tracer_provider": provider,
+            "slow_query_seconds": 0.01,
+            "explain_slow_queries": True,
+        },
+    )
+    _items(engine)
+    exporter.clear()
+    caplog.set_level(logging.WARNING, logger="dbpulse.plans")
+    with engine.connect() as conn:
+        for _ in range(3):  # one plan per fingerprint per interval, not three
+            conn.execute(text(SLOW), {"n": SECRET}).fetchall()
+    assert inst.plans is not None
+    wait_for(lambda: inst.plans is not None and inst.plans.captured)
+    (captured,) = inst.plans.captured
+    assert captured.summary == "Seq Scan on items"
+    assert SECRET not in json.dumps(captured.plan)
+    (plan_span,) = wait_for(
+        lambda: [s for s in exporter.get_finished_spans() if s.name.startswith("EXPLAIN")]
+    )
+    slow = [s for s in exporter.get_finished_spans() if attrs(s).get("dbpulse.slow_query")]
+    assert plan_span.parent is not None
+    assert plan_span.parent.span_id in {s.context.span_id for s in slow}
+    assert attrs(plan_span)["dbpulse.plan.summary"] == "Seq Scan on items"
+    assert "note = '?'" in str(attrs(plan_span)["dbpulse.plan"])
+    assert_no_literal(exporter.get_finished_spans())
+    logged = wait_for(
+        lambda: [r for r in caplog.records if r.getMessage().startswith("slow query plan")]
+    )
+    assert "Seq Scan on items" in logged[0].getMessage()
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+def test_off_by_default_and_ignored_for_other_dialects(instrumented: Instrumented) -> None:
+    """Without explain_slow_queries nothing is set up; SQLite is told it has no plans."""
+    _, off = instrumented("sqlite://")
+    assert off.plans is None
+    _, asked = instrumented("sqlite://", instrument_kw={"explain_slow_queries": True})
+    assert asked.plans is None

@@ -1,0 +1,3 @@
+-- expect: whole-table-update
+-- Seed matrix phase 2 done in one statement.
+UPDATE users SET email_verified = false;

@@ -1,0 +1,2 @@
+-- expect: lock-timeout-missing
+ALTER TABLE users ADD COLUMN nickname text;

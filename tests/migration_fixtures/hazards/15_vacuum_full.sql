@@ -1,0 +1,3 @@
+-- expect: vacuum-full-or-cluster
+SET lock_timeout = '5s';
+VACUUM FULL users;

@@ -1,0 +1,3 @@
+-- expect: reindex-not-concurrently
+SET lock_timeout = '5s';
+REINDEX INDEX idx_users_email;

@@ -1,0 +1,3 @@
+SET lock_timeout = '5s';
+ALTER TABLE posts ADD CONSTRAINT posts_title_length CHECK (length(title) < 200) NOT VALID;
+ALTER TABLE posts VALIDATE CONSTRAINT posts_title_length;

@@ -1,0 +1,7 @@
+BEGIN;
+SET LOCAL lock_timeout = '5s';
+ALTER TABLE posts ADD CONSTRAINT fk_posts_user_id FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;
+COMMIT;
+BEGIN;
+ALTER TABLE posts VALIDATE CONSTRAINT fk_posts_user_id;
+COMMIT;

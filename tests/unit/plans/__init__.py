@@ -1,0 +1,1 @@
+"""Unit: plans (shape hash, summary, scrubbing, advice rules) and the regression judge."""
