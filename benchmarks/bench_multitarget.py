@@ -216,7 +216,7 @@ def run_level(
                     if window_start is not None:
                         latencies.append(took)
                         ages[name] = _value(text, "dbpulse_snapshot_age_seconds") or 0.0
-                    up[name] = _value(text, "pg_up{") == 1.0
+                    up[name] = _value(text, "pg_up ") == 1.0
                     series.append(sum(1 for line in text.splitlines() if line[:1] not in "#"))
             metrics, _ = _get(f"{base}/metrics")
             if window_start is not None:

@@ -64,7 +64,7 @@ GOAL_RSS_GROWTH_MIB = 10.0
 # assertion in tests/integration/test_load_sidecar.py (it flaked on a busy 2-core machine).
 GOAL_SCRAPE_MAX_MS = 1000.0
 _AGE = re.compile(r"^dbpulse_snapshot_age_seconds (\S+)$", re.M)
-_UP = re.compile(r"^pg_up\{[^}]*\} (\S+)$", re.M)
+_UP = re.compile(r"^pg_up(?:\{[^}]*\})? (\S+)$", re.M)
 
 
 def cluster_settings(clients: int) -> dict[str, str]:

@@ -7,7 +7,14 @@ import psycopg
 from dbpulse.localpg import LocalPostgres
 from dbpulse.sidecar.base import BuildResult
 from dbpulse.sidecar.collectors.progress import ProgressCollector
-from tests.integration.collector_helpers import background, dbname, runner, samples, wait_for
+from tests.integration.collector_helpers import (
+    background,
+    dbname,
+    runner,
+    samples,
+    value,
+    wait_for,
+)
 
 WAITING = "waiting for old snapshots"
 
@@ -98,9 +105,27 @@ def test_vacuum_waiting_on_a_buffer_pin_and_a_copy_in_flight(fresh_db: str) -> N
         with runner(fresh_db) as run, background(fresh_db, "VACUUM (FREEZE) pinned") as vac:
 
             def vacuum_labels() -> dict[str, str] | None:
-                found = samples(run(collector), "pg_stat_progress_vacuum_heap_blks_total")
+                result = run(collector)
+                found = samples(result, "pg_stat_progress_vacuum_ratio")
                 mine = (lab for lab, _ in found if lab["pid"] == str(vac.pid))
-                return next((lab for lab in mine if lab["phase"] == "scanning heap"), None)
+                labels = next((lab for lab in mine if lab["phase"] == "scanning heap"), None)
+                # postgres_exporter's families for the same vacuum: one-hot phase, sizes.
+                where = {"datname": db, "relname": "pinned"}
+                if labels is not None:
+                    assert (
+                        value(
+                            result, "pg_stat_progress_vacuum_phase", **where, phase="scanning heap"
+                        )
+                        == 1
+                    )
+                    assert (
+                        value(
+                            result, "pg_stat_progress_vacuum_phase", **where, phase="vacuuming heap"
+                        )
+                        == 0
+                    )
+                    assert value(result, "pg_stat_progress_vacuum_heap_blks", **where) == 1
+                return labels
 
             labels = wait_for(vacuum_labels)
             assert labels == {

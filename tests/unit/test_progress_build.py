@@ -106,9 +106,14 @@ def test_null_columns_and_unresolved_names() -> None:
     }
     s = _samples({"vacuum": [row]})
     labels = (("datname", "other"), ("phase", "scanning heap"), ("pid", "7"), ("relname", "16384"))
-    assert s["pg_stat_progress_vacuum_index_vacuum_count", labels] == 0
+    where = (("datname", "other"), ("relname", "16384"))
+    assert s["pg_stat_progress_vacuum_index_vacuums", where] == 0
+    assert (
+        s["pg_stat_progress_vacuum_phase", (*where[:1], ("phase", "scanning heap"), *where[1:])]
+        == 1
+    )
     assert s["pg_stat_progress_vacuum_ratio", labels] == 0
-    assert ("pg_stat_progress_vacuum_heap_blks_total", labels) not in s
+    assert ("pg_stat_progress_vacuum_heap_blks", where) not in s
     assert ("pg_stat_progress_vacuum_elapsed_seconds", labels) not in s
 
 
@@ -186,3 +191,48 @@ def test_waiting_phase_ratio_counts_lockers_not_leftover_blocks() -> None:
     assert progress_ratio("create_index", row) == 0.0
     assert progress_ratio("create_index", {**row, "lockers_done": 1}) == 1.0
     assert progress_ratio("create_index", {**row, "phase": "building index"}) == 1.0
+
+
+def test_vacuum_in_postgres_exporters_families() -> None:
+    """A vacuum shows as postgres_exporter names it: datname/relname, a one-hot phase, heap_blks, index_vacuums."""
+    row = {
+        "pid": 7,
+        "datname": "app",
+        "relname": "t",
+        "phase": "vacuuming heap",
+        "heap_blks_total": 100,
+        "heap_blks_scanned": 100,
+        "heap_blks_vacuumed": 40,
+        "index_vacuum_count": 1,
+        "max_dead_tuples": 291,
+        "num_dead_tuples": 12,
+        "elapsed_seconds": 3.0,
+    }
+    s = _samples({"vacuum": [row, {**row, "pid": 8}]})  # one table, one series
+    where = (("datname", "app"), ("relname", "t"))
+    phases = {
+        dict(k)["phase"]: v for (n, k), v in s.items() if n == "pg_stat_progress_vacuum_phase"
+    }
+    assert phases["vacuuming heap"] == 1
+    assert sum(phases.values()) == 1
+    assert len(phases) == 7
+    assert s["pg_stat_progress_vacuum_heap_blks", where] == 100
+    assert s["pg_stat_progress_vacuum_heap_blks_vacuumed", where] == 40
+    assert s["pg_stat_progress_vacuum_index_vacuums", where] == 1
+    assert s["pg_stat_progress_vacuum_num_dead_tuples", where] == 12
+    assert not any(n == "pg_stat_progress_vacuum_heap_blks_total" for n, _ in s)
+
+
+def test_vacuum_on_17_has_no_tuple_counts() -> None:
+    """PostgreSQL 17 rows (dead tuple bytes, no tuple counts) give no *_dead_tuples family."""
+    row = {
+        "pid": 7,
+        "datname": "app",
+        "relname": "t",
+        "phase": "scanning heap",
+        "heap_blks_total": 10,
+        "dead_tuple_bytes": 4096,
+    }
+    s = _samples({"vacuum": [row]})
+    assert not any(n.endswith("_dead_tuples") for n, _ in s)
+    assert any(n == "pg_stat_progress_vacuum_dead_tuple_bytes" for n, _ in s)

@@ -25,6 +25,7 @@ from prometheus_client.metrics_core import Metric
 from dbpulse.settings import Settings
 from dbpulse.sidecar.base import BuildResult, Context, Row, Rows, query
 from dbpulse.sidecar.collectors.progress_ratio import progress_ratio
+from dbpulse.sidecar.collectors.progress_vacuum import vacuum_families
 from dbpulse.sidecar.facts import Facts, IndexBuild
 from dbpulse.tracecontext import SQL_PATTERN
 
@@ -125,13 +126,9 @@ VIEWS = (
     View(
         "vacuum",
         (*_COMMON, "phase"),
+        # heap blocks, index cycles and dead tuples: postgres_exporter's families
+        # (progress_vacuum.py); these are the ones it does not have.
         (
-            ("heap_blks_total", "heap blocks in the table"),
-            ("heap_blks_scanned", "heap blocks scanned"),
-            ("heap_blks_vacuumed", "heap blocks vacuumed"),
-            ("index_vacuum_count", "index vacuum cycles completed"),
-            ("max_dead_tuples", "dead tuples that fit in memory before an index cycle (<=16)"),
-            ("num_dead_tuples", "dead tuples collected since the last index cycle (<=16)"),
             ("max_dead_tuple_bytes", "dead tuple memory before an index cycle (17+)"),
             ("dead_tuple_bytes", "dead tuple memory used since the last index cycle (17+)"),
             ("num_dead_item_ids", "dead item identifiers collected (17+)"),
@@ -262,6 +259,8 @@ def build_families(rows: Rows) -> list[Metric]:
                 elapsed.add_metric(_labels(view, row), max(0.0, float(row["elapsed_seconds"])))
         families.append(ratio)
         families.append(elapsed)
+        if view.key == "vacuum":
+            families.extend(vacuum_families(view_rows))
     return families
 
 
