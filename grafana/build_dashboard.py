@@ -568,6 +568,80 @@ ROWS: tuple[Row, ...] = (
         ),
     ),
     Row(
+        "Replication and WAL",
+        (
+            Panel(
+                "Replication lag",
+                "timeseries",
+                (
+                    Target(
+                        f"max by (instance) (pg_replication_lag_seconds{{{SIDE}}})",
+                        "{{instance}}",
+                    ),
+                ),
+                unit="s",
+                width=6,
+                height=7,
+                description="On a standby, seconds behind the primary (0 once it has replayed "
+                "all it received); always 0 on a primary.",
+            ),
+            Panel(
+                "WAL held for standbys and slots",
+                "timeseries",
+                (
+                    Target(
+                        "max by (instance, application_name) "
+                        f"(pg_stat_replication_pg_wal_lsn_diff{{{SIDE}}})",
+                        "standby {{application_name}}",
+                    ),
+                    Target(
+                        "max by (instance, slot_name) "
+                        f"(pg_replication_slots_pg_wal_lsn_diff{{{SIDE}}})",
+                        "slot {{slot_name}}",
+                    ),
+                ),
+                unit="bytes",
+                width=6,
+                height=7,
+                description="Bytes each standby has not replayed yet, and WAL each replication "
+                "slot keeps; an inactive slot growing here fills pg_wal.",
+            ),
+            Panel(
+                "WAL on disk",
+                "timeseries",
+                (Target(f"max by (instance) (pg_wal_size_bytes{{{SIDE}}})", "{{instance}}"),),
+                unit="bytes",
+                width=6,
+                height=7,
+                description="Size of the WAL segment files in pg_wal (needs pg_monitor).",
+            ),
+            Panel(
+                "Checkpoints",
+                "timeseries",
+                (
+                    # pg_stat_bgwriter before PostgreSQL 17, pg_stat_checkpointer from 17.
+                    Target(
+                        f"sum by (instance) (rate(pg_stat_bgwriter_checkpoints_timed_total"
+                        f"{{{SIDE}}}[{RATE}]) or rate(pg_stat_checkpointer_num_timed_total"
+                        f"{{{SIDE}}}[{RATE}]))",
+                        "timed {{instance}}",
+                    ),
+                    Target(
+                        f"sum by (instance) (rate(pg_stat_bgwriter_checkpoints_req_total"
+                        f"{{{SIDE}}}[{RATE}]) or rate(pg_stat_checkpointer_num_requested_total"
+                        f"{{{SIDE}}}[{RATE}]))",
+                        "requested {{instance}}",
+                    ),
+                ),
+                unit="ops",
+                width=6,
+                height=7,
+                description="Requested checkpoints outpacing timed ones mean max_wal_size is "
+                "too small for the write load.",
+            ),
+        ),
+    ),
+    Row(
         "Exporter",
         (
             Panel(

@@ -22,11 +22,14 @@ from prometheus_client.metrics_core import Metric
 from dbpulse.docgen.layout import missing_notes, render_layout
 from dbpulse.docgen.origins import choose_origins, record_origins
 from dbpulse.http.barecounter import BareCounter
+from dbpulse.sidecar.collectors.pg_settings import DOC_ROW as SETTINGS_ROW
 
 START = "<!-- metrics:start -->"
 END = "<!-- metrics:end -->"
 LAYOUT_START = "<!-- layout:start -->"
 LAYOUT_END = "<!-- layout:end -->"
+# Families named after data rather than code (prefix -> (row name, meaning)).
+COLLAPSED = {"pg_settings_": SETTINGS_ROW}
 # Sources are linked from the README at the repository root; pyproject fixes this folder.
 SOURCE_DIR = "exporter/dbpulse"
 
@@ -61,10 +64,15 @@ def render_table(
     rows: dict[str, str] = {}
     for family in families:
         name = _exposed_name(family)
+        documentation = family.documentation
+        # A family per server setting: one row for all, whatever the server's version.
+        for prefix, (shown, meaning) in COLLAPSED.items():
+            if name.startswith(prefix):
+                name, documentation = shown, meaning
         if name.startswith(("process_", "python_")) or name in rows:
             continue
         labels = ", ".join(_labels(family)) or "—"
-        doc = re.sub(r"\s+", " ", family.documentation).replace("|", "\\|")
+        doc = re.sub(r"\s+", " ", documentation).replace("|", "\\|")
         source = ""
         if sources is not None:
             if family.name not in sources:

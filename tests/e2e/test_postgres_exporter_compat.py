@@ -30,11 +30,6 @@ from tests.sidecar_process import SidecarProcess
 
 BINARY = Path("/usr/bin/prometheus-postgres-exporter")
 
-# Families of postgres_exporter's default output that dbpulse does not expose YET: the
-# server-wide collectors being added for issue 12 (bgwriter, archiver, every numeric
-# pg_settings, pg_static). THIS MUST END UP EMPTY: whoever adds a family removes its
-# entry here, and the test then holds it to postgres_exporter's name, type and labels.
-NOT_YET = ("pg_stat_bgwriter_", "pg_stat_archiver_", "pg_settings_", "pg_static")
 # The exporter's own process, not PostgreSQL: Go runtime, HTTP handler and build info
 # (dbpulse has its own process_* and dbpulse_build_info).
 EXPORTER_RUNTIME = ("go_", "promhttp_", "process_", "postgres_exporter_build_info")
@@ -55,6 +50,9 @@ if not BINARY.exists() and os.environ.get("CI") != "true":
         allow_module_level=True,
     )
 
+# Settings a client sends at connection startup: lib/pq sets extra_float_digits=2 for
+# postgres_exporter's own session; dbpulse reports the server's value.
+CLIENT_SESSION_SETTINGS = {"pg_settings_extra_float_digits"}
 _TYPE = re.compile(r"^# TYPE (\S+) (\S+)$")
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -121,7 +119,6 @@ def _expected(pe: dict[str, Family]) -> dict[str, Family]:
         name: fam
         for name, fam in pe.items()
         if not name.startswith(EXPORTER_RUNTIME)
-        and not name.startswith(NOT_YET)
         and not name.startswith(("scrape_", "up"))  # Prometheus' own per-target series
     }
 
@@ -236,8 +233,13 @@ def test_deterministic_values_agree(pair: Pair) -> None:
         for key, value in pe[name].series.items():
             theirs = ours[name].series[key]
             assert (math.isnan(value) and math.isnan(theirs)) or theirs == value, (name, key)
-    settings = [n for n in pe if n.startswith("pg_settings_") and n in ours]
-    for name in settings:  # none until the settings collector lands; then every one
+    settings = [n for n in pe if n.startswith("pg_settings_")]
+    assert len(settings) > 200
+    for name in settings:
+        if name in CLIENT_SESSION_SETTINGS:
+            continue
+        assert ours[name].series == pe[name].series, name
+    for name in ("pg_stat_bgwriter_stats_reset_total", "pg_static"):
         assert ours[name].series == pe[name].series, name
     assert ours["pg_up"].series == pe["pg_up"].series == {(): 1.0}
 

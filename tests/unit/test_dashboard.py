@@ -117,6 +117,7 @@ def test_required_rows_present(dashboard: dict[str, Any]) -> None:
         "Locks",
         "Long operations",
         "Migration health",
+        "Replication and WAL",
         "Exporter",
     ]
     kinds = [p["type"] for p in dashboard["panels"]]

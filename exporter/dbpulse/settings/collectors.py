@@ -14,6 +14,7 @@ __all__ = [
     "CollectorsSettings",
     "MigrationsSettings",
     "RegressionsSettings",
+    "SlowChangingSettings",
     "StatementsSettings",
     "TablesSettings",
 ]
@@ -28,6 +29,14 @@ COLLECTOR_NAMES = (
     "regressions",
     "tables",
     "stat_io",
+    "replication",
+    "replication_slots",
+    "bgwriter",
+    "archiver",
+    "wal",
+    "settings",
+    "server",
+    "roles",
 )
 
 
@@ -79,17 +88,6 @@ class StatementsSettings(CollectorSettings):
     )
 
 
-class ActivitySettings(CollectorSettings):
-    """pg_stat_activity: sessions by state, and by who and what they wait for."""
-
-    detail_max_series: int = Field(
-        default=100,
-        ge=2,
-        le=10000,
-        description="series of pg_stat_activity_detail_count; smaller groups fold into (other)",
-    )
-
-
 class MigrationsSettings(CollectorSettings):
     """Schema hazards left by migrations; catalog queries, so polled less often."""
 
@@ -107,6 +105,26 @@ class MigrationsSettings(CollectorSettings):
     )
     seq_scan_min_rows: int = Field(
         default=10_000, ge=0, description="live rows a table needs for its seq scans to matter"
+    )
+
+
+class ActivitySettings(CollectorSettings):
+    """pg_stat_activity: sessions by state, and by who and what they wait for."""
+
+    detail_max_series: int = Field(
+        default=100,
+        ge=2,
+        le=10000,
+        description="series of pg_stat_activity_detail_count; smaller groups fold into (other)",
+    )
+
+
+class SlowChangingSettings(CollectorSettings):
+    """Views that change only on a reload or restart (pg_settings, pg_roles, the version):
+    polled every minute by default rather than at the top-level interval."""
+
+    interval: float | None = Field(
+        default=60.0, gt=0, le=86400, description="seconds between polls (rarely changes)"
     )
 
 
@@ -188,6 +206,14 @@ class CollectorsSettings(Strict):
     regressions: RegressionsSettings = Field(default_factory=RegressionsSettings)
     tables: TablesSettings = Field(default_factory=TablesSettings)
     stat_io: CollectorSettings = Field(default_factory=CollectorSettings)
+    replication: CollectorSettings = Field(default_factory=CollectorSettings)
+    replication_slots: CollectorSettings = Field(default_factory=CollectorSettings)
+    bgwriter: CollectorSettings = Field(default_factory=CollectorSettings)
+    archiver: CollectorSettings = Field(default_factory=CollectorSettings)
+    wal: CollectorSettings = Field(default_factory=CollectorSettings)
+    settings: SlowChangingSettings = Field(default_factory=SlowChangingSettings)
+    server: SlowChangingSettings = Field(default_factory=SlowChangingSettings)
+    roles: SlowChangingSettings = Field(default_factory=SlowChangingSettings)
 
     def items(self) -> Iterator[tuple[str, CollectorSettings]]:
         for name in COLLECTOR_NAMES:

@@ -15,15 +15,23 @@ from dbpulse.settings import COLLECTOR_NAMES, Settings
 from dbpulse.sidecar.base import Collector
 from dbpulse.sidecar.collectors import (
     activity,
+    archiver,
+    bgwriter,
     database,
     locks,
     migrations,
+    pg_settings,
     progress,
     regressions,
+    replication,
+    replication_slots,
+    roles,
+    server,
     slow_queries,
     stat_io,
     statements,
     tables,
+    wal,
 )
 
 Factory = Callable[[Settings], Collector]
@@ -35,6 +43,14 @@ FACTORIES: dict[str, Factory] = {
     "progress": progress.create,
     "database": database.create,
     "migrations": migrations.create,
+    "replication": replication.create,
+    "replication_slots": replication_slots.create,
+    "bgwriter": bgwriter.create,
+    "archiver": archiver.create,
+    "wal": wal.create,
+    "settings": pg_settings.create,
+    "server": server.create,
+    "roles": roles.create,
     "regressions": regressions.create,
     "tables": tables.create,
     "stat_io": stat_io.create,
