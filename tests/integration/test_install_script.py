@@ -1,4 +1,5 @@
-"""``.ci/install-system-deps`` stops only the Prometheus service it just installed (issue 13.8).
+"""``.ci/install-system-deps`` stops only the services it just installed (issue 13.8):
+Prometheus and Debian's postgres_exporter, which start themselves on install.
 
 The script runs against stub commands on PATH that record their calls, so no real
 package is installed and no real process is ever signalled.
@@ -61,4 +62,5 @@ def test_only_a_freshly_installed_service_is_stopped(
     # PostgreSQL was already there: whatever clusters exist are the user's.
     assert not [c for c in calls if c.startswith("pg_ctlcluster")], calls
     stops = [c for c in calls if c.startswith(("service prometheus", "systemctl"))]
-    assert stops == ([] if installed_before else ["service prometheus stop"])
+    fresh = ["service prometheus stop", "service prometheus-postgres-exporter stop"]
+    assert stops == ([] if installed_before else fresh)
