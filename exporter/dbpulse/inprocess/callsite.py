@@ -31,10 +31,8 @@ def _prefixes() -> tuple[str, ...]:
         path = sysconfig.get_paths().get(key)
         if path:
             found.add(os.path.realpath(path))
-    try:
-        found.update(os.path.realpath(p) for p in site.getsitepackages())
-    except AttributeError:  # some embedded interpreters have no getsitepackages
-        pass
+    getsitepackages = getattr(site, "getsitepackages", list)  # absent in some embeddings
+    found.update(os.path.realpath(p) for p in getsitepackages())
     user = getattr(site, "getusersitepackages", lambda: "")()
     if isinstance(user, str) and user:
         found.add(os.path.realpath(user))

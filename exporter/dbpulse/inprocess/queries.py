@@ -10,8 +10,8 @@ The hot path: two clock reads, one dict lookup keyed by the compiled statement s
 one histogram observe on a child whose labels were resolved when the statement was
 first seen, one context-variable read; for a SELECT with N+1 detection on, one dict
 lookup more (a lazy load, or a repeat in a request scope, a few more). Fingerprinting
-and label budgeting happen once per distinct statement; call-site lookup, logging and the slow span only for slow ones, in
-``slowquery`` (cold code kept out of this module).
+and label budgeting happen once per distinct statement; call-site lookup, logging and the
+slow span only for slow ones, in ``slowquery`` (cold code kept out of this module).
 """
 
 from __future__ import annotations
