@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/dbpulse demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests benchmarks grafana deploy
-	$(BIN)/ruff format --check exporter tests benchmarks grafana deploy
+	$(BIN)/ruff check exporter tests benchmarks grafana deploy examples
+	$(BIN)/ruff format --check exporter tests benchmarks grafana deploy examples
 	$(BIN)/mypy
 
 test: lint
