@@ -256,7 +256,7 @@ class QueryHooks:
         detector = self._nplusone
         try:
             options = context.execution_options.get(ORM_LOAD_OPTIONS)
-            loaded_from = getattr(options, LAZY_LOADED_FROM, None) if options else None
+            loaded_from = getattr(options, LAZY_LOADED_FROM, None)
             if loaded_from is not None and detector is not None:
                 detector.lazy_load(context, loaded_from, current)
             elif current is not None and detector is not None:
