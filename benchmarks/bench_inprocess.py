@@ -310,7 +310,8 @@ def _page_loop(engine: Engine, pages: int) -> Callable[[], None]:
 
     def run() -> None:
         for _ in range(pages):
-            with Session(engine) as session:
+            # One page = one request: its own scope (the middleware's), its own Session.
+            with scope(unit_of_work=True), Session(engine) as session:
                 for parent in session.scalars(query):
                     len(parent.children)  # the lazy load: one SELECT per parent
 
@@ -319,7 +320,7 @@ def _page_loop(engine: Engine, pages: int) -> Callable[[], None]:
 
 @contextmanager
 def _without_session_listener() -> Iterator[None]:
-    """A request scope for the variants that do not detect N+1, without the process-wide
+    """Runs the variants that do not detect N+1 without the process-wide
     ``Session.do_orm_execute`` listener that dbpulse before issue 14 added for detection
     (it slowed every Session in the process, so with it in place "off" would pay for
     "on"). dbpulse no longer has that listener; the check keeps this file comparable
@@ -329,8 +330,7 @@ def _without_session_listener() -> Iterator[None]:
     if present:
         event.remove(Session, "do_orm_execute", listener)
     try:
-        with scope(unit_of_work=True):
-            yield
+        yield
     finally:
         if present:
             event.listen(Session, "do_orm_execute", listener)
@@ -352,7 +352,7 @@ def _orm(url: str, pages: int, rounds: int, scenario: str, **kw: Any) -> list[Ro
                     _without_session_listener,
                 ),
                 ORM_OFF: (_page_loop(engines[ORM_OFF], pages), _without_session_listener),
-                ORM_ON: (_page_loop(engines[ORM_ON], pages), _request_scope),
+                ORM_ON: (_page_loop(engines[ORM_ON], pages), nullcontext),
             },
             pages * ORM_STATEMENTS,
             rounds,
