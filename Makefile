@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/dbpulse demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests benchmarks grafana deploy
-	$(BIN)/ruff format --check exporter tests benchmarks grafana deploy
+	$(BIN)/ruff check exporter tests benchmarks grafana deploy examples
+	$(BIN)/ruff format --check exporter tests benchmarks grafana deploy examples
 	$(BIN)/mypy
 
 test: lint
@@ -42,7 +42,7 @@ INPROCESS_TESTS := tests/unit/inprocess tests/integration/inprocess
 # What those tests import beyond the project's own dependencies: not all of [dev]
 # (mypy, ruff, matplotlib, kubernetes-validate), which would double the install time.
 # A test importing something new fails here with an ImportError, not silently.
-INPROCESS_TEST_DEPS := pytest pytest-timeout hypothesis starlette httpx flask greenlet gunicorn uvicorn
+INPROCESS_TEST_DEPS := pytest pytest-timeout hypothesis starlette httpx flask greenlet gunicorn uvicorn jinja2 mako
 
 .venv-sa20/.installed: pyproject.toml $(STAMP)
 	$(PYTHON) -m venv .venv-sa20

@@ -20,14 +20,22 @@ Variants, per statement (a held connection executing ``SELECT 1``):
   span processor whose exporter drops everything (the cost of making spans, not of
   shipping them).
 
+ORM lazy loads (``ORM N+1``): one "page" is a request scope around a Session that
+selects 25 parents and touches each one's ``children``, a lazy load apiece: 26
+statements, reported per statement. Variants: ``uninstrumented``, ``dbpulse, N+1
+detection off`` (``detect_n_plus_one=False``) and ``dbpulse, N+1 detection on`` (the
+default); the issue-14 budget is on - off <= 5 µs per statement (paired).
+
 On SQLite in memory and on a PostgreSQL cluster started here (dbpulse.localpg). Pool
 checkout + checkin (``with engine.connect(): pass``) is measured for uninstrumented and
 dbpulse, before the OpenTelemetry instrumentor is installed (it wraps ``Engine.connect``
 for every engine in the process).
 
     python benchmarks/bench_inprocess.py [--rounds 41] [--sqlite-n 1000] [--pg-n 300] [--no-pg]
+        [--orm-pages-sqlite 40] [--orm-pages-pg 10] [--orm-only]
 
-Writes benchmarks/results/inprocess.md and .json and prints the table.
+Writes benchmarks/results/inprocess.md and .json (``--orm-only``: inprocess_orm.md and
+.json) and prints the table.
 """
 
 from __future__ import annotations
@@ -57,15 +65,35 @@ sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
 import sqlalchemy  # noqa: E402 - after the path tweak, run from anywhere
 from prometheus_client import CollectorRegistry  # noqa: E402
-from sqlalchemy import Connection, Engine, create_engine, event, text  # noqa: E402
+from sqlalchemy import (  # noqa: E402
+    Connection,
+    Engine,
+    ForeignKey,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.orm import (  # noqa: E402
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+)
+from sqlalchemy.pool import StaticPool  # noqa: E402
 
 from dbpulse import __version__, instrument  # noqa: E402
+from dbpulse.inprocess import nplusone  # noqa: E402
 from dbpulse.inprocess.scope import scope  # noqa: E402
 from dbpulse.localpg import LocalPostgres, PostgresNotFound  # noqa: E402
 from dbpulse.logging import configure_logging  # noqa: E402
 
 RESULTS_MD = HERE / "results" / "inprocess.md"
 RESULTS_JSON = HERE / "results" / "inprocess.json"
+# --orm-only writes its own pair, so a quick ORM run leaves the full run's record alone.
+ORM_RESULTS_MD = HERE / "results" / "inprocess_orm.md"
+ORM_RESULTS_JSON = HERE / "results" / "inprocess_orm.json"
 SELECT_1 = text("SELECT 1")
 OTEL_MODE = ["not run"]
 
@@ -82,6 +110,7 @@ class Row:
     added_wall_us: float
     added_cpu_us: float
     rounds: list[float]
+    cpu_rounds: list[float]
 
 
 def _empty_listeners(engine: Engine) -> None:
@@ -197,6 +226,7 @@ def _rows(scenario: str, samples: dict[str, list[tuple[float, float]]]) -> list[
             statistics.median(w - bw for (w, _), (bw, _) in zip(values, base, strict=True)),
             statistics.median(c - bc for (_, c), (_, bc) in zip(values, base, strict=True)),
             [round(w, 3) for w, _ in values],
+            [round(c, 3) for _, c in values],
         )
         for name, values in samples.items()
     ]
@@ -234,6 +264,105 @@ def _query_loops(
         "dbpulse + request scope": (_query_loop(c["dbpulse"], n), _request_scope),
         "otel": (_query_loop(c["otel"], n), nullcontext),
     }
+
+
+# -- ORM lazy loads ---------------------------------------------------------------------
+
+PARENTS = 25
+ORM_STATEMENTS = PARENTS + 1  # the parents' SELECT, then one lazy load per parent
+ORM_OFF = "dbpulse, N+1 detection off"
+ORM_ON = "dbpulse, N+1 detection on"
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class Parent(_Base):
+    __tablename__ = "bench_parent"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    children: Mapped[list[Child]] = relationship(back_populates="parent")
+
+
+class Child(_Base):
+    __tablename__ = "bench_child"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("bench_parent.id"))
+    title: Mapped[str]
+    parent: Mapped[Parent] = relationship(back_populates="children")
+
+
+def _seed(engine: Engine) -> None:
+    _Base.metadata.drop_all(engine)
+    _Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        for i in range(1, PARENTS + 1):
+            parent = Parent(id=i, name=f"p{i}")
+            session.add(parent)
+            for j in range(3):
+                session.add(Child(id=i * 10 + j, parent=parent, title=f"c{j}"))
+        session.commit()
+
+
+def _page_loop(engine: Engine, pages: int) -> Callable[[], None]:
+    query = select(Parent).order_by(Parent.id)
+
+    def run() -> None:
+        for _ in range(pages):
+            # One page = one request: its own scope (the middleware's), its own Session.
+            with scope(unit_of_work=True), Session(engine) as session:
+                for parent in session.scalars(query):
+                    len(parent.children)  # the lazy load: one SELECT per parent
+
+    return run
+
+
+@contextmanager
+def _without_session_listener() -> Iterator[None]:
+    """Runs the variants that do not detect N+1 without the process-wide
+    ``Session.do_orm_execute`` listener that dbpulse before issue 14 added for detection
+    (it slowed every Session in the process, so with it in place "off" would pay for
+    "on"). dbpulse no longer has that listener; the check keeps this file comparable
+    when run on an older commit, as for the before/after figures in the results."""
+    listener = getattr(nplusone, "_on_do_orm_execute", None)
+    present = listener is not None and event.contains(Session, "do_orm_execute", listener)
+    if present:
+        event.remove(Session, "do_orm_execute", listener)
+    try:
+        yield
+    finally:
+        if present:
+            event.listen(Session, "do_orm_execute", listener)
+
+
+def _orm(url: str, pages: int, rounds: int, scenario: str, **kw: Any) -> list[Row]:
+    engines = {name: create_engine(url, **kw) for name in ("uninstrumented", ORM_OFF, ORM_ON)}
+    insts = [
+        instrument(engines[ORM_OFF], registry=CollectorRegistry(), detect_n_plus_one=False),
+        instrument(engines[ORM_ON], registry=CollectorRegistry()),
+    ]
+    try:
+        for engine in engines.values():
+            _seed(engine)
+        samples = _interleave(
+            {
+                "uninstrumented": (
+                    _page_loop(engines["uninstrumented"], pages),
+                    _without_session_listener,
+                ),
+                ORM_OFF: (_page_loop(engines[ORM_OFF], pages), _without_session_listener),
+                ORM_ON: (_page_loop(engines[ORM_ON], pages), nullcontext),
+            },
+            pages * ORM_STATEMENTS,
+            rounds,
+        )
+    finally:
+        for inst in insts:
+            inst.uninstrument()
+        for engine in engines.values():
+            engine.dispose()
+    return _rows(scenario, samples)
 
 
 def _checkouts(url: str, n: int, rounds: int, scenario: str, **kw: Any) -> list[Row]:
@@ -278,6 +407,18 @@ def _summary(rows: list[Row]) -> dict[str, float]:
     out: dict[str, float] = {}
     for scenario in sorted({r.scenario for r in rows}):
         base = by.get((scenario, "uninstrumented"))
+        on, off = by.get((scenario, ORM_ON)), by.get((scenario, ORM_OFF))
+        if base is not None and on is not None and off is not None:
+            # Paired within each round (on and off run back to back): the steadiest
+            # figure on a shared machine. Per statement; the budget is 5 µs.
+            for label, a, b in (
+                ("wall", on.rounds, off.rounds),
+                ("client CPU", on.cpu_rounds, off.cpu_rounds),
+            ):
+                out[f"{scenario}: N+1 detection on - off, µs per statement ({label}, paired)"] = (
+                    round(statistics.median(x - y for x, y in zip(a, b, strict=True)), 2)
+                )
+            continue
         ours = by.get((scenario, "dbpulse"))
         otel = by.get((scenario, "otel"))
         if base is None or ours is None:
@@ -315,6 +456,9 @@ class Args:
     pg_n: int
     checkout_n: int
     no_pg: bool
+    orm_pages_sqlite: int
+    orm_pages_pg: int
+    orm_only: bool
 
 
 def _parse(argv: Sequence[str] | None) -> Args:
@@ -324,8 +468,24 @@ def _parse(argv: Sequence[str] | None) -> Args:
     parser.add_argument("--pg-n", type=int, default=300)
     parser.add_argument("--checkout-n", type=int, default=500)
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument("--orm-pages-sqlite", type=int, default=40)
+    parser.add_argument("--orm-pages-pg", type=int, default=10)
+    parser.add_argument(
+        "--orm-only",
+        action="store_true",
+        help="only the ORM lazy-load scenario (writes results/inprocess_orm.md and .json)",
+    )
     ns = parser.parse_args(argv)
-    return Args(ns.rounds, ns.sqlite_n, ns.pg_n, ns.checkout_n, ns.no_pg)
+    return Args(
+        ns.rounds,
+        ns.sqlite_n,
+        ns.pg_n,
+        ns.checkout_n,
+        ns.no_pg,
+        ns.orm_pages_sqlite,
+        ns.orm_pages_pg,
+        ns.orm_only,
+    )
 
 
 @contextmanager
@@ -353,6 +513,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if True:  # one cluster for every PostgreSQL scenario
             pg_url = pg.dsn.replace("postgresql://", "postgresql+psycopg://") if pg else None
             file_url = f"sqlite:///{tmp}/bench.db"
+            # ORM pages first, before OpenTelemetry wraps Engine.connect process-wide.
+            # SQLite in memory: StaticPool, so the seeded database is the one queried.
+            rows += _orm(
+                "sqlite://",
+                args.orm_pages_sqlite,
+                args.rounds,
+                "ORM N+1: SQLite memory",
+                poolclass=StaticPool,
+            )
+            if pg_url:
+                rows += _orm(pg_url, args.orm_pages_pg, args.rounds, "ORM N+1: PostgreSQL")
+            if args.orm_only:
+                _write(rows, args, ORM_RESULTS_MD, ORM_RESULTS_JSON)
+                return 0
             # Phase 1: checkouts, before OpenTelemetry wraps Engine.connect process-wide.
             rows += _checkouts(file_url, args.checkout_n, args.rounds, "checkout: SQLite file")
             if pg_url:
@@ -373,17 +547,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     conn.close()
                 for engine in setup.engines.values():
                     engine.dispose()
-    rows.sort(key=lambda r: (not r.scenario.startswith("SELECT"), r.scenario))
+    _write(rows, args, RESULTS_MD, RESULTS_JSON)
+    return 0
+
+
+def _write(rows: list[Row], args: Args, md: Path, js: Path) -> None:
+    """Write the table, summary and environment to ``md`` and ``js``, and print them."""
+    rows.sort(key=lambda r: (r.scenario.startswith("checkout"), r.scenario))
     table = _table(rows)
     summary = _summary(rows)
     env = _environment()
-    RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_MD.write_text(
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(
         "# In-process overhead\n\n"
-        "Written by `python benchmarks/bench_inprocess.py` "
+        "Written by `python benchmarks/bench_inprocess.py"
+        + (" --orm-only" if args.orm_only else "")
+        + "` "
         f"(rounds={args.rounds}, SQLite n={args.sqlite_n}, PostgreSQL n={args.pg_n}, "
-        f"checkouts n={args.checkout_n}); medians of per-round means, variants "
-        "interleaved in one process.\n\n"
+        f"checkouts n={args.checkout_n}, ORM pages SQLite={args.orm_pages_sqlite}, "
+        f"PostgreSQL={args.orm_pages_pg} of {ORM_STATEMENTS} statements); medians of "
+        "per-round means, variants interleaved in one process.\n\n"
         + table
         + "\n\n"
         + "\n".join(f"- {k}: **{v}**" for k, v in summary.items())
@@ -392,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "\n",
         encoding="utf-8",
     )
-    RESULTS_JSON.write_text(
+    js.write_text(
         json.dumps(
             {"environment": env, "summary": summary, "rows": [asdict(r) for r in rows]},
             indent=2,
@@ -404,7 +587,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for key, val in summary.items():
         print(f"{key}: {val}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 import structlog
 from hypothesis import settings
 
+from dbpulse import logging as dbpulse_logging
 from dbpulse.localpg import LocalPostgres
 from tests import pgservers
 
@@ -109,5 +110,8 @@ def _structlog_config_restored() -> Iterator[None]:
     the warnings it asserts on, depending on test order.
     """
     saved = structlog.get_config()
+    renders = dbpulse_logging._STRUCTLOG_RENDERS[0]
     yield
     structlog.configure(**saved)
+    # ... and dbpulse logging through stdlib again unless it did at the start.
+    dbpulse_logging._STRUCTLOG_RENDERS[0] = renders

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 import structlog
 
+from dbpulse import logging as dbpulse_logging
+
 _NAMED = ("dbpulse", "apscheduler")
 
 
@@ -18,6 +20,7 @@ def restored_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     named = {name: logging.getLogger(name).level for name in _NAMED}
+    renders = dbpulse_logging._STRUCTLOG_RENDERS[0]
     try:
         yield
     finally:
@@ -27,3 +30,4 @@ def restored_logging() -> Iterator[None]:
         for name, lvl in named.items():
             logging.getLogger(name).setLevel(lvl)
         logging.captureWarnings(False)
+        dbpulse_logging._STRUCTLOG_RENDERS[0] = renders

@@ -1,4 +1,12 @@
-"""structlog setup: JSON lines in containers, a readable console on a TTY.
+"""Logging: stdlib ``logging`` when embedded; structlog renders it only for the sidecar.
+
+Embedded in an application (``dbpulse.instrument``), dbpulse is a library: its events go
+to stdlib loggers under ``dbpulse`` (``dbpulse.inprocess``, ...), so
+``logging.getLogger("dbpulse").setLevel(...)`` and the application's own handlers decide
+what is shown and how. Each record's message is ``event key=value ...`` and carries the
+fields as ``record.dbpulse_event`` / ``record.dbpulse_fields`` for structured handlers.
+Only the sidecar's CLI calls :func:`configure_logging`, which makes structlog the
+renderer: JSON lines in containers, a readable console on a TTY.
 
 Every event passes through a redaction step so that a DSN which slipped into a message
 or an exception never prints its password. Standard-library logging (APScheduler, the
@@ -53,6 +61,61 @@ _CHATTY = ("apscheduler",)
 _DUPLICATING = ("psycopg.pool",)
 
 
+# Whether configure_logging() made structlog the renderer (the sidecar's CLI); until then
+# get_logger() hands out stdlib loggers, as a library should.
+_STRUCTLOG_RENDERS = [False]
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return repr(text) if (not text or " " in text or "=" in text) else text
+
+
+class StdlibLogger:
+    """structlog's calling convention (``log.warning("event", key=value)``) over a stdlib
+    logger: what :func:`get_logger` returns when dbpulse is embedded in an application."""
+
+    __slots__ = ("_context", "_logger")
+
+    def __init__(self, logger: logging.Logger, context: dict[str, Any]) -> None:
+        self._logger = logger
+        self._context = context
+
+    def bind(self, **fields: Any) -> StdlibLogger:
+        return StdlibLogger(self._logger, {**self._context, **fields})
+
+    def _log(self, level: int, event: str, fields: dict[str, Any], exc_info: bool) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        # Redacted as the sidecar's renderer would: no DSN password reaches a handler.
+        clean = {key: _scrub(val) for key, val in {**self._context, **fields}.items()}
+        name = redact(event)
+        detail = " ".join(f"{key}={_text(val)}" for key, val in clean.items())
+        self._logger.log(
+            level,
+            "%s %s" if detail else "%s",
+            *((name, detail) if detail else (name,)),
+            exc_info=exc_info,
+            extra={"dbpulse_event": name, "dbpulse_fields": clean},
+            stacklevel=3,
+        )
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, event, fields, False)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log(logging.INFO, event, fields, False)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log(logging.WARNING, event, fields, False)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields, False)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields, True)
+
+
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler this module installed, so a second configure replaces it."""
 
@@ -104,6 +167,7 @@ def configure_logging(
             numeric if numeric == logging.DEBUG else max(numeric, logging.ERROR)
         )
     logging.captureWarnings(True)
+    _STRUCTLOG_RENDERS[0] = True
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -118,6 +182,9 @@ def configure_logging(
     )
 
 
-def get_logger(**initial: Any) -> Any:
-    """A structlog logger bound to ``initial`` context (e.g. collector=, target=)."""
-    return structlog.get_logger("dbpulse").bind(**initial)
+def get_logger(name: str = "dbpulse", /, **initial: Any) -> Any:
+    """A logger for ``name`` (under ``dbpulse``) bound to ``initial`` context (e.g.
+    collector=, target=): structlog once :func:`configure_logging` ran, else stdlib."""
+    if _STRUCTLOG_RENDERS[0]:
+        return structlog.get_logger(name).bind(**initial)
+    return StdlibLogger(logging.getLogger(name), initial)

@@ -160,6 +160,7 @@ def outputs(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Outputs]:
             engine,
             registry=registry,
             slow_query_seconds=1e-9,  # every statement is slow: logged and traced
+            log_interval_seconds=0,  # ... and every one logged, not once per fingerprint
             tracer_provider=provider,
             statement_span_ratio=1.0,
             traceparent_comment=True,

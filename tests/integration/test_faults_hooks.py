@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine, exc, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
-from structlog.testing import capture_logs
 
 from dbpulse.inprocess import lint, transactions
 from dbpulse.inprocess.instrumentation import Instrumentation, instrument
 from tests.integration.inprocess.conftest import sqlalchemy_url
 from tests.integration.inprocess.models import User, seed
+from tests.logcapture import capture_logs
 
 
 def explode(*_args: object, **_kwargs: object) -> Any:
@@ -130,7 +130,7 @@ def test_checkout_timeout_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch
 
 
 def test_lazy_load_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The N+1 Session hook fails on each lazy load: the ORM still loads every relationship, counted as hook=do_orm_execute."""
+    """The N+1 detector fails on each lazy load: the ORM still loads every relationship, counted as hook=n_plus_one."""
     engine, inst, registry = app
     seed(engine, users=3)
     assert inst._nplusone is not None
@@ -138,7 +138,7 @@ def test_lazy_load_hook_failure(app: App, monkeypatch: pytest.MonkeyPatch) -> No
     with Session(engine) as session:
         users = session.scalars(select(User).order_by(User.id)).all()
         assert [len(u.posts) for u in users] == [2, 2, 2]
-    assert errors(registry, "do_orm_execute") == 3
+    assert errors(registry, "n_plus_one") == 3
 
 
 def test_lint_failure_does_not_block_instrument(

@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine, exc, text
-from structlog.testing import capture_logs
 
 from dbpulse.inprocess.instrumentation import instrument
 from dbpulse.localpg import LocalPostgres
@@ -23,6 +22,7 @@ from dbpulse.logging import configure_logging
 from dbpulse.settings import load_settings
 from dbpulse.sidecar.daemon import Sidecar
 from tests.integration.collector_helpers import wait_for
+from tests.logcapture import capture_logs
 from tests.sidecar_process import SidecarProcess, fetch, value
 
 ADMIN_PW = "Adm1n-pw-7731"

@@ -88,3 +88,46 @@ def test_nested_values_and_objects_are_redacted() -> None:
     line = _lines(out)[0]
     assert "Hunter2pw" not in out.getvalue()
     assert line["items"] == ["postgresql://app:***@db/app", 3]
+
+
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_unconfigured_get_logger_is_stdlib_and_redacts() -> None:
+    """Before configure_logging (embedded in an app), events are stdlib records under dbpulse, DSN passwords scrubbed."""
+    keep = _Keep()
+    logger = logging.getLogger("dbpulse")
+    logger.addHandler(keep)
+    try:
+        get_logger("dbpulse.inprocess", pool_name="p").warning(
+            "connect failed", dsn="postgresql://app:Hunter2pw@db/app"
+        )
+        logger.setLevel(logging.ERROR)
+        get_logger("dbpulse.inprocess").warning("dropped by the level")
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(logging.NOTSET)
+    (record,) = keep.records
+    assert record.name == "dbpulse.inprocess"
+    assert record.getMessage() == "connect failed pool_name=p dsn=postgresql://app:***@db/app"
+    assert record.dbpulse_fields == {  # type: ignore[attr-defined]
+        "pool_name": "p",
+        "dsn": "postgresql://app:***@db/app",
+    }
+    assert record.pathname == __file__  # stacklevel: the caller's line, not the adapter's
+
+
+def test_configured_get_logger_renders_through_structlog() -> None:
+    """After configure_logging (the sidecar's CLI), the same call is a structlog JSON line."""
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    get_logger("dbpulse.inprocess", pool_name="p").warning("slow query", fingerprint="SELECT ?")
+    line = _lines(out)[0]
+    assert line["event"] == "slow query"
+    assert line["fingerprint"] == "SELECT ?"

@@ -29,7 +29,7 @@ class HookGuard:
             if first:
                 # Type and a short message only: no traceback locals, which could hold
                 # the statement's parameter values.
-                get_logger(pool_name=self._pool_name).warning(
+                get_logger("dbpulse.inprocess", pool_name=self._pool_name).warning(
                     "dbpulse hook failed; the application's statement is unaffected "
                     "(logged once per hook)",
                     hook=hook,

@@ -8,9 +8,9 @@ engine itself is held by weak reference only.
 What is hooked, and how: pool events (checkout, checkin, detach, invalidate) on the
 engine's pool; instance-attribute wrappers on the engine's own dialect (statements,
 transactions, new connections) and pool (checkout wait and timeouts, recreate on
-dispose); one process-wide ``Session`` listener for lazy loads. No engine-level
-``ConnectionEvents`` listener is added, because any one of them moves every statement
-onto SQLAlchemy's slower event path.
+dispose). Lazy loads are recognised on the statement path, with no ``Session``
+listener, and no engine-level ``ConnectionEvents`` listener is added: any one of them
+moves every statement onto SQLAlchemy's slower event path.
 """
 
 # layout-note: the Instrumentation lifecycle and instrument(), its one entry point, stay
@@ -89,6 +89,7 @@ class Instrumentation:
         n_plus_one_strict: bool,
         detect_n_plus_one: bool,
         max_label_sets: int,
+        log_interval_seconds: float = 60.0,
         tracer_provider: Any = None,
         statement_span_ratio: float = 0.0,
         traceparent_comment: bool = False,
@@ -110,6 +111,7 @@ class Instrumentation:
                 self._guard,
                 threshold=n_plus_one_threshold,
                 strict=n_plus_one_strict,
+                log_interval=log_interval_seconds,
             )
             if detect_n_plus_one
             else None
@@ -126,6 +128,7 @@ class Instrumentation:
             dialect_name=engine.dialect.name,
             slow_query_seconds=slow_query_seconds,
             log_parameters=log_parameters,
+            log_interval_seconds=log_interval_seconds,
             max_label_sets=max_label_sets,
             tracer_provider=tracer_provider,
             target=target_of(engine.url, engine.dialect.name),
@@ -169,8 +172,6 @@ class Instrumentation:
         self.metrics.pools.add(self.pool_name, p.read)
         if p.publish is not None:  # multiprocess mode: capacity shows before any checkout
             p.publish()
-        if self._nplusone is not None:
-            nplusone.attach(engine, self._nplusone)
         self._active = True
 
     def uninstrument(self) -> None:
@@ -179,7 +180,9 @@ class Instrumentation:
             if not self._active:
                 return
             self._remove()
-        get_logger(pool_name=self.pool_name).info("dbpulse uninstrumented engine")
+        get_logger("dbpulse.inprocess", pool_name=self.pool_name).info(
+            "dbpulse uninstrumented engine"
+        )
 
     def _remove(self) -> None:
         """Take out whatever ``_install`` put in, also when it stopped halfway."""
@@ -202,8 +205,6 @@ class Instrumentation:
         engine = self._engine_ref()
         if self.plans is not None:
             self.plans.close()
-        if self._nplusone is not None:
-            nplusone.detach(engine)
         if engine is not None and _INSTRUMENTED.get(engine) is self:
             del _INSTRUMENTED[engine]
 
@@ -227,7 +228,7 @@ def _lint(instrumentation: Instrumentation, engine: Engine) -> None:
     labels = {"pool_name": instrumentation.pool_name, **config.labels()}
     instrumentation.metrics.pool_config.labels(**labels).set(1)
     instrumentation._config_labels = labels
-    log = get_logger(pool_name=instrumentation.pool_name)
+    log = get_logger("dbpulse.inprocess", pool_name=instrumentation.pool_name)
     for code, advice in findings(config, under_tests=running_under_tests()):
         log.warning("pool configuration", check=code, advice=advice)
 
@@ -243,6 +244,7 @@ def instrument(
     n_plus_one_strict: bool = False,
     detect_n_plus_one: bool = True,
     max_label_sets: int = 500,
+    log_interval_seconds: float = 60.0,
     lint: bool = True,
     tracer_provider: Any = None,
     statement_span_ratio: float = 0.0,
@@ -261,6 +263,10 @@ def instrument(
     they can hold personal data). ``n_plus_one_strict=True`` raises ``NPlusOneError``
     instead of logging, for tests. ``max_label_sets`` caps distinct (operation, table)
     pairs per engine; statements past it are labelled ``db_collection_name="other"``.
+    ``log_interval_seconds`` rate-limits the repeated warnings (an N+1 or slow-query
+    pattern is logged at most once per interval, with a count of those left out; the
+    metrics count every one; 0 logs each). Logs go to the stdlib logger
+    ``dbpulse.inprocess``.
     Slow queries also become OpenTelemetry spans from ``tracer_provider`` (default: the
     global one, a no-op until the application sets one); N+1 detections and pool
     timeouts are span events on the current span. ``statement_span_ratio`` (0..1) also
@@ -284,6 +290,7 @@ def instrument(
         "n_plus_one_strict": n_plus_one_strict,
         "detect_n_plus_one": detect_n_plus_one,
         "max_label_sets": max_label_sets,
+        "log_interval_seconds": log_interval_seconds,
         "tracer_provider": tracer_provider,
         "statement_span_ratio": statement_span_ratio,
         "traceparent_comment": traceparent_comment,
@@ -295,7 +302,7 @@ def instrument(
     with _LOCK:
         existing = _INSTRUMENTED.get(sync)
         if existing is not None:
-            get_logger(pool_name=existing.pool_name).info(
+            get_logger("dbpulse.inprocess", pool_name=existing.pool_name).info(
                 "engine already instrumented; returning the existing Instrumentation"
             )
             return existing
@@ -338,7 +345,7 @@ def instrument(
             _lint(inst, sync)
         except Exception as exc:  # noqa: BLE001 - a lint failure must not block startup
             inst._guard.failed("lint", exc)
-    get_logger(pool_name=name).info(
+    get_logger("dbpulse.inprocess", pool_name=name).info(
         "dbpulse instrumented engine", pool_class=type(sync.pool).__name__
     )
     return inst

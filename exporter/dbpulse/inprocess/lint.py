@@ -6,8 +6,9 @@ says which well-known anti-patterns the configuration shows:
 - no ``pool_pre_ping``: the first query after a database restart or a proxy's idle
   timeout fails instead of reconnecting;
 - no ``statement_timeout`` for PostgreSQL (``connect_args={"options": "-c
-  statement_timeout=..."}`` or ``?options=`` in the URL): one runaway query can hold a
-  connection, and the pool, forever;
+  statement_timeout=..."}``, ``?options=`` in the URL, or asyncpg's
+  ``connect_args={"server_settings": {"statement_timeout": ...}}``): one runaway query
+  can hold a connection, and the pool, forever;
 - ``NullPool`` outside tests: every checkout opens a new connection.
 """
 
@@ -75,7 +76,11 @@ def _has_statement_timeout(engine: Engine) -> bool | None:
     cparams = connect_args(engine)
     if cparams is None:
         return None
-    return "statement_timeout" in str(cparams.get("options", ""))
+    if "statement_timeout" in str(cparams.get("options", "")):
+        return True
+    # asyncpg takes server settings as a dict rather than a libpq options string.
+    server_settings = cparams.get("server_settings")
+    return isinstance(server_settings, dict) and "statement_timeout" in server_settings
 
 
 def running_under_tests() -> bool:

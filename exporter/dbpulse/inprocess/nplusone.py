@@ -1,15 +1,23 @@
 """N+1 detection: one statement repeated per row of an earlier result.
 
 The unit of work is the request scope opened by the middleware when there is one, else
-the ORM ``Session``'s current transaction. Two sources feed it:
+the ORM ``Session``'s current transaction. The statement hook (``queries``) feeds it
+every SELECT, at no cost beyond one dict lookup for those that are not lazy loads:
 
-- lazy loads, recognised in the ORM ``do_orm_execute`` event (``lazy_loaded_from`` is
-  set and the loader path names the relationship, e.g. ``User.posts``);
-- inside a request scope, the same SELECT fingerprint repeated (``queries`` calls
-  ``statement_repeated``), which also catches loops of ``session.get()``.
+- lazy loads, recognised by the ORM's load options on the statement
+  (``_lazy_loaded_from`` is set; the loader path names the relationship, e.g.
+  ``User.posts``);
+- inside a request scope, the same SELECT fingerprint repeated, which also catches loops
+  of ``session.get()``.
 
-Each pattern is reported once per unit: a counter, one warning naming the relationship,
-the application line and the fix, and a span event on the current OpenTelemetry span.
+No ``Session.do_orm_execute`` listener: one would slow every ORM statement in the
+process (see ``compat.lazy_load_relationship``). The call site is looked up only when a
+pattern crosses the threshold, never per statement.
+
+Each pattern is reported once per unit: a counter and a span event on the current
+OpenTelemetry span every time, and one warning naming the relationship, the application
+line (and template line) and the fix, at most once per pattern per ``log_interval``
+(``ratelimit``), with the number left out since the last one.
 """
 
 from __future__ import annotations
@@ -20,15 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from opentelemetry import trace
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from dbpulse.inprocess.callsite import caller
-from dbpulse.inprocess.compat import LAZY_LOADED_FROM, ORM_LOAD_OPTIONS, unproxied_engine
+from dbpulse.inprocess.compat import lazy_load_relationship
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet
-from dbpulse.inprocess.scope import current_scope, note_finding, note_lazy_load
+from dbpulse.inprocess.ratelimit import WarningLimiter
+from dbpulse.inprocess.scope import QueryScope, current_scope, note_finding, note_lazy_load
 from dbpulse.logging import get_logger
 
 __all__ = ["NPlusOneDetector", "NPlusOneError", "NPlusOneFinding"]
@@ -51,9 +58,25 @@ class NPlusOneFinding:
     message: str
 
 
+def _recording(scope: QueryScope | None) -> bool:
+    """Whether a recording scope (a test's query budget) is current, at any depth."""
+    while scope is not None:
+        if scope.record_statements:
+            return True
+        scope = scope.parent
+    return False
+
+
 class _Unit(Protocol):
     repeats: dict[object, int]
     reported: set[object]
+
+
+class _Entry(Protocol):
+    """What the detector reads of the statement hook's cached entry."""
+
+    fp: Any
+    collection: str
 
 
 @dataclass(eq=False)
@@ -76,16 +99,21 @@ class NPlusOneDetector:
         *,
         threshold: int,
         strict: bool,
+        log_interval: float = 60.0,
     ) -> None:
         self.pool_name = pool_name
         self.threshold = max(2, threshold)
         self.strict = strict
         self.guard = guard
         self._counter = metrics.n_plus_one
+        self._limiter = WarningLimiter(log_interval)
         self._sessions: weakref.WeakKeyDictionary[Session, _SessionUnit] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        # RelationshipProperty -> ("User.posts", "posts"): mapper attributes live as long
+        # as the mapping, so a plain dict keeps the per-load work to one lookup.
+        self._names: dict[Any, tuple[str, str]] = {}
 
     def _session_unit(self, session: Session) -> _SessionUnit:
         transaction = session.get_transaction()
@@ -97,20 +125,35 @@ class NPlusOneDetector:
                 self._sessions[session] = unit
             return unit
 
-    def lazy_load(self, session: Session, relationship: str, collection: str) -> None:
-        """One lazy load of ``relationship`` (e.g. ``User.posts``) in ``session``."""
-        scope = current_scope()
-        note_lazy_load(scope, relationship)
-        unit: _Unit | None = scope.unit() if scope is not None else None
+    def _name(self, prop: Any) -> tuple[str, str]:
+        named = self._names.get(prop)
+        if named is None:
+            table = getattr(prop.mapper, "persist_selectable", None)
+            named = (str(prop), str(getattr(table, "fullname", "") or ""))
+            self._names[prop] = named
+        return named
+
+    def lazy_load(self, context: Any, loaded_from: Any, current: QueryScope | None) -> None:
+        """One lazy-load statement, run for the object whose ``InstanceState`` is
+        ``loaded_from``, in the request scope ``current`` (or None)."""
+        prop = lazy_load_relationship(context)
+        if prop is None:
+            return
+        if current is not None:  # recording scopes (the pytest plugin) count every load
+            note_lazy_load(current, self._name(prop)[0])
+        unit: _Unit | None = current.unit() if current is not None else None
         where = "request"
         if unit is None:
+            session = loaded_from.session
+            if session is None:
+                return
             unit = self._session_unit(session)
             where = "session"
-        key = ("lazy", relationship)
-        count = unit.repeats.get(key, 0) + 1
-        unit.repeats[key] = count
-        if count >= self.threshold and key not in unit.reported:
-            unit.reported.add(key)
+        count = unit.repeats.get(prop, 0) + 1
+        unit.repeats[prop] = count
+        if count >= self.threshold and prop not in unit.reported:
+            unit.reported.add(prop)
+            relationship, collection = self._name(prop)
             self._report(
                 kind="lazy load",
                 collection=collection,
@@ -122,18 +165,17 @@ class NPlusOneDetector:
                 ),
             )
 
-    def statement_repeated(self, unit: _Unit, statement: str, collection: str) -> None:
-        """One more run of a SELECT fingerprint inside a request scope."""
-        key = (self.pool_name, statement)
-        count = unit.repeats.get(key, 0) + 1
-        unit.repeats[key] = count
-        if count >= self.threshold and key not in unit.reported:
-            unit.reported.add(key)
+    def statement_repeated(self, unit: _Unit, entry: _Entry) -> None:
+        """One more run of a SELECT (the hook's cached entry) inside a request scope."""
+        count = unit.repeats.get(entry, 0) + 1
+        unit.repeats[entry] = count
+        if count >= self.threshold and entry not in unit.reported:
+            unit.reported.add(entry)
             self._report(
                 kind="repeated statement",
-                collection=collection,
+                collection=entry.collection,
                 unit="request",
-                fingerprint=statement[:1000],
+                fingerprint=entry.fp.text[:1000],
                 fix=(
                     "fetch the rows in one statement (WHERE ... IN (...)) or eager-load the "
                     "relationship with selectinload()/joinedload()"
@@ -141,27 +183,36 @@ class NPlusOneDetector:
             )
 
     def _report(self, *, kind: str, collection: str, unit: str, fix: str, **extra: str) -> None:
-        site = caller()
         self._counter.labels(self.pool_name, collection).inc()
         what = extra.get("relationship") or extra.get("fingerprint", "")
-        message = (
-            f"N+1 query pattern ({kind}): {what} ran {self.threshold}+ times in one "
-            f"{unit} at {site}; {fix}"
-        )
-        note_finding(
-            current_scope(),
-            NPlusOneFinding(
-                kind=kind,
-                pattern=what,
-                relationship=extra.get("relationship", ""),
-                collection=collection,
-                caller=site,
-                fix=fix,
-                message=message,
-            ),
-        )
+        site: str | None = None
+        scope = current_scope()
+        if _recording(scope):
+            # A test's query budget names the pattern, its line and its fix.
+            site = caller()
+            note_finding(
+                scope,
+                NPlusOneFinding(
+                    kind=kind,
+                    pattern=what,
+                    relationship=extra.get("relationship", ""),
+                    collection=collection,
+                    caller=site,
+                    fix=fix,
+                    message=(
+                        f"N+1 query pattern ({kind}): {what} ran {self.threshold}+ times in "
+                        f"one {unit} at {site}; {fix}"
+                    ),
+                ),
+            )
         span = trace.get_current_span()
-        if span.is_recording():
+        recording = span.is_recording()
+        suppressed = None if self.strict else self._limiter.admit((kind, what))
+        if not (recording or self.strict or suppressed is not None):
+            return  # counted; the log line for this pattern went out this interval
+        if site is None:
+            site = caller()
+        if recording:
             span.add_event(
                 "db.n_plus_one",
                 {
@@ -176,8 +227,13 @@ class NPlusOneDetector:
                 },
             )
         if self.strict:
-            raise NPlusOneError(message)
-        get_logger(pool_name=self.pool_name).warning(
+            raise NPlusOneError(
+                f"N+1 query pattern ({kind}): {what} ran {self.threshold}+ times in one "
+                f"{unit} at {site}; {fix}"
+            )
+        if suppressed is None:
+            return
+        get_logger("dbpulse.inprocess", pool_name=self.pool_name).warning(
             "N+1 query pattern",
             kind=kind,
             db_collection_name=collection,
@@ -185,61 +241,7 @@ class NPlusOneDetector:
             unit_of_work=unit,
             caller=site,
             fix=fix,
+            suppressed=suppressed,
+            log_interval_seconds=self._limiter.interval,
             **extra,
         )
-
-
-# -- the ORM listener, shared by every instrumented engine -----------------------------
-
-_DETECTORS: weakref.WeakKeyDictionary[Engine, NPlusOneDetector] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
-
-def _engine_of(bind: Any) -> Any:
-    # engine.execution_options(...) returns an OptionEngine proxying the real one.
-    return unproxied_engine(getattr(bind, "engine", bind))
-
-
-def _on_do_orm_execute(state: Any) -> None:
-    detector: NPlusOneDetector | None = None
-    try:
-        # Runs for every ORM statement in the process: return early unless it is a lazy
-        # load. (ORMExecuteState.lazy_loaded_from raises for non-SELECT statements, so
-        # read the load options it would read.)
-        load_options = state.execution_options.get(ORM_LOAD_OPTIONS)
-        if getattr(load_options, LAZY_LOADED_FROM, None) is None:
-            return
-        engine = _engine_of(state.session.get_bind(mapper=state.bind_mapper))
-        detector = _DETECTORS.get(engine)
-        if detector is None:
-            return
-        path = state.loader_strategy_path
-        prop = getattr(path, "prop", None) if path is not None else None
-        if prop is None:
-            return
-        relationship = str(prop)
-        table = getattr(prop.mapper, "persist_selectable", None)
-        collection = str(getattr(table, "fullname", "") or "")
-        detector.lazy_load(state.session, relationship, collection)
-    except NPlusOneError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
-        if detector is not None:
-            detector.guard.failed("do_orm_execute", exc)
-
-
-def attach(engine: Engine, detector: NPlusOneDetector) -> None:
-    """Watch lazy loads on ``engine`` (installs the Session listener on first use)."""
-    with _LOCK:
-        _DETECTORS[engine] = detector
-        if not event.contains(Session, "do_orm_execute", _on_do_orm_execute):
-            event.listen(Session, "do_orm_execute", _on_do_orm_execute)
-
-
-def detach(engine: Engine | None) -> None:
-    """Stop watching ``engine``; the Session listener goes with the last engine."""
-    with _LOCK:
-        if engine is not None:
-            _DETECTORS.pop(engine, None)
-        if not _DETECTORS and event.contains(Session, "do_orm_execute", _on_do_orm_execute):
-            event.remove(Session, "do_orm_execute", _on_do_orm_execute)

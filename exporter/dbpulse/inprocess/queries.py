@@ -8,9 +8,10 @@ the DBAPI call the cursor events would, and sees the raw DBAPI exception on fail
 
 The hot path: two clock reads, one dict lookup keyed by the compiled statement string,
 one histogram observe on a child whose labels were resolved when the statement was
-first seen, one context-variable read. Fingerprinting and label budgeting happen once per
-distinct statement; call-site lookup, logging and the slow span only for slow ones, in
-``slowquery`` (cold code kept out of this module).
+first seen, one context-variable read; for a SELECT with N+1 detection on, one dict
+lookup more (a lazy load, or a repeat in a request scope, a few more). Fingerprinting
+and label budgeting happen once per distinct statement; call-site lookup, logging and the
+slow span only for slow ones, in ``slowquery`` (cold code kept out of this module).
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ OTHER = "other"
 _MAX_ENTRIES = 4096
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Entry:
-    """Everything the hot path needs for one distinct statement string."""
+    """Everything the hot path needs for one distinct statement string (hashed by
+    identity: it is the N+1 detector's key for a repeated statement)."""
 
     fp: Fingerprint
     operation: str
@@ -66,6 +68,7 @@ class QueryHooks:
         slow_query_seconds: float,
         log_parameters: bool,
         max_label_sets: int,
+        log_interval_seconds: float = 60.0,
         tracer_provider: Any = None,
         target: DbTarget | None = None,
         statement_span_ratio: float = 0.0,
@@ -90,6 +93,7 @@ class QueryHooks:
             self._target,
             threshold_seconds=self._slow,
             log_parameters=log_parameters,
+            log_interval=log_interval_seconds,
         ).report
         # Only when asked for: otherwise the plain wrappers below stay in place and the
         # statement path does no tracing work at all.
@@ -233,8 +237,8 @@ class QueryHooks:
                 entry.duration.observe(elapsed)
             if current is not None:
                 record(current, elapsed, entry.fp.text)
-                if entry.is_select and self._nplusone is not None:
-                    self._repeats(current, entry, context)
+            if entry.is_select and self._nplusone is not None and context is not None:
+                self._n_plus_one(current, entry, context)
         except NPlusOneError:
             raise
         except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
@@ -251,14 +255,23 @@ class QueryHooks:
         except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
             self._guard.failed("execute_error", exc)
 
-    def _repeats(self, current: Any, entry: _Entry, context: Any) -> None:
-        unit = current.unit()
-        if unit is None or self._nplusone is None:
-            return
-        load_options = context.execution_options.get(ORM_LOAD_OPTIONS)
-        if getattr(load_options, LAZY_LOADED_FROM, None) is not None:
-            return  # lazy loads are counted (and named) by the ORM listener
-        self._nplusone.statement_repeated(unit, entry.fp.text, entry.collection)
+    def _n_plus_one(self, current: Any, entry: _Entry, context: Any) -> None:
+        """Feed one SELECT to the N+1 detector: a lazy load (the ORM marks those in its
+        load options), or else a repeat inside a request scope."""
+        detector = self._nplusone
+        try:
+            options = context.execution_options.get(ORM_LOAD_OPTIONS)
+            loaded_from = getattr(options, LAZY_LOADED_FROM, None)
+            if loaded_from is not None and detector is not None:
+                detector.lazy_load(context, loaded_from, current)
+            elif current is not None and detector is not None:
+                unit = current.unit()
+                if unit is not None:
+                    detector.statement_repeated(unit, entry)
+        except NPlusOneError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - hooks never raise into the application
+            self._guard.failed("n_plus_one", exc)
 
     def hook_failed(self, hook: str, exc: BaseException) -> None:
         self._guard.failed(hook, exc)

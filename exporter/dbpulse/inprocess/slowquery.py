@@ -17,6 +17,7 @@ from opentelemetry.trace import Span, SpanContext, Tracer
 from dbpulse.inprocess.callsite import caller
 from dbpulse.inprocess.fingerprint import Fingerprint
 from dbpulse.inprocess.metrics import MetricSet
+from dbpulse.inprocess.ratelimit import WarningLimiter
 from dbpulse.inprocess.tracing import DbTarget, code_attributes, span_attributes, span_name
 from dbpulse.logging import get_logger
 
@@ -44,6 +45,7 @@ class SlowQueryReporter:
         *,
         threshold_seconds: float,
         log_parameters: bool,
+        log_interval: float = 60.0,
     ) -> None:
         self._pool_name = pool_name
         self._metrics = metrics
@@ -51,6 +53,7 @@ class SlowQueryReporter:
         self._target = target
         self._threshold = threshold_seconds
         self._log_parameters = log_parameters
+        self._limiter = WarningLimiter(log_interval)
 
     def report(
         self, entry: Entry, elapsed: float, parameters: Any, span: Span | None
@@ -76,7 +79,15 @@ class SlowQueryReporter:
             }
             if self._log_parameters:  # opt-in only: parameters can hold personal data
                 fields["parameters"] = repr(parameters)[:1000]
-            get_logger(pool_name=self._pool_name).warning("slow query", **fields)
+            # Once per fingerprint per interval: a statement slow every run is one line.
+            suppressed = self._limiter.admit(entry.fp.text)
+            if suppressed is not None:
+                get_logger("dbpulse.inprocess", pool_name=self._pool_name).warning(
+                    "slow query",
+                    **fields,
+                    suppressed=suppressed,
+                    log_interval_seconds=self._limiter.interval,
+                )
             context = self._span(entry, elapsed, site, span)
             exemplar = _exemplar(context)
         finally:

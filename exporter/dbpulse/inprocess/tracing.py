@@ -115,8 +115,9 @@ def error_attributes(error: BaseException) -> dict[str, str]:
 
 
 def code_attributes(site: str) -> dict[str, Any]:
-    """``path:line`` from callsite.caller() as the code.* attributes."""
-    path, _, line = site.rpartition(":")
+    """``path:line`` from callsite.caller() as the code.* attributes (a template named
+    after it, `` (template NAME:LINE)``, is left out: OpenTelemetry has no name for it)."""
+    path, _, line = site.partition(" (template ")[0].rpartition(":")
     if path and line.isdigit():
         return {"code.file.path": path, "code.line.number": int(line)}
     return {}

@@ -14,11 +14,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, exc, select, text
 from sqlalchemy.pool import QueuePool
-from structlog.testing import capture_logs
 
 from dbpulse.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
 from tests.integration.inprocess.models import User, seed
+from tests.logcapture import capture_logs
 
 pytest.importorskip("greenlet")
 

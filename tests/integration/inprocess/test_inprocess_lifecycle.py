@@ -10,12 +10,12 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, QueuePool
-from structlog.testing import capture_logs
 
 import dbpulse
-from dbpulse.inprocess import compat, nplusone
+from dbpulse.inprocess import compat
 from dbpulse.inprocess.instrumentation import instrument
 from tests.integration.inprocess.conftest import value
+from tests.logcapture import capture_logs
 
 POOL_EVENTS = ("detach", "invalidate")
 
@@ -94,7 +94,8 @@ def test_uninstrument_removes_exactly_what_it_added(
         (type(dialect).__name__, "do_commit"),
         (type(dialect).__name__, "do_rollback"),
     }
-    assert event.contains(Session, "do_orm_execute", nplusone._on_do_orm_execute)
+    # Lazy loads are read on the statement path: nothing process-wide on Session.
+    assert not Session().dispatch.do_orm_execute
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     engine.dispose()  # listeners and wrappers follow the new pool ...
@@ -118,7 +119,7 @@ def test_uninstrument_removes_exactly_what_it_added(
         assert "get" not in compat.pool_queue(pool).__dict__
     for name in ("connect", "do_execute", "do_executemany", "do_begin", "do_commit"):
         assert name not in dialect.__dict__
-    assert not event.contains(Session, "do_orm_execute", nplusone._on_do_orm_execute)
+    assert not Session().dispatch.do_orm_execute
     assert (
         registry.get_sample_value(
             "db_client_connection_count", {"pool_name": inst.pool_name, "state": "idle"}

@@ -9,12 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
-from structlog.testing import capture_logs
 
 from dbpulse.inprocess.nplusone import NPlusOneError
 from dbpulse.inprocess.scope import scope
 from tests.integration.inprocess.conftest import Instrumented, value
 from tests.integration.inprocess.models import Post, User, seed
+from tests.logcapture import capture_logs
 
 N1 = "db_client_n_plus_one_total"
 

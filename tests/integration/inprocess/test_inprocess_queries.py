@@ -6,11 +6,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import bindparam, column, exc, select, table, text
 from sqlalchemy.pool import StaticPool
-from structlog.testing import capture_logs
 
 from dbpulse.inprocess import queries
 from tests.clock import ManualClock
 from tests.integration.inprocess.conftest import Instrumented, add_sleep_ms, value
+from tests.logcapture import capture_logs
 from tests.otel import attrs, times
 
 DURATION = "db_client_operation_duration_seconds_count"

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
-from structlog.testing import capture_logs
 
 from dbpulse.inprocess import lint
 from dbpulse.inprocess.instrumentation import instrument
 from dbpulse.localpg import LocalPostgres
 from tests.integration.inprocess.conftest import value
+from tests.logcapture import capture_logs
 
 
 def test_engines_share_a_registry_under_their_own_pool_names(
