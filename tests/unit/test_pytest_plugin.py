@@ -230,7 +230,9 @@ def test_uninstrumented():
         conn.execute(text("SELECT 1"))
 """
     )
-    result = pytester.runpytest(*PLUGIN)
+    # In a child process: engines other tests of this session instrumented (an example
+    # app instruments at import) would otherwise count as "an engine is instrumented".
+    result = pytester.runpytest_subprocess(*PLUGIN)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no engine is instrumented*dbpulse.instrument(engine)*"])
 
