@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -111,7 +112,18 @@ def _structlog_config_restored() -> Iterator[None]:
     """
     saved = structlog.get_config()
     renders = dbpulse_logging._STRUCTLOG_RENDERS[0]
+    # configure_logging also sets the root and dbpulse loggers' levels (error for
+    # watch-migration) and adds its root handler: left so, a later test's embedded
+    # warnings would never reach a handler.
+    root = logging.getLogger()
+    levels = (root.level, logging.getLogger("dbpulse").level)
+    ours = [h for h in root.handlers if isinstance(h, dbpulse_logging._Handler)]
     yield
     structlog.configure(**saved)
     # ... and dbpulse logging through stdlib again unless it did at the start.
     dbpulse_logging._STRUCTLOG_RENDERS[0] = renders
+    root.setLevel(levels[0])
+    logging.getLogger("dbpulse").setLevel(levels[1])
+    for handler in [h for h in root.handlers if isinstance(h, dbpulse_logging._Handler)]:
+        if handler not in ours:
+            root.removeHandler(handler)

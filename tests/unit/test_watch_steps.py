@@ -118,3 +118,18 @@ def test_step_cut_by_a_disconnect_ends_when_last_seen() -> None:
     assert step.ended == 100.0
     summary = summarize(journal.steps, 500.0, [], [], command_status=1)
     assert "cut short: its backend disconnected while it ran" in summary.lines[1]
+
+
+def test_a_statement_restamped_while_running_counts_once() -> None:
+    """One statement seen running under two query_starts (the extended protocol stamps
+    Parse and Execute) is one run; a repeat after the backend went idle is a second."""
+    journal = StepJournal()
+    update = "UPDATE orders SET code = id WHERE id > 1 AND id <= 2"
+    journal.fold([_row(7, update, 10.000, state="active")])
+    journal.fold([_row(7, update, 10.004, state="active")])
+    journal.fold([_row(7, update, 10.004, end=10.5)])
+    (step,) = journal.steps
+    assert step.count == 1
+    assert step.ended == 10.5
+    journal.fold([_row(7, update, 11.0, state="active")])
+    assert step.count == 2

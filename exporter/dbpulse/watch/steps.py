@@ -69,6 +69,8 @@ class StepJournal:
     steps: list[Step] = field(default_factory=list)
     current: dict[int, Step] = field(default_factory=dict)
     seen: dict[int, float] = field(default_factory=dict)
+    # whether each backend's statement was still running at the last sample
+    active: dict[int, bool] = field(default_factory=dict)
     alive: set[int] = field(default_factory=set)
     ever_alive: bool = False
     last_now: float = 0.0  # the server's clock at the last sample with rows
@@ -95,6 +97,8 @@ class StepJournal:
             state = str(row.get("state") or "")
             ended = None if state == "active" else _float(row.get("state_change"))
             step = self.current.get(pid)
+            was_active = self.active.get(pid, False)
+            self.active[pid] = state == "active"
             if self.seen.get(pid) == started:  # the same statement as last sample
                 if step is not None and step.last_start == started:
                     step.ended = ended
@@ -108,6 +112,13 @@ class StepJournal:
                 continue
             key, label = described
             if step is not None and step.key == key:
+                if was_active and step.ended is None:
+                    # Still running when last seen: with the extended query protocol the
+                    # server stamps query_start at Parse and again at Execute, so one
+                    # statement can show two starts. A repeat shows its backend idle first.
+                    step.last_start = float(started)
+                    step.ended = ended
+                    continue
                 step.count += 1
                 step.last_start = float(started)
                 step.ended = ended
