@@ -19,12 +19,14 @@ name (its users' dashboards and alerts query that name).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 Encoder = Callable[[Collector], bytes]
+_TYPE_GAUGE = re.compile(rb"^# TYPE (\S+) gauge\n", re.MULTILINE)
 
 
 class PlainFamily(Metric):
@@ -69,10 +71,12 @@ def text_encoder(encoder: Encoder) -> Encoder:
     def encode(registry: Collector) -> bytes:
         view = _AsGauges(registry)
         data = encoder(view)
-        for name in view.bare:
-            data = data.replace(
-                f"# TYPE {name} gauge\n".encode(), f"# TYPE {name} counter\n".encode(), 1
-            )
-        return data
+        if not view.bare:
+            return data
+        bare = {name.encode() for name in view.bare}
+        # One pass over the body, whatever the number of such families.
+        return _TYPE_GAUGE.sub(
+            lambda m: b"# TYPE %s counter\n" % m[1] if m[1] in bare else m[0], data
+        )
 
     return encode
