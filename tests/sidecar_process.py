@@ -68,7 +68,7 @@ class SidecarProcess:
     def __init__(
         self,
         dsn: str | None,
-        interval: float = 0.5,
+        interval: float | None = 0.5,  # None: the settings' own intervals (defaults)
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
@@ -83,8 +83,7 @@ class SidecarProcess:
                 *(["--dsn", dsn] if dsn is not None else []),  # None: targets from --config
                 "--listen",
                 f"127.0.0.1:{self.port}",
-                "--interval",
-                str(interval),
+                *(["--interval", str(interval)] if interval is not None else []),
                 *(extra_args or []),
             ],
             stdout=subprocess.PIPE,
@@ -124,13 +123,15 @@ class SidecarProcess:
             + "".join(self.output[-30:])
         )
 
-    def wait_for_text(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
-        """Like wait_for, on the raw /metrics text."""
+    def wait_for_text(
+        self, predicate: Callable[[str], bool], timeout: float = 20.0, path: str = "/metrics"
+    ) -> str:
+        """Like wait_for, on the raw text of ``path`` (/metrics, or /probe?target=...)."""
         deadline = time.monotonic() + timeout
         text = ""
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "sidecar exited:\n" + "".join(self.output[-30:])
-            status, text = fetch(self.url + "/metrics")
+            status, text = fetch(self.url + path)
             if status == 200 and predicate(text):
                 return text
             time.sleep(0.2)

@@ -9,14 +9,6 @@ process's own ``/metrics`` (a static ``dsn`` on one of the databases) are counte
 from __future__ import annotations
 
 import collections
-import contextlib
-import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +17,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbpulse.localpg import LocalPostgres, free_port
+from dbpulse.localpg import LocalPostgres
+from tests.sidecar_process import SidecarProcess, fetch
 
 DATABASES = [f"app_{i}" for i in range(5)]
 TABLES_PER_DATABASE = 400
@@ -64,16 +57,6 @@ def _count_statements(cluster: LocalPostgres) -> int:
     return int(row[0])
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except OSError:
-        return 0, ""
-
-
 def _series(text: str) -> collections.Counter[str]:
     """Series per family of an exposition body."""
     counts: collections.Counter[str] = collections.Counter()
@@ -95,10 +78,7 @@ def test_defaults_keep_a_crowded_server_under_5000_series(
 ) -> None:
     """With 2,000 tables in 5 databases and ~5,000 statements, /probe and /metrics stay < 5,000."""
     assert _count_statements(crowded) >= 0.9 * STATEMENTS  # pg_stat_statements.max is 5,000
-    port = free_port()
     config = {
-        "listen": f"127.0.0.1:{port}",
-        "log_format": "json",
         "dsn": crowded.dsn_for(DATABASES[0]),
         "targets": [
             {"name": "crowded", "dsn": crowded.dsn_for("postgres"), "discovery": True},
@@ -106,36 +86,17 @@ def test_defaults_keep_a_crowded_server_under_5000_series(
     }
     config_path = tmp_path / "dbpulse.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dbpulse", "sidecar", "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    base = f"http://127.0.0.1:{port}"
     wanted = [f'collector="tables@{name}"}} 1.0' for name in DATABASES]
     wanted.append('collector="statements"} 1.0')
+    sidecar = SidecarProcess(None, interval=None, extra_args=["--config", str(config_path)])
     try:
-        deadline = time.monotonic() + 90
-        probe = ""
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "sidecar exited:\n" + "".join(output[-30:])
-            status, probe = _get(f"{base}/probe?target=crowded")
-            if status == 200 and all(w in probe for w in wanted):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"collectors never all succeeded:\n{probe[-3000:]}")
-        status, metrics = _get(f"{base}/metrics")
+        probe = sidecar.wait_for_text(
+            lambda text: all(w in text for w in wanted), timeout=90, path="/probe?target=crowded"
+        )
+        status, metrics = fetch(sidecar.url + "/metrics")
         assert status == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-        reader.join(timeout=5)
+        sidecar.stop()
     probed = _series(probe)
     served = _series(metrics)
     print("probe series:", sum(probed.values()), _groups(probed))
