@@ -198,16 +198,21 @@ def test_gunicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
     assert bound[STATEMENTS] == REQUESTS * QUERIES
 
 
-def test_uvicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
-    app_db: str, tmp_path: Path, started: list[Server]
+@pytest.mark.parametrize("workers", [2, None], ids=["workers-2", "single-process"])
+def test_uvicorn_metrics_count_every_request_across_its_processes(
+    app_db: str, tmp_path: Path, started: list[Server], workers: int | None
 ) -> None:
-    """uvicorn --workers 2: summed metrics from serve_metrics in whichever worker bound the
-    port; a SIGKILLed worker (restarted by uvicorn) stops counting at the next scrape."""
-    multiproc_dir = tmp_path / "prom"
-    multiproc_dir.mkdir()
+    """uvicorn --workers 2 (multiprocess mode): summed metrics from serve_metrics in
+    whichever worker bound the port, and a SIGKILLed worker (restarted by uvicorn) stops
+    counting at the next scrape; uvicorn as one process (no PROMETHEUS_MULTIPROC_DIR):
+    the default registry, pool gauges read live. Either way statements and requests are
+    counted exactly, also on the /metrics the application mounts itself."""
+    multiproc_dir = tmp_path / "prom" if workers else None
+    if multiproc_dir is not None:
+        multiproc_dir.mkdir()
     port = free_port()
     server, metrics_port = uvicorn(
-        tmp_path, sqlalchemy_url(app_db), multiproc_dir, workers=2, port=port
+        tmp_path, sqlalchemy_url(app_db), multiproc_dir, workers=workers, port=port
     )
     started.append(server)
     exercise(
@@ -215,36 +220,13 @@ def test_uvicorn_workers_one_metrics_summed_and_a_killed_worker_forgotten(
         base=f"http://127.0.0.1:{port}",
         metrics=f"http://127.0.0.1:{metrics_port}/metrics",
         dsn=app_db,
-        workers=2,
+        workers=workers or 1,
         per_worker=1,
         multiproc_dir=multiproc_dir,
         child_exit=False,
     )
-    # Both workers answered (two pids above), so the one that found the metrics port
-    # taken by its sibling went on serving the application.
-    mounted = scrape(f"http://127.0.0.1:{port}/metrics")
-    assert mounted is not None
-    assert mounted[STATEMENTS] == REQUESTS * QUERIES
-
-
-def test_uvicorn_single_process_reads_the_pool_at_scrape_time(
-    app_db: str, tmp_path: Path, started: list[Server]
-) -> None:
-    """uvicorn without workers and without PROMETHEUS_MULTIPROC_DIR: the default registry,
-    pool gauges read live, statements and requests counted exactly."""
-    port = free_port()
-    server, metrics_port = uvicorn(tmp_path, sqlalchemy_url(app_db), None, workers=None, port=port)
-    started.append(server)
-    exercise(
-        server,
-        base=f"http://127.0.0.1:{port}",
-        metrics=f"http://127.0.0.1:{metrics_port}/metrics",
-        dsn=app_db,
-        workers=1,
-        per_worker=1,
-        multiproc_dir=None,
-        child_exit=False,
-    )
+    # With workers, both answered (two pids above), so the one that found the metrics
+    # port taken by its sibling went on serving the application.
     mounted = scrape(f"http://127.0.0.1:{port}/metrics")
     assert mounted is not None
     assert mounted[STATEMENTS] == REQUESTS * QUERIES
