@@ -37,8 +37,13 @@ def _watch(
         monkeypatch.setenv(key, value)
     screen = Screen()
     monkeypatch.setattr(sys, "stdout", screen)
-    code = main(["watch-migration", "--dsn", dsn, "--interval", "0.2", *argv])
+    code = _run_watch(dsn, *argv)
     return code, screen.getvalue()
+
+
+def _run_watch(dsn: str, *argv: str) -> int:
+    """``dbpulse watch-migration --dsn DSN --interval 0.2 ARGV...`` in this process."""
+    return main(["watch-migration", "--dsn", dsn, "--interval", "0.2", *argv])
 
 
 def _summary(out: str) -> list[str]:
@@ -172,19 +177,7 @@ def test_pid_mode_ends_when_the_backend_disconnects(
     thread = threading.Thread(target=migrate, daemon=True)
     monkeypatch.setattr(sys, "stdout", screen)
     thread.start()
-    code = main(
-        [
-            "watch-migration",
-            "--dsn",
-            fresh_db,
-            "--pid",
-            str(pid),
-            "--interval",
-            "0.2",
-            "--quiet-seconds",
-            "0.2",
-        ]
-    )
+    code = _run_watch(fresh_db, "--pid", str(pid), "--quiet-seconds", "0.2")
     thread.join(timeout=30)
     lines = _summary(screen.getvalue())
     assert code == 0, lines
@@ -248,20 +241,8 @@ def test_application_name_mode_survives_a_reconnect_between_steps(
     thread = threading.Thread(target=migrate, daemon=True)
     monkeypatch.setattr(sys, "stdout", screen)
     thread.start()
-    code = main(
-        [
-            "watch-migration",
-            "--dsn",
-            fresh_db,
-            "--application-name",
-            "hopper",
-            "--wait",
-            "30",
-            "--interval",
-            "0.2",
-            "--quiet-seconds",
-            "3",
-        ]
+    code = _run_watch(
+        fresh_db, "--application-name", "hopper", "--wait", "30", "--quiet-seconds", "3"
     )
     thread.join(timeout=30)
     lines = _summary(screen.getvalue())
