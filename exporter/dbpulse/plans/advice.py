@@ -10,15 +10,13 @@ rule speaks of estimated rows and loops.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from pglast.parser import ParseError, parse_sql_json
-
 from dbpulse.plans.tree import Plan, describe_node, nodes
+from dbpulse.sql.tree import ParseError, nodes_of, parse_tree
 
 RULES = (
     "seq-scan-large-table",
@@ -128,26 +126,14 @@ def _columns(expression: str) -> tuple[tuple[str, ...], ...]:
     """The column references of a plan expression, e.g. ``(o.customer_id = $1)`` ->
     (("o", "customer_id"),), read by PostgreSQL's own parser."""
     try:
-        tree = json.loads(parse_sql_json(f"SELECT 1 WHERE {expression}"))
+        tree = parse_tree(f"SELECT 1 WHERE {expression}")
     except ParseError:
         return ()
-    refs: list[tuple[str, ...]] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            ref = value.get("ColumnRef")
-            if isinstance(ref, dict):
-                names = tuple(f["String"]["sval"] for f in ref.get("fields", ()) if "String" in f)
-                if names:
-                    refs.append(names)
-                return
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(tree)
+    refs = [
+        tuple(f["String"]["sval"] for f in ref.get("fields", ()) if "String" in f)
+        for ref in nodes_of(tree, "ColumnRef")
+    ]
+    refs = [names for names in refs if names]
     return tuple(dict.fromkeys(refs))
 
 

@@ -13,15 +13,14 @@ read-only: EXPLAIN without ANALYZE of an UPDATE does not execute it.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
 import psycopg
-from pglast.parser import ParseError, parse_sql_json
 
 from dbpulse.plans.tree import nodes, root
 from dbpulse.sidecar.base import Row, query
+from dbpulse.sql.tree import ParseError, nodes_of, parse_tree
 
 _EXPLAINABLE = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"})
 _PREPARED = "dbpulse_explain"
@@ -41,28 +40,13 @@ def parameters(text: str) -> int:
     if len(text) > MAX_TEXT:
         raise NotExplainable("statement text too long to plan")
     try:
-        tree = json.loads(parse_sql_json(text))
+        tree = parse_tree(text)
     except ParseError as exc:
         raise NotExplainable("statement text does not parse") from exc
     stmts = tree.get("stmts", [])
     if len(stmts) != 1 or set(stmts[0].get("stmt", {})) - _EXPLAINABLE:
         raise NotExplainable("not a single SELECT, INSERT, UPDATE or DELETE")
-    highest = 0
-
-    def walk(value: Any) -> None:
-        nonlocal highest
-        if isinstance(value, dict):
-            ref = value.get("ParamRef")
-            if isinstance(ref, dict):
-                highest = max(highest, int(ref.get("number", 0)))
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(stmts[0])
-    return highest
+    return max((int(ref.get("number", 0)) for ref in nodes_of(stmts[0], "ParamRef")), default=0)
 
 
 def _one(conn: psycopg.Connection[Row], sql: str) -> Any:
