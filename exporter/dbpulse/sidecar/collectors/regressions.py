@@ -39,7 +39,12 @@ from dbpulse.sidecar.collectors.regressions_view import (
     flip,
     regression_facts,
 )
-from dbpulse.sidecar.collectors.statements import MISSING, NOT_LOADED, SQL_EXTENSION
+from dbpulse.sidecar.collectors.statements import (
+    MISSING,
+    NOT_LOADED,
+    SQL_EXTENSION,
+    extension_version,
+)
 from dbpulse.sidecar.explain import attempt, catalog_rows
 from dbpulse.sidecar.facts import Facts
 from dbpulse.sidecar.scrub import scrub_text
@@ -99,7 +104,7 @@ class RegressionsCollector:
         ext = query(conn, SQL_EXTENSION)[0]
         if ext["schema"] is None:
             raise CollectorError(MISSING.format(db=ext["db"]))
-        modern = _version(ext["version"]) >= (1, 8)
+        modern = extension_version(ext["version"]) >= (1, 8)
 
         def in_schema(template: str) -> str:
             column = "total_exec_time" if modern else "total_time"
@@ -115,6 +120,9 @@ class RegressionsCollector:
             raise CollectorError(NOT_LOADED) from exc
         rows: Rows = {"database": [{"datname": ext["db"]}], "counters": raw}
         previous: RegressionsState = state or RegressionsState()
+        # What to plan must be decided inside the transaction, from this poll's counters;
+        # the judge is pure and cheap (a few dict operations per statement, once a
+        # minute), and build runs it again on the same rows rather than carry state out.
         _, regressed = observe(previous.tracks, counters(raw), ctx.now, self.rules)
         to_plan = self.to_plan(previous, regressed, raw, ctx.now) if self.explain_enabled else []
         wanted = {r.key for r in regressed[: self.top_n] if r.key not in previous.texts}
@@ -215,13 +223,6 @@ class RegressionsCollector:
             plan=scrubbed(top),
             findings=tuple(advice.advise(top, facts, self.thresholds)),
         )
-
-
-def _version(text: Any) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in str(text).split("."))
-    except ValueError:
-        return (0,)
 
 
 def create(settings: Settings) -> RegressionsCollector:

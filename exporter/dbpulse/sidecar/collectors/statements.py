@@ -137,7 +137,8 @@ HELD_DROPPED_NOTICE = (
 )
 
 
-def _version(text: Any) -> tuple[int, ...]:
+def extension_version(text: Any) -> tuple[int, ...]:
+    """pg_stat_statements' installed version ('1.10' -> (1, 10)); its columns follow it."""
     try:
         return tuple(int(part) for part in str(text).split("."))
     except ValueError:
@@ -157,7 +158,7 @@ class StatementsCollector:
         if ext["schema"] is None:
             raise CollectorError(MISSING.format(db=ext["db"]))
         schema = sql.Identifier(str(ext["schema"]))
-        version = _version(ext["version"])
+        version = extension_version(ext["version"])
         if version >= (1, 11):
             raw_sql = SQL_RAW_V111
         elif version >= (1, 8):
