@@ -24,7 +24,6 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Tracer
 
 from dbpulse.inprocess.compat import new_dbapi_connection
 from dbpulse.inprocess.fingerprint import Fingerprint
+from dbpulse.inprocess.ratelimit import WarningLimiter
 from dbpulse.plans import advice
 from dbpulse.plans.tree import plan_hash, root, scrubbed, summary
 
@@ -41,7 +41,6 @@ log = logging.getLogger("dbpulse.plans")
 EXPLAINABLE = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 PLAN_TEXT_MAX = 8000
 _QUEUE_SIZE = 16
-_KNOWN_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -95,11 +94,10 @@ class PlanCapture:
         self._engine = engine
         self._tracer = tracer
         self._pool_name = pool_name
-        self._interval = interval
         self._timeout = timeout
         self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=_QUEUE_SIZE)
-        # fingerprint text -> when it was last submitted (bounded, oldest dropped)
-        self._last: OrderedDict[str, float] = OrderedDict()
+        # Once per fingerprint per interval: the warnings' own per-key limiter.
+        self._once = WarningLimiter(interval)
         self._conn: Any = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -113,14 +111,8 @@ class PlanCapture:
         """Queue one slow statement for planning; never blocks, never raises."""
         if fp.operation not in EXPLAINABLE or _many(parameters):
             return
-        now = time.monotonic()
-        last = self._last.get(fp.text)
-        if last is not None and now - last < self._interval:
+        if self._once.admit(fp.text) is None:
             return
-        self._last[fp.text] = now
-        self._last.move_to_end(fp.text)
-        if len(self._last) > _KNOWN_MAX:
-            self._last.popitem(last=False)
         if self._thread is None:
             self._start()
         # Planning is best effort: a burst of slow statements is not worth a wait.
