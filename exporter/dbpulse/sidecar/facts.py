@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dbpulse.plans.regressions import Regression as JudgedRegression
     from dbpulse.sidecar.blocking import BlockingTree
 
 
@@ -48,17 +49,12 @@ class SlowQuery:
 
 @dataclass(frozen=True)
 class Regression:
-    """A statement slower than its own baseline; ``text`` is scrubbed (or None)."""
+    """A statement slower than its own baseline: the judge's verdict, with the statement's
+    scrubbed text (or None) and its latest plan's one-line summary (or None)."""
 
-    datname: str
-    user: str
-    query_id: int
-    ratio: float
-    recent_seconds_per_call: float
-    baseline_seconds_per_call: float
-    since: float  # epoch seconds when it was first judged regressed
+    judged: JudgedRegression
     text: str | None
-    plan: str | None  # the plan's one-line summary, e.g. "Seq Scan on orders"
+    plan: str | None  # e.g. "Seq Scan on orders"
 
 
 @dataclass(frozen=True)

@@ -119,30 +119,31 @@ def slow_query_sightings(queries: Sequence[SlowQuery], now: float) -> list[Sight
 def regression_sightings(regressions: Sequence[Regression]) -> list[Sighting]:
     """One sighting per regressed statement; its plan summary is the episode's phase."""
     found = []
-    for r in regressions:
-        fp = fingerprint(r.text) if r.text else None
+    for fact in regressions:
+        r = fact.judged
+        fp = fingerprint(fact.text) if fact.text else None
         summary = f"{fp.operation} {fp.collection}".strip() if fp else ""
         attrs: dict[str, str | bool | int | float] = {
             "db.system.name": "postgresql",
             "db.namespace": r.datname,
-            "dbpulse.query_id": str(r.query_id),
+            "dbpulse.query_id": str(r.queryid),
             "dbpulse.user": r.user,
             "dbpulse.regression.ratio": r.ratio,
             "dbpulse.regression.recent_seconds_per_call": r.recent_seconds_per_call,
             "dbpulse.regression.baseline_seconds_per_call": r.baseline_seconds_per_call,
         }
-        if r.text and fp is not None:
-            attrs["db.query.text"] = r.text
+        if fact.text and fp is not None:
+            attrs["db.query.text"] = fact.text
             attrs["db.query.summary"] = summary
             attrs["db.operation.name"] = fp.operation
             if fp.collection:
                 attrs["db.collection.name"] = fp.collection
         found.append(
             Sighting(
-                key=("regression", r.datname, r.user, r.query_id),
+                key=("regression", r.datname, r.user, r.queryid),
                 started_at=r.since,
                 name=f"regression {summary}".strip(),
-                phase=r.plan,
+                phase=fact.plan,
                 attributes=attrs,
             )
         )

@@ -146,13 +146,7 @@ def regression_facts(exported: list[Regression], state: RegressionsState) -> lis
     """The exported regressions as tracing reads them (scrubbed text, plan summary)."""
     return [
         facts.Regression(
-            datname=r.datname,
-            user=r.user,
-            query_id=r.queryid,
-            ratio=r.ratio,
-            recent_seconds_per_call=r.recent_seconds_per_call,
-            baseline_seconds_per_call=r.baseline_seconds_per_call,
-            since=r.since,
+            judged=r,
             text=state.texts.get(r.key),
             plan=state.plans[r.key].summary if r.key in state.plans else None,
         )
