@@ -35,7 +35,15 @@ from dbpulse.inprocess.compat import lazy_load_relationship
 from dbpulse.inprocess.guard import HookGuard
 from dbpulse.inprocess.metrics import MetricSet
 from dbpulse.inprocess.ratelimit import WarningLimiter
-from dbpulse.inprocess.scope import QueryScope, current_scope, note_finding, note_lazy_load
+from dbpulse.inprocess.scope import (
+    QueryScope,
+    current_scope,
+    note_finding,
+    note_lazy_load,
+)
+from dbpulse.inprocess.scope import (
+    recording as recording_scopes,
+)
 from dbpulse.logging import get_logger
 
 __all__ = ["NPlusOneDetector", "NPlusOneError", "NPlusOneFinding"]
@@ -56,15 +64,6 @@ class NPlusOneFinding:
     caller: str
     fix: str
     message: str
-
-
-def _recording(scope: QueryScope | None) -> bool:
-    """Whether a recording scope (a test's query budget) is current, at any depth."""
-    while scope is not None:
-        if scope.record_statements:
-            return True
-        scope = scope.parent
-    return False
 
 
 class _Unit(Protocol):
@@ -187,7 +186,7 @@ class NPlusOneDetector:
         what = extra.get("relationship") or extra.get("fingerprint", "")
         site: str | None = None
         scope = current_scope()
-        if _recording(scope):
+        if next(recording_scopes(scope), None) is not None:
             # A test's query budget names the pattern, its line and its fix.
             site = caller()
             note_finding(

@@ -23,6 +23,7 @@ __all__ = [
     "note_finding",
     "note_lazy_load",
     "query_counter",
+    "recording",
     "scope",
 ]
 
@@ -88,22 +89,25 @@ def record(scope_: QueryScope, elapsed: float, statement: str) -> None:
         node = node.parent
 
 
-def note_finding(scope_: QueryScope | None, finding: Any) -> None:
-    """Give an N+1 report to every recording scope around the current code."""
+def recording(scope_: QueryScope | None) -> Iterator[QueryScope]:
+    """``scope_`` and the scopes around it that record (a test's query budget)."""
     node = scope_
     while node is not None:
         if node.record_statements:
-            node.findings.append(finding)
+            yield node
         node = node.parent
+
+
+def note_finding(scope_: QueryScope | None, finding: Any) -> None:
+    """Give an N+1 report to every recording scope around the current code."""
+    for node in recording(scope_):
+        node.findings.append(finding)
 
 
 def note_lazy_load(scope_: QueryScope | None, relationship: str) -> None:
     """Count one lazy load of ``relationship`` in every recording scope around the code."""
-    node = scope_
-    while node is not None:
-        if node.record_statements:
-            node.lazy_loads[relationship] = node.lazy_loads.get(relationship, 0) + 1
-        node = node.parent
+    for node in recording(scope_):
+        node.lazy_loads[relationship] = node.lazy_loads.get(relationship, 0) + 1
 
 
 @contextmanager
