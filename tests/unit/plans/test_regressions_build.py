@@ -129,3 +129,17 @@ def test_regression_span_lasts_until_cleared_with_plan_changes_as_events() -> No
     assert float(a["dbpulse.regression.ratio"]) >= 2.0
     phases = [attrs(e)["dbpulse.phase"] for e in span.events]
     assert phases == ["Seq Scan on orders", "Bitmap Heap Scan on orders"]
+
+
+def test_a_cleared_regression_is_planned_again_before_its_plan_ages_out() -> None:
+    """The poll a regression clears in plans that statement again, even within
+    explain_period, so advice from its slow plan does not outlive the fix."""
+    slow = [{**KEY, "plan": plan("Seq Scan")}]
+    fast = [{**KEY, "plan": plan("Index Scan", "orders_customer_idx")}]
+    first = run(None, rows(100, 100.0, plans=fast), 1000.0)
+    second = run(first.state, rows(150, 100.0 + 50 * 20.0, plans=slow), 1060.0)
+    assert second.state.tracks[(5, 10, 77)].regressed_since == 1060.0
+    still_slow = counters(200, 1100.0 + 50 * 20.0)
+    assert COLLECTOR.to_plan(second.state, [], [still_slow], 1070.0) == [(5, 10, 77)]
+    # Nothing had regressed: a plan 70 s old is kept until explain_period.
+    assert COLLECTOR.to_plan(first.state, [], [still_slow], 1070.0) == []

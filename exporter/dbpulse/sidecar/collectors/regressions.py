@@ -155,13 +155,24 @@ class RegressionsCollector:
         self, state: RegressionsState, regressed: list[Regression], raw: list[Row], now: float
     ) -> list[Key]:
         """Which statements to plan this poll: new regressions without a plan since they
-        started first, then the top statements by total time whose plan is older than
+        started first, then regressions that just cleared (their kept plan and advice are
+        from while they were slow: a fixed index must not be advised for another hour),
+        then the top statements by total time whose plan is older than
         ``explain_period``; at most ``explain_per_poll``."""
         chosen: list[Key] = []
         for r in regressed:
             plan = state.plans.get(r.key)
             if plan is None or plan.at < r.since:
                 chosen.append(r.key)
+        still = {r.key for r in regressed}
+        listed = {_key(row) for row in raw}
+        for key, track in state.tracks.items():
+            since = track.regressed_since
+            if since is None or key in still or key not in listed:
+                continue
+            plan = state.plans.get(key)
+            if plan is not None and plan.at >= since:  # planned while it was slow
+                chosen.append(key)
         top = sorted(raw, key=lambda row: -float(row.get("total_ms") or 0))[: self.explain_top]
         for row in top:
             key = _key(row)
