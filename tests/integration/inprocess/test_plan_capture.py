@@ -9,8 +9,11 @@ import logging
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+import dbpulse
 from dbpulse.inprocess.plancapture import CapturedPlan
 from tests.integration.collector_helpers import wait_for
 from tests.integration.inprocess.conftest import Instrumented
@@ -92,9 +95,35 @@ def test_slow_statement_plan_is_a_scrubbed_child_span_and_a_log_line(
     assert all(SECRET not in r.getMessage() for r in caplog.records)
 
 
-def test_off_by_default_and_ignored_for_other_dialects(instrumented: Instrumented) -> None:
-    """Without explain_slow_queries nothing is set up; SQLite is told it has no plans."""
+def test_off_by_default_and_ignored_for_other_dialects(
+    instrumented: Instrumented, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without explain_slow_queries nothing is set up; SQLite is told, once, it has no plans."""
+    caplog.set_level(logging.WARNING, logger="dbpulse.plans")
     _, off = instrumented("sqlite://")
     assert off.plans is None
+    assert not [r for r in caplog.records if r.name == "dbpulse.plans"]
     _, asked = instrumented("sqlite://", instrument_kw={"explain_slow_queries": True})
     assert asked.plans is None
+    (told,) = [r.getMessage() for r in caplog.records if r.name == "dbpulse.plans"]
+    assert told.startswith("explain_slow_queries ignored for sqlite:")
+    assert told.endswith("plan capture needs PostgreSQL, not sqlite")
+
+
+def test_async_driver_is_told_plan_capture_needs_a_synchronous_one(
+    pg_url: str, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An AsyncEngine on PostgreSQL gets no plan capture and one warning saying why."""
+    caplog.set_level(logging.WARNING, logger="dbpulse.plans")
+    engine = create_async_engine(pg_url)
+    inst = dbpulse.instrument(engine, registry=registry, explain_slow_queries=True)
+    try:
+        assert inst.active
+        assert inst.plans is None
+        (told,) = [r.getMessage() for r in caplog.records if r.name == "dbpulse.plans"]
+        assert told.endswith(
+            "plan capture needs a synchronous driver (this engine's driver is async)"
+        )
+    finally:
+        inst.uninstrument()
+        engine.sync_engine.dispose()
