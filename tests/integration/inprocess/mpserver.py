@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from functools import partial
@@ -41,6 +43,17 @@ def get(url: str, timeout: float = 30) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         body: bytes = resp.read()
         return body.decode()
+
+
+def listening(base: str) -> bool:
+    """Whether the server's own port accepts connections yet (a single uvicorn process
+    serves its metrics port from the app's import, before it binds the app's port)."""
+    url = urllib.parse.urlsplit(base)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def scrape(url: str) -> dict[str, float] | None:

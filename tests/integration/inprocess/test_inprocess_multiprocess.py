@@ -38,6 +38,7 @@ from tests.integration.inprocess.mpserver import (
     get,
     gunicorn,
     hold,
+    listening,
     poll,
     scrape,
     uvicorn,
@@ -96,6 +97,8 @@ def exercise(
 
     def ready() -> dict[str, float] | None:
         server.alive()
+        if not listening(base):
+            return None
         got = scrape(metrics)
         return got if got and got.get("db_client_connection_max") == workers * CAPACITY else None
 
