@@ -59,7 +59,8 @@ BINARIES = {
 }
 DBPULSE_ROLE = "expr_dbpulse"
 PGEXP_ROLE = "expr_pgexp"
-BENCH_DB = "bench"
+BENCH_DB = "bench"  # pgbench's tables live here and both exporters connect here
+SLOT = "repmgr_slot_1"  # an inactive physical slot, named as the mixin's slot alert expects
 SCRAPE_INTERVAL = "5s"
 JOB = "postgres"  # both exporters' job name: dashboards filter on job=~"postgres.*"
 
@@ -223,7 +224,7 @@ def query(base: str, expr: str) -> tuple[int, str]:
 
 
 def prepare_cluster(pg: LocalPostgres) -> str:
-    """Roles for both exporters, the extension and a pgbench database; the server version."""
+    """Roles, the extension, a pgbench database and a replication slot; the server version."""
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -231,6 +232,9 @@ def prepare_cluster(pg: LocalPostgres) -> str:
             conn.execute(f"CREATE ROLE {role} LOGIN")
             conn.execute(f"GRANT pg_monitor TO {role}")
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (SLOT,))
+    with psycopg.connect(pg.dsn_for(dbname=BENCH_DB), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     return str(row[0]) if row else "unknown"
 
 
@@ -257,7 +261,7 @@ def dbpulse_argv(pg: LocalPostgres, port: int, config: Path) -> list[str]:
         "dbpulse",
         "sidecar",
         "--dsn",
-        pg.dsn_for(user=DBPULSE_ROLE),
+        pg.dsn_for(dbname=BENCH_DB, user=DBPULSE_ROLE),
         "--listen",
         f"127.0.0.1:{port}",
         "--interval",
@@ -302,7 +306,7 @@ def run(
                 )
             )
             pgexp_env = dict(os.environ)
-            pgexp_env["DATA_SOURCE_NAME"] = pg.dsn_for(user=PGEXP_ROLE) + "?sslmode=disable"
+            pgexp_env["DATA_SOURCE_NAME"] = pg.dsn_for(BENCH_DB, PGEXP_ROLE) + "?sslmode=disable"
             pgexp = stack.enter_context(
                 running(
                     Process(
@@ -435,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         "dbpulse": __version__,
         "PostgreSQL": server_version,
         "load": f"pgbench -s {args.scale}, 4 clients at {args.rate} tps, {args.warmup} s warm-up",
+        "setup": f"both exporters connect to database {BENCH_DB} (pgbench's) as pg_monitor roles; "
+        f"one inactive physical replication slot ({SLOT}); a primary, no standby",
         "scrape interval": SCRAPE_INTERVAL,
     }
     text = render(outcomes, notes)
