@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -63,6 +65,29 @@ BENCH_DB = "bench"  # pgbench's tables live here and both exporters connect here
 SLOT = "repmgr_slot_1"  # an inactive physical slot, named as the mixin's slot alert expects
 SCRAPE_INTERVAL = "5s"
 JOB = "postgres"  # both exporters' job name: dashboards filter on job=~"postgres.*"
+
+
+class Interrupted(Exception):
+    """SIGTERM: unwind through every cleanup like Ctrl-C does."""
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    """Turn SIGTERM into an exception so the cluster and children are stopped."""
+    raise Interrupted
+
+
+def git_commit() -> str:
+    """The checkout's short commit, '+ edits' when exporter/ has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        """One git command's stdout in the repository root ('' on failure)."""
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + (" + edits" if git("status", "--porcelain", "--", "exporter") else "")
 
 
 @dataclass
@@ -427,16 +452,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         bins[name] = found
     sources = [load_source(path) for path in args.expressions]
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         outcomes, server_version = run(args, bins, sources)
     except PostgresNotFound as exc:
         print(exc, file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Interrupted):
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
     notes = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "postgres_exporter": version_of([bins[PGEXP], "--version"], r"version (\S+)"),
         "prometheus": version_of([bins["prometheus"], "--version"], r"version (\S+)"),
-        "dbpulse": __version__,
+        "dbpulse": f"{__version__} at {git_commit()}",
         "PostgreSQL": server_version,
         "load": f"pgbench -s {args.scale}, 4 clients at {args.rate} tps, {args.warmup} s warm-up",
         "setup": f"both exporters connect to database {BENCH_DB} (pgbench's) as pg_monitor roles; "
