@@ -52,6 +52,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
 from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
 
+# layout-note: one standalone benchmark, run by path and imported by nothing: the cluster,
+# layout-note: the two exporters, one Prometheus each, the queries and the report are one
+# layout-note: run, read top to bottom; no other code shares its parts.
+
 RESULTS_FILE = HERE / "results" / "expressions.md"
 PGEXP = "prometheus-postgres-exporter"
 BINARIES = {
