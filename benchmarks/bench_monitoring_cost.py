@@ -3,12 +3,13 @@
 One throwaway PostgreSQL cluster (5 databases, 2,000 distinct statements in
 pg_stat_statements). ``dbpulse sidecar`` runs with its defaults (every collector on its
 default interval) and Debian's ``prometheus-postgres-exporter`` 0.11.1 with its defaults
-(no extra queries file), each connected as its own role. postgres_exporter queries only
-when scraped, so this benchmark scrapes it every ``--scrape-interval`` seconds (15 s, a
-common setting; the table also gives Prometheus' default of 1 m); dbpulse polls on its
-own and is scraped at the same pace (a scrape never reaches PostgreSQL). pg_stat_statements
-sums each role's execution and planning time over the window; per hour is that sum
-scaled to 3,600 s.
+(no extra queries file), each connected as its own role; a second ``dbpulse sidecar``
+with the regressions collector off runs beside them, so its cost reads off the difference.
+postgres_exporter queries only when scraped, so this benchmark scrapes it every
+``--scrape-interval`` seconds (15 s, a common setting; the table also gives Prometheus'
+default of 1 m); dbpulse polls on its own and is scraped at the same pace (a scrape never
+reaches PostgreSQL). pg_stat_statements sums each role's execution and planning time over
+the window; per hour is that sum scaled to 3,600 s.
 
     python benchmarks/bench_monitoring_cost.py [--window 180] [--scrape-interval 15]
 
@@ -42,7 +43,14 @@ from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: 
 
 RESULTS_FILE = HERE / "results" / "monitoring-cost.md"
 PGEXP = Path("/usr/bin/prometheus-postgres-exporter")
-ROLES = {"dbpulse": "cost_dbpulse", "postgres_exporter": "cost_pgexp"}
+# "dbpulse, regressions off" runs beside the defaults so that the difference of the two
+# rows is what the regressions collector (counters each minute, EXPLAINs) costs.
+ROLES = {
+    "dbpulse": "cost_dbpulse",
+    "dbpulse, regressions off": "cost_dbpulse_noreg",
+    "postgres_exporter": "cost_pgexp",
+}
+NO_REGRESSIONS = "collectors:\n  regressions:\n    enabled: false\n"
 APP_ROLE = "cost_app"
 DATABASES = 5
 STATEMENTS = 2000
@@ -79,6 +87,9 @@ def prepare(pg: LocalPostgres) -> None:
             conn.execute(f"CREATE ROLE {role} LOGIN")
         for role in ROLES.values():
             conn.execute(f"GRANT pg_monitor TO {role}")
+        # As the README advises, so that the regressions collector's EXPLAINs are real work
+        # (postgres_exporter never reads a table).
+        conn.execute(f"GRANT pg_read_all_data TO {ROLES['dbpulse']}")
         for i in range(DATABASES - 1):
             conn.execute(f"CREATE DATABASE app{i} OWNER {APP_ROLE}")
         conn.execute(f"CREATE TABLE t (id int, v text); GRANT SELECT ON t TO {APP_ROLE}")
@@ -92,25 +103,32 @@ def scrape(port: int) -> None:
         resp.read()
 
 
+def dbpulse_proc(pg: LocalPostgres, name: str, port: int, config: Path | None) -> Any:
+    """``dbpulse sidecar`` with its defaults (plus ``config``) as role ``ROLES[name]``."""
+    argv = [sys.executable, "-m", "dbpulse", "sidecar", "--dsn", pg.dsn_for(user=ROLES[name])]
+    argv += ["--listen", f"127.0.0.1:{port}"]
+    if config is not None:
+        argv += ["--config", str(config)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBPULSE_")}
+    return subprocess.Popen(
+        argv,
+        env={**env, "PYTHONPATH": f"{ROOT / 'exporter'}:{ROOT}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def run(window: float, scrape_interval: float) -> dict[str, Any]:
     with LocalPostgres() as pg:
         prepare(pg)
         ports = {name: free_port() for name in ROLES}
+        assert pg.base is not None
+        no_regressions = pg.base / "no-regressions.yaml"
+        no_regressions.write_text(NO_REGRESSIONS)
         procs = {
-            "dbpulse": subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dbpulse",
-                    "sidecar",
-                    "--dsn",
-                    pg.dsn_for(user=ROLES["dbpulse"]),
-                    "--listen",
-                    f"127.0.0.1:{ports['dbpulse']}",
-                ],
-                env={**os.environ, "PYTHONPATH": f"{ROOT / 'exporter'}:{ROOT}"},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            "dbpulse": dbpulse_proc(pg, "dbpulse", ports["dbpulse"], None),
+            "dbpulse, regressions off": dbpulse_proc(
+                pg, "dbpulse, regressions off", ports["dbpulse, regressions off"], no_regressions
             ),
             "postgres_exporter": subprocess.Popen(
                 [str(PGEXP), f"--web.listen-address=127.0.0.1:{ports['postgres_exporter']}"],
@@ -193,6 +211,9 @@ def render(result: dict[str, Any]) -> str:
         "queries file, not used here): the columns compare defaults, not equal work.",
         "- postgres_exporter queries on every scrape, so its cost follows the scrape "
         "interval; dbpulse's follows its own intervals, whatever the scrape interval.",
+        '- "dbpulse, regressions off" is the same sidecar with `collectors.regressions.'
+        "enabled: false`, in the same run: the difference of the two dbpulse rows is the "
+        "regressions collector (its counter read each minute and its EXPLAINs).",
         "",
         "## Setup",
         "",
