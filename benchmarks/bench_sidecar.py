@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
+from benchmarks.processes import Proc  # noqa: E402
 from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
 from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
 
@@ -156,56 +157,6 @@ def prepare_cluster(pg: LocalPostgres, statements: int, text_bytes: int = 0) -> 
 
 
 # --------------------------------------------------------------------------- processes
-
-
-@dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    port: int
-    popen: subprocess.Popen[bytes] | None = None
-    cwd: Path = ROOT
-
-    def start(self) -> None:
-        with self.log.open("wb") as fh:
-            self.popen = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=str(self.cwd),
-                start_new_session=True,  # Ctrl-C reaches us; we stop it ourselves
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def check_alive(self) -> None:
-        if self.popen is not None and self.popen.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.popen.returncode}; its log:\n{self.log_tail()}"
-            )
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=15)
 
 
 def find_pgexp() -> Path | None:

@@ -49,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
+from benchmarks.processes import Proc  # noqa: E402
 from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
 from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
 
@@ -150,44 +151,10 @@ def version_of(argv: list[str], pattern: str) -> str:
     return match.group(1) if match else "unknown"
 
 
-class Process:
-    """A child process writing to a log file, stopped on exit."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        """Start ``argv``; output goes to ``log``."""
-        self.name = name
-        self.log = log
-        with log.open("wb") as fh:
-            self.popen = subprocess.Popen(
-                argv,
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def check(self) -> None:
-        """Raise with the log tail when the process has exited."""
-        if self.popen.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        """Terminate, then kill after 15 s."""
-        if self.popen.poll() is not None:
-            return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=15)
-
-
 @contextmanager
-def running(proc: Process) -> Iterator[Process]:
-    """Stop ``proc`` when the block ends."""
+def running(proc: Proc) -> Iterator[Proc]:
+    """Start ``proc``, and stop it when the block ends."""
+    proc.start()
     try:
         yield proc
     finally:
@@ -203,11 +170,11 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
         return int(err.code), bytes(err.read())
 
 
-def wait_until(proc: Process, url: str, ready: str, timeout: float) -> None:
+def wait_until(proc: Proc, url: str, ready: str, timeout: float) -> None:
     """Poll ``url`` until its body contains ``ready``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        proc.check()
+        proc.check_alive()
         try:
             status, body = http_get(url, timeout=30)
         except OSError:
@@ -218,7 +185,7 @@ def wait_until(proc: Process, url: str, ready: str, timeout: float) -> None:
     raise RuntimeError(f"{proc.name} not ready after {timeout:.0f}s; log: {proc.log}")
 
 
-def start_prometheus(binary: str, target_port: int, workdir: Path) -> tuple[Process, str]:
+def start_prometheus(binary: str, target_port: int, workdir: Path) -> tuple[Proc, str]:
     """One Prometheus scraping one exporter every 5 s as job ``postgres``."""
     port = free_port()
     config = {
@@ -235,7 +202,7 @@ def start_prometheus(binary: str, target_port: int, workdir: Path) -> tuple[Proc
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
-    proc = Process(f"prometheus ({workdir.name})", argv, dict(os.environ), workdir / "log")
+    proc = Proc(f"prometheus ({workdir.name})", argv, dict(os.environ), workdir / "log")
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -326,7 +293,7 @@ def run(
             d_port, p_port = free_port(), free_port()
             dbpulse = stack.enter_context(
                 running(
-                    Process(
+                    Proc(
                         "dbpulse sidecar",
                         dbpulse_argv(pg, d_port, config),
                         env,
@@ -338,7 +305,7 @@ def run(
             pgexp_env["DATA_SOURCE_NAME"] = pg.dsn_for(BENCH_DB, PGEXP_ROLE) + "?sslmode=disable"
             pgexp = stack.enter_context(
                 running(
-                    Process(
+                    Proc(
                         "postgres_exporter",
                         [
                             bins[PGEXP],
@@ -355,7 +322,7 @@ def run(
             load_seconds = args.warmup + 60
             load = stack.enter_context(
                 running(
-                    Process(
+                    Proc(
                         "pgbench",
                         pgbench(
                             bins["pgbench"],
@@ -384,7 +351,7 @@ def run(
             deadline = time.monotonic() + args.warmup
             while time.monotonic() < deadline:
                 for proc in (dbpulse, pgexp, load):
-                    proc.check()
+                    proc.check_alive()
                 time.sleep(5)
             for outcome in outcomes:
                 for expr in outcome.source.expressions:
