@@ -4,6 +4,7 @@ flip and the advice that names the missing index; putting things back clears it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -44,6 +45,22 @@ def _queryid(dsn: str, fragment: str) -> str:
 def _entry(result: BuildResult, queryid: str, part: str) -> dict[str, Any] | None:
     found = [e for e in result.debug[part] if e["queryid"] == queryid]
     return found[0] if found else None
+
+
+def _fixed(
+    dsn: str, fix: str, sql: str, poll: Callable[[], BuildResult], qid: str
+) -> tuple[BuildResult, dict[str, Any]]:
+    """Run ``fix``, then the statement 60 times, then ``poll`` (at a time the slow polls
+    have left the recent window): the regression has cleared; the poll and the
+    statement's new plan entry."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(fix)
+    _calls(dsn, sql, [(i,) for i in range(60)])
+    result = poll()
+    assert value(result, "pg_stat_statements_regression_ratio", queryid=qid) is None
+    plan = _entry(result, qid, "plans")
+    assert plan is not None
+    return result, plan
 
 
 @pytest.fixture
@@ -111,14 +128,8 @@ def test_dropped_index_is_a_regression_with_plan_flip_and_advice(orders_dsn: str
         assert advice is not None
         assert advice >= 1
 
-        with psycopg.connect(orders_dsn, autocommit=True) as conn:
-            conn.execute("CREATE INDEX orders_customer_idx ON orders (customer_id)")
-            conn.execute("ANALYZE orders")
-        _calls(orders_dsn, LOOKUP, [(i,) for i in range(60)])
-        third = run(collector, now=1800.0)  # the slow polls have left the recent window
-        assert value(third, "pg_stat_statements_regression_ratio", queryid=qid) is None
-        replanned = _entry(third, qid, "plans")
-        assert replanned is not None
+        fix = "CREATE INDEX orders_customer_idx ON orders (customer_id); ANALYZE orders"
+        third, replanned = _fixed(orders_dsn, fix, LOOKUP, lambda: run(collector, now=1800.0), qid)
         assert "Seq Scan" not in replanned["summary"]
         assert not [a for a in replanned["advice"] if a["rule"] == "seq-scan-large-table"]
         assert value(third, "pg_plan_advice_findings", rule="seq-scan-large-table") == 0.0
@@ -162,14 +173,8 @@ def test_data_change_flips_the_plan_and_regresses(stats_db: str) -> None:
         # Half the table matches: an index would not help, and none is advised.
         assert not [a for a in after["advice"] if a["rule"] == "seq-scan-large-table"], after
 
-        with psycopg.connect(fresh_db, autocommit=True) as conn:
-            conn.execute("UPDATE items SET category = id")
-            conn.execute("ANALYZE items")
-        _calls(fresh_db, count, [(i,) for i in range(60)])
-        third = run(collector, now=1800.0)  # the slow polls have left the recent window
-        assert value(third, "pg_stat_statements_regression_ratio", queryid=qid) is None
-        restored = _entry(third, qid, "plans")
-        assert restored is not None
+        fix = "UPDATE items SET category = id; ANALYZE items"
+        third, restored = _fixed(fresh_db, fix, count, lambda: run(collector, now=1800.0), qid)
         assert "items_category_idx" in restored["summary"], restored
         assert [f["to"] for f in third.debug["flips"] if f["queryid"] == qid][-1] == (
             restored["summary"]
