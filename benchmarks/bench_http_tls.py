@@ -18,14 +18,18 @@ import http.client
 import os
 import ssl
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 
-from dbpulse.http import Endpoints, MetricsServer, start_server
-from tests.tlscerts import bcrypt_hash, write_pki
+from prometheus_client import CollectorRegistry, Gauge  # noqa: E402 - after the path tweak
+
+from dbpulse.http import Endpoints, MetricsServer, start_server  # noqa: E402
+from tests.tlscerts import bcrypt_hash, write_pki  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "http_tls.md"
 

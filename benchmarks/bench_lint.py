@@ -17,17 +17,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from dbpulse.migrationlint.alembic_source import load
-from dbpulse.migrationlint.engine import lint
-from dbpulse.migrationlint.sqlsource import parse_text
-from dbpulse.migrationlint.state import Context
-from tests.integration.alembic_project import write_project
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
+
+from dbpulse.migrationlint.alembic_source import load  # noqa: E402 - after the path tweak
+from dbpulse.migrationlint.engine import lint  # noqa: E402
+from dbpulse.migrationlint.sqlsource import parse_text  # noqa: E402
+from dbpulse.migrationlint.state import Context  # noqa: E402
+from tests.integration.alembic_project import write_project  # noqa: E402
+
 FIXTURES = ROOT / "tests" / "migration_fixtures"
 RESULTS = Path(__file__).parent / "results" / "lint.md"
 
