@@ -21,7 +21,7 @@ Variants, per statement (a held connection executing ``SELECT 1``):
   shipping them).
 
 ORM lazy loads (``ORM N+1``): one "page" is a request scope around a Session that
-selects 25 parents and touches each one's ``children``, a lazy load apiece: 26
+selects the demo's 25 users and touches each one's ``posts``, a lazy load apiece: 26
 statements, reported per statement. Variants: ``uninstrumented``, ``dbpulse, N+1
 detection off`` (``detect_n_plus_one=False``) and ``dbpulse, N+1 detection on`` (the
 default); the issue-14 budget is on - off <= 5 µs per statement (paired).
@@ -68,26 +68,21 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 from sqlalchemy import (  # noqa: E402
     Connection,
     Engine,
-    ForeignKey,
     create_engine,
     event,
     select,
     text,
 )
-from sqlalchemy.orm import (  # noqa: E402
-    DeclarativeBase,
-    Mapped,
-    Session,
-    mapped_column,
-    relationship,
-)
+from sqlalchemy.orm import Session  # noqa: E402
 from sqlalchemy.pool import StaticPool  # noqa: E402
 
 from dbpulse import __version__, instrument  # noqa: E402
+from dbpulse.demo.models import Base, User  # noqa: E402
 from dbpulse.inprocess import nplusone  # noqa: E402
 from dbpulse.inprocess.scope import scope  # noqa: E402
 from dbpulse.localpg import LocalPostgres, PostgresNotFound  # noqa: E402
 from dbpulse.logging import configure_logging  # noqa: E402
+from tests.integration.inprocess.models import seed  # noqa: E402
 
 RESULTS_MD = HERE / "results" / "inprocess.md"
 RESULTS_JSON = HERE / "results" / "inprocess.json"
@@ -268,52 +263,27 @@ def _query_loops(
 
 # -- ORM lazy loads ---------------------------------------------------------------------
 
-PARENTS = 25
-ORM_STATEMENTS = PARENTS + 1  # the parents' SELECT, then one lazy load per parent
+USERS = 25
+ORM_STATEMENTS = USERS + 1  # the users' SELECT, then one lazy load per user
 ORM_OFF = "dbpulse, N+1 detection off"
 ORM_ON = "dbpulse, N+1 detection on"
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class Parent(_Base):
-    __tablename__ = "bench_parent"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str]
-    children: Mapped[list[Child]] = relationship(back_populates="parent")
-
-
-class Child(_Base):
-    __tablename__ = "bench_child"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    parent_id: Mapped[int] = mapped_column(ForeignKey("bench_parent.id"))
-    title: Mapped[str]
-    parent: Mapped[Parent] = relationship(back_populates="children")
-
-
 def _seed(engine: Engine) -> None:
-    _Base.metadata.drop_all(engine)
-    _Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        for i in range(1, PARENTS + 1):
-            parent = Parent(id=i, name=f"p{i}")
-            session.add(parent)
-            for j in range(3):
-                session.add(Child(id=i * 10 + j, parent=parent, title=f"c{j}"))
-        session.commit()
+    """The demo's users with posts, afresh (the three engines share PostgreSQL's database)."""
+    Base.metadata.drop_all(engine)
+    seed(engine, users=USERS, posts_each=3)
 
 
 def _page_loop(engine: Engine, pages: int) -> Callable[[], None]:
-    query = select(Parent).order_by(Parent.id)
+    query = select(User).order_by(User.id)
 
     def run() -> None:
         for _ in range(pages):
             # One page = one request: its own scope (the middleware's), its own Session.
             with scope(unit_of_work=True), Session(engine) as session:
-                for parent in session.scalars(query):
-                    len(parent.children)  # the lazy load: one SELECT per parent
+                for user in session.scalars(query):
+                    len(user.posts)  # the lazy load: one SELECT per user
 
     return run
 
