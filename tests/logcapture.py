@@ -15,7 +15,22 @@ from typing import Any
 
 import structlog.testing
 
-__all__ = ["capture_logs"]
+__all__ = ["Records", "capture_logs"]
+
+
+class Records(logging.Handler):
+    """A handler that keeps every record it is given (add it where the test needs)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def events(self, event: str) -> list[logging.LogRecord]:
+        """The records of dbpulse event ``event`` (its stdlib logger's ``dbpulse_event``)."""
+        return [r for r in self.records if getattr(r, "dbpulse_event", None) == event]
 
 
 class _Into(logging.Handler):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from dbpulse.logging import configure_logging, get_logger
+from tests.logcapture import Records
 from tests.logging_state import restored_logging
 
 
@@ -90,18 +91,9 @@ def test_nested_values_and_objects_are_redacted() -> None:
     assert line["items"] == ["postgresql://app:***@db/app", 3]
 
 
-class _Keep(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def test_unconfigured_get_logger_is_stdlib_and_redacts() -> None:
     """Before configure_logging (embedded in an app), events are stdlib records under dbpulse, DSN passwords scrubbed."""
-    keep = _Keep()
+    keep = Records()
     logger = logging.getLogger("dbpulse")
     logger.addHandler(keep)
     try:

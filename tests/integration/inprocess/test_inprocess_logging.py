@@ -16,26 +16,15 @@ from sqlalchemy.orm import Session
 from tests.clock import ManualClock
 from tests.integration.inprocess.conftest import Instrumented, value
 from tests.integration.inprocess.models import User, seed
+from tests.logcapture import Records
 
 N1 = "db_client_n_plus_one_total"
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def events(self, event: str) -> list[logging.LogRecord]:
-        return [r for r in self.records if getattr(r, "dbpulse_event", None) == event]
-
-
 @pytest.fixture
-def app_handler() -> Iterator[_Records]:
+def app_handler() -> Iterator[Records]:
     """The application's own handler on the root logger, as logging.basicConfig would add."""
-    handler = _Records()
+    handler = Records()
     root = logging.getLogger()
     root.addHandler(handler)
     level = logging.getLogger("dbpulse").level
@@ -53,7 +42,7 @@ def _lazy_loop(session: Session) -> list[int]:
 def test_n_plus_one_goes_to_the_apps_stdlib_handlers_not_stdout(
     pg_url: str,
     instrumented: Instrumented,
-    app_handler: _Records,
+    app_handler: Records,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The N+1 warning reaches the root logger's handler as a dbpulse.inprocess record; stdout stays empty."""
@@ -73,7 +62,7 @@ def test_n_plus_one_goes_to_the_apps_stdlib_handlers_not_stdout(
 
 
 def test_set_level_on_the_dbpulse_logger_silences_it(
-    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, app_handler: _Records
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, app_handler: Records
 ) -> None:
     """logging.getLogger("dbpulse").setLevel(ERROR) drops dbpulse's warnings; metrics still count."""
     logging.getLogger("dbpulse").setLevel(logging.ERROR)
@@ -86,7 +75,7 @@ def test_set_level_on_the_dbpulse_logger_silences_it(
 
 
 def test_repeated_n_plus_one_is_logged_once_per_interval_with_the_suppressed_count(
-    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, app_handler: _Records
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, app_handler: Records
 ) -> None:
     """Ten units with the same N+1: ten counted, one line; after the interval one more saying nine were left out."""
     engine, inst = instrumented(pg_url, instrument_kw={"log_interval_seconds": 60.0})
@@ -108,7 +97,7 @@ def test_repeated_n_plus_one_is_logged_once_per_interval_with_the_suppressed_cou
 
 
 def test_slow_query_is_logged_once_per_fingerprint_per_interval(
-    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, app_handler: _Records
+    registry: CollectorRegistry, pg_url: str, instrumented: Instrumented, app_handler: Records
 ) -> None:
     """A statement slow on every run: each run counted as slow, one log line for it."""
     engine, inst = instrumented(pg_url, instrument_kw={"slow_query_seconds": 1e-9})
@@ -132,7 +121,7 @@ def test_slow_query_is_logged_once_per_fingerprint_per_interval(
 
 
 def test_jinja2_template_lazy_load_names_the_view_line_and_template_line(
-    pg_url: str, instrumented: Instrumented, app_handler: _Records
+    pg_url: str, instrumented: Instrumented, app_handler: Records
 ) -> None:
     """A lazy load inside a Jinja2 {% for %}: caller is this file's render line plus users.html:3, not jinja2/environment.py."""
     engine, _ = instrumented(pg_url)
@@ -157,7 +146,7 @@ def test_jinja2_template_lazy_load_names_the_view_line_and_template_line(
 
 
 def test_mako_template_lazy_load_names_the_template_line(
-    pg_url: str, instrumented: Instrumented, app_handler: _Records
+    pg_url: str, instrumented: Instrumented, app_handler: Records
 ) -> None:
     """The same lazy load from a Mako template: caller names users.mako and its line."""
     engine, _ = instrumented(pg_url)
