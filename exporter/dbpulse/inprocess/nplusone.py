@@ -181,6 +181,13 @@ class NPlusOneDetector:
                 ),
             )
 
+    def _message(self, kind: str, what: str, unit: str, site: str, fix: str) -> str:
+        """The finding in one sentence: a test's failure and strict mode's error."""
+        return (
+            f"N+1 query pattern ({kind}): {what} ran {self.threshold}+ times in one {unit} "
+            f"at {site}; {fix}"
+        )
+
     def _report(self, *, kind: str, collection: str, unit: str, fix: str, **extra: str) -> None:
         self._counter.labels(self.pool_name, collection).inc()
         what = extra.get("relationship") or extra.get("fingerprint", "")
@@ -198,10 +205,7 @@ class NPlusOneDetector:
                     collection=collection,
                     caller=site,
                     fix=fix,
-                    message=(
-                        f"N+1 query pattern ({kind}): {what} ran {self.threshold}+ times in "
-                        f"one {unit} at {site}; {fix}"
-                    ),
+                    message=self._message(kind, what, unit, site, fix),
                 ),
             )
         span = trace.get_current_span()
@@ -226,10 +230,7 @@ class NPlusOneDetector:
                 },
             )
         if self.strict:
-            raise NPlusOneError(
-                f"N+1 query pattern ({kind}): {what} ran {self.threshold}+ times in one "
-                f"{unit} at {site}; {fix}"
-            )
+            raise NPlusOneError(self._message(kind, what, unit, site, fix))
         if suppressed is None:
             return
         get_logger("dbpulse.inprocess", pool_name=self.pool_name).warning(

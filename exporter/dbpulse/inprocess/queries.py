@@ -259,12 +259,14 @@ class QueryHooks:
         """Feed one SELECT to the N+1 detector: a lazy load (the ORM marks those in its
         load options), or else a repeat inside a request scope."""
         detector = self._nplusone
+        if detector is None:
+            return
         try:
             options = context.execution_options.get(ORM_LOAD_OPTIONS)
             loaded_from = getattr(options, LAZY_LOADED_FROM, None)
-            if loaded_from is not None and detector is not None:
+            if loaded_from is not None:
                 detector.lazy_load(context, loaded_from, current)
-            elif current is not None and detector is not None:
+            elif current is not None:
                 unit = current.unit()
                 if unit is not None:
                     detector.statement_repeated(unit, entry)
