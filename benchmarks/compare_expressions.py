@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -43,7 +42,6 @@ from types import FrameType
 from typing import Any
 
 import psycopg
-import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -52,6 +50,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "exporter")]
 from benchmarks.processes import Proc  # noqa: E402
 from dbpulse import __version__  # noqa: E402 - after the path tweak, run from anywhere
 from dbpulse.localpg import LocalPostgres, PostgresNotFound, free_port  # noqa: E402
+from tests.e2e.prometheus import Prometheus  # noqa: E402
 
 # layout-note: one standalone benchmark, run by path and imported by nothing: the cluster,
 # layout-note: the two exporters, one Prometheus each, the queries and the report are one
@@ -185,32 +184,8 @@ def wait_until(proc: Proc, url: str, ready: str, timeout: float) -> None:
     raise RuntimeError(f"{proc.name} not ready after {timeout:.0f}s; log: {proc.log}")
 
 
-def start_prometheus(binary: str, target_port: int, workdir: Path) -> tuple[Proc, str]:
-    """One Prometheus scraping one exporter every 5 s as job ``postgres``."""
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-        "scrape_configs": [
-            {"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
-        ],
-    }
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    argv = [
-        binary,
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    proc = Proc(f"prometheus ({workdir.name})", argv, dict(os.environ), workdir / "log")
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def query(base: str, expr: str) -> tuple[int, str]:
-    """Instant query: (series in the result, 1 for a scalar; error text or '')."""
-    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    _status, body = http_get(url)
-    answer: dict[str, Any] = json.loads(body)
+def series(answer: dict[str, Any]) -> tuple[int, str]:
+    """An instant query's answer as (series in the result, 1 for a scalar; error or '')."""
     if answer.get("status") != "success":
         return 0, str(answer.get("error", "unknown error"))
     data = answer["data"]
@@ -341,12 +316,13 @@ def run(
                     )
                 )
             )
-            proms: dict[str, str] = {}
+            proms: dict[str, Prometheus] = {}
             for side, port in (("pgexp", p_port), ("dbpulse", d_port)):
-                proc, base = start_prometheus(bins["prometheus"], port, workdir / f"prom-{side}")
-                stack.enter_context(running(proc))
-                wait_until(proc, f"{base}/-/ready", "Ready", 60)
-                proms[side] = base
+                # The e2e tests' Prometheus, one per exporter under the same job name, so
+                # every expression runs unchanged against each.
+                prom = Prometheus({JOB: f"127.0.0.1:{port}"}, scrape_interval=SCRAPE_INTERVAL)
+                stack.callback(prom.stop)
+                proms[side] = prom
             print(f"load and scrapes running; waiting {args.warmup} s ...", flush=True)
             deadline = time.monotonic() + args.warmup
             while time.monotonic() < deadline:
@@ -356,7 +332,7 @@ def run(
             for outcome in outcomes:
                 for expr in outcome.source.expressions:
                     for side, flags in (("pgexp", outcome.pgexp), ("dbpulse", outcome.dbpulse)):
-                        count, error = query(proms[side], expr)
+                        count, error = series(proms[side].query(expr))
                         flags.append(count)
                         if error:
                             outcome.errors[f"{side}: {expr}"] = error

@@ -24,8 +24,10 @@ class Prometheus:
         targets: dict[str, str],
         rule_files: list[Path] | None = None,
         job_options: dict[str, Any] | None = None,
+        scrape_interval: str = "1s",
     ) -> None:
-        """``job_options`` go into every scrape config (``scheme``, ``tls_config``, ...)."""
+        """``job_options`` go into every scrape config (``scheme``, ``tls_config``, ...);
+        ``scrape_interval`` is also the rule evaluation interval."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus not found: apt-get install prometheus")
@@ -33,7 +35,7 @@ class Prometheus:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
             "rule_files": [str(p) for p in rule_files or []],
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": [address]}], **(job_options or {})}
